@@ -1,0 +1,153 @@
+"""create_app(): lifespan (engine, rate limiter, HTTP client), middleware, error handlers, routes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from pytake import __version__
+from pytake.config import Settings, get_settings
+from pytake.db import create_engine, create_session_factory
+from pytake.errors import FieldError, PyTakeError, ServiceUnavailable, error_for_status, render
+from pytake.kit.responses import FastJSONResponse
+from pytake.migrate import upgrade_to_head
+from pytake.observability import ObservabilityMiddleware, request_id_var
+from pytake.openapi import install_openapi
+from pytake.ratelimit import RateLimiter
+from pytake.routing import include_routers
+
+log = logging.getLogger("pytake.app")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.warn_if_insecure()
+    engine = create_engine(settings.database_url)
+    app.state.engine = engine
+    app.state.session_factory = create_session_factory(engine)
+    if settings.auto_migrate:
+        await upgrade_to_head(engine)
+    app.state.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    try:
+        yield
+    finally:
+        await app.state.http.close()
+        await engine.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="PyTake API",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    # Built here rather than in the lifespan so the limiter exists as soon as the app does.
+    app.state.rate_limiter = RateLimiter(
+        settings.redis_url, settings.rate_limit_key_prefix, settings.rate_limit_enabled
+    )
+    app.add_middleware(ObservabilityMiddleware)
+    _install_error_handlers(app)
+    _install_operations_routes(app)
+    include_routers(app)
+    install_openapi(app)
+    return app
+
+
+def _error_response(request: Request, err: PyTakeError) -> FastJSONResponse:
+    body = render(err, request.url.path, request_id_var.get())
+    return FastJSONResponse(body, status_code=err.status, headers=err.headers or None)
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
+    return ".".join(parts) or str(loc[-1] if loc else "body")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PyTakeError)
+    async def pytake_error(request: Request, exc: PyTakeError) -> FastJSONResponse:
+        return _error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> FastJSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            err: PyTakeError = error_for_status(400, "Request body is not valid JSON")
+            err.details = [FieldError("body", "invalid JSON")]
+        else:
+            err = error_for_status(422, "Invalid request parameters")
+            err.details = [FieldError(_field_name(tuple(e["loc"])), e["msg"]) for e in errors]
+        return _error_response(request, err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) else None
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"No route for {request.method} {request.url.path}"
+        err = error_for_status(exc.status_code, message)
+        err.headers = dict(exc.headers or {})
+        return _error_response(request, err)
+
+
+def _install_operations_routes(app: FastAPI) -> None:
+    @app.get("/health", tags=["operations"], responses={503: {"description": "Database down"}})
+    async def health(request: Request) -> FastJSONResponse:
+        """Service health, including a database round trip."""
+        body: dict[str, Any] = {
+            "status": "healthy",
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "service": "pytake-api",
+            "version": __version__,
+            "checks": {"database": "ok"},
+        }
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception as exc:  # any failure to reach the database means unhealthy
+            log.warning("health check: database unreachable: %s", exc)
+            body["status"] = "unhealthy"
+            body["checks"]["database"] = "unreachable"
+            return FastJSONResponse(body, status_code=ServiceUnavailable.status)
+        return FastJSONResponse(body)
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=True)
+    async def metrics() -> Response:
+        """Prometheus metrics (text exposition format)."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+_DESCRIPTION = """
+PyTake is a self-hostable WhatsApp Business automation platform.
+
+Two API surfaces share one core:
+
+* **`/v1`** — the current API. Authenticate with `Authorization: Bearer <token>` where the
+  token is an API key (`pytake_live_…`, created under *Settings → API Keys*) or a JWT from
+  `POST /v1/auth/login`. Errors: `{"error": {"code", "message", "details": [{"field", "message"}]}}`.
+  Rate limit: 1,000 requests per minute per organisation with bursts of 100 per second.
+* **`/api/v1`** — the earlier API (register/login/me, WhatsApp configs, send, instances,
+  agent conversations, dashboard, flows). Errors: `{"error", "message", "code", "details"}`.
+  Rate limits: auth 5/min per client address, sending 100/min, configuration 30/min,
+  everything else 1,000/hour.
+
+Every limited response carries `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+`X-RateLimit-Reset` (Unix seconds); a 429 also carries `Retry-After`.
+
+Scopes: API keys carry scopes; a user's role maps to scopes (viewer: every `:read` scope;
+agent: reads plus `contacts:write`, `messages:send`, `conversations:write`; org admin: all).
+"""

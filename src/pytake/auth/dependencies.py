@@ -1,0 +1,107 @@
+"""The Authenticator: `Authorization: Bearer <JWT or API key>` → Principal, with scope checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pytake.auth.principal import Principal
+from pytake.auth.scopes import ROLE_SCOPES, Role
+from pytake.auth.tokens import InvalidToken, decode_access_token, digest, is_api_key
+from pytake.config import Settings
+from pytake.db import request_session
+from pytake.errors import AuthenticationFailed, InvalidApiKey, PermissionDenied, is_v1_path
+from pytake.models import ApiKey, Organization, User
+from pytake.models.base import utcnow
+from pytake.ratelimit import enforce
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="A JWT from a login, or an API key (`pytake_live_…`).",
+)
+
+# Touching last_used_at on every call would turn every read into a write.
+_LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+Session = Depends(request_session, scope="function")
+
+
+async def _principal_from_api_key(session: AsyncSession, token: str) -> Principal:
+    key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest(token)))
+    if key is None or key.revoked_at is not None:
+        raise InvalidApiKey()
+    org_active = await session.scalar(
+        select(Organization.is_active).where(Organization.id == key.organization_id)
+    )
+    if not org_active:
+        raise InvalidApiKey("The organisation of this API key is disabled")
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+        key.last_used_at = now
+    scopes = frozenset(key.scopes)
+    return Principal(key.organization_id, Role.ORG_ADMIN, scopes, api_key_id=key.id)
+
+
+async def principal_from_jwt(session: AsyncSession, settings: Settings, token: str) -> Principal:
+    """Resolve a JWT to its user; deactivated users and disabled organisations are refused."""
+    try:
+        claims = decode_access_token(settings.secret_key, token)
+    except InvalidToken as exc:
+        raise AuthenticationFailed(f"Invalid access token: {exc}") from exc
+    row = (
+        await session.execute(
+            select(User.role, User.is_active, User.organization_id, Organization.is_active)
+            .join(Organization, Organization.id == User.organization_id)
+            .where(User.id == claims.user_id)
+        )
+    ).first()
+    if row is None or not row[1] or not row[3]:
+        raise AuthenticationFailed("This account is not active")
+    role = Role(row[0])
+    return Principal(row[2], role, ROLE_SCOPES[role], user_id=claims.user_id)
+
+
+async def resolve_token(session: AsyncSession, settings: Settings, token: str) -> Principal:
+    """A Principal for a bearer token (used by HTTP routes and the WebSocket alike)."""
+    if is_api_key(token):
+        return await _principal_from_api_key(session, token)
+    return await principal_from_jwt(session, settings, token)
+
+
+async def current_principal(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme),
+    session: AsyncSession = Session,
+) -> Principal:
+    """The authenticated caller; under /v1 this also counts the organisation's rate limit."""
+    if credentials is None or not credentials.credentials:
+        raise AuthenticationFailed("Missing credentials: send Authorization: Bearer <token>")
+    settings: Settings = request.app.state.settings
+    principal = await resolve_token(session, settings, credentials.credentials)
+    if is_v1_path(request.url.path):
+        await enforce(request, settings.rate_limit_v1_per_org, "v1", str(principal.organization_id))
+    return principal
+
+
+def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
+    """Dependency: the caller must hold `scope` (403 insufficient_permissions otherwise)."""
+
+    async def checker(principal: Principal = Depends(current_principal)) -> Principal:
+        if not principal.can(scope):
+            raise PermissionDenied(f"This credential lacks the '{scope}' scope")
+        return principal
+
+    checker.__name__ = f"require_{scope.replace(':', '_')}"
+    return checker
+
+
+async def require_org_admin(principal: Principal = Depends(current_principal)) -> Principal:
+    """Dependency: a signed-in organisation admin (API keys cannot manage people or keys)."""
+    if not principal.is_org_admin:
+        raise PermissionDenied("Only organisation admins signed in as a user can do this")
+    return principal

@@ -1,0 +1,77 @@
+"""The `pytake` command: serve, migrate, create-admin (and more as the system grows)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from pytake.config import get_settings
+
+app = typer.Typer(help="PyTake: self-hostable WhatsApp Business automation.", no_args_is_help=True)
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Interface to bind (default 0.0.0.0, PYTAKE_HOST)."),
+    port: int = typer.Option(None, help="Port (default 8080, PYTAKE_PORT)."),
+    workers: int = typer.Option(1, help="Server processes (needs PostgreSQL and Redis for >1)."),
+) -> None:
+    """Run the API, WebSocket and dashboard (and, on the embedded default, the background loops)."""
+    import uvicorn
+
+    from pytake.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    uvicorn.run(
+        "pytake.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the newest revision."""
+    from pytake.db import create_engine
+    from pytake.migrate import upgrade_to_head
+
+    async def run() -> None:
+        engine = create_engine(get_settings().database_url)
+        try:
+            await upgrade_to_head(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    typer.echo("Database is at the newest revision.")
+
+
+@app.command("create-admin")
+def create_admin(
+    email: str = typer.Option(..., prompt=True),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+    name: str = typer.Option("Administrator", help="Full name."),
+    organization: str = typer.Option("PyTake", help="Organisation to create for the admin."),
+    super_admin: bool = typer.Option(True, help="Grant super_admin (all organisations)."),
+) -> None:
+    """Create an organisation and its first administrator."""
+    from pytake.admin import create_admin as create
+
+    settings = get_settings()
+    if len(password) < settings.password_min_length:
+        raise typer.BadParameter(
+            f"must be at least {settings.password_min_length} characters", param_hint="password"
+        )
+    user_id = asyncio.run(create(settings, email, password, name, organization, super_admin))
+    typer.echo(f"Created {'super_admin' if super_admin else 'org_admin'} {email} (id {user_id}).")
+
+
+if __name__ == "__main__":
+    app()

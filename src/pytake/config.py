@@ -1,0 +1,91 @@
+"""Settings: the only reader of the environment (PYTAKE_* variables and an optional .env)."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "pytake-development-secret-change-me"
+
+log = logging.getLogger("pytake.config")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PYTAKE_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./pytake.db"
+    redis_url: str | None = None
+    secret_key: str = DEFAULT_SECRET_KEY
+    # Fernet key material for secrets at rest; derived from secret_key when not given.
+    encryption_key: str | None = None
+
+    host: str = "0.0.0.0"
+    port: int = 8080
+    auto_migrate: bool = True
+    run_background_loops: bool | None = None  # default: in-process when there is no Redis
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    allow_signup: bool = True
+    access_token_ttl_seconds: int = 900
+    # /api/v1 clients get a single token and no refresh flow, so it lives longer.
+    legacy_token_ttl_seconds: int = 24 * 3600
+    refresh_token_ttl_seconds: int = 30 * 24 * 3600
+    login_max_failures: int = 5
+    login_lockout_seconds: int = 300
+    password_min_length: int = 8
+
+    rate_limit_enabled: bool = True
+    rate_limit_v1_per_org: str = "1000/minute;100/second"
+    rate_limit_v1_anonymous: str = "1000/minute;100/second"
+    rate_limit_legacy_auth: str = "5/minute"
+    rate_limit_legacy_send: str = "100/minute"
+    rate_limit_legacy_config: str = "30/minute"
+    rate_limit_legacy_general: str = "1000/hour"
+    rate_limit_key_prefix: str = "pytake-rl"
+
+    meta_graph_url: str = "https://graph.facebook.com/v23.0"
+    public_base_url: str | None = None
+    allow_private_urls: bool = False
+    max_webhook_body_bytes: int = 3 * 1024 * 1024
+    opt_out_keywords: list[str] = Field(default_factory=lambda: ["STOP", "PARAR", "SAIR"])
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.env == "production" and self.secret_key == DEFAULT_SECRET_KEY:
+            raise ValueError(
+                "PYTAKE_SECRET_KEY must be set in production (PYTAKE_ENV=production); "
+                "refusing to start with the development default"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def background_loops_in_process(self) -> bool:
+        if self.run_background_loops is not None:
+            return self.run_background_loops
+        return self.redis_url is None
+
+    def warn_if_insecure(self) -> None:
+        """Loudly warn when a non-development deployment runs on the placeholder secret."""
+        if self.secret_key == DEFAULT_SECRET_KEY and self.env != "development":
+            banner = "!" * 78
+            log.warning(
+                "%s\nPYTAKE_SECRET_KEY is the built-in development default. Anyone can forge "
+                "tokens.\nSet PYTAKE_SECRET_KEY to a long random value.\n%s",
+                banner,
+                banner,
+            )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,6 @@
+"""All ORM models; importing this package registers every table on one metadata (for Alembic)."""
+
+from pytake.models.base import Base
+from pytake.models.organization import ApiKey, Organization, RefreshToken, User
+
+__all__ = ["ApiKey", "Base", "Organization", "RefreshToken", "User"]

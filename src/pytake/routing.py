@@ -1,0 +1,66 @@
+"""Mounts every domain's routes on the two surfaces, each group behind its rate-limit policy."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials
+
+from pytake.auth import endpoints as auth
+from pytake.auth.dependencies import bearer_scheme
+from pytake.auth.tokens import InvalidToken, decode_access_token, digest, is_api_key
+from pytake.config import Settings
+from pytake.openapi import legacy_error_responses, v1_error_responses
+from pytake.ratelimit import client_address, enforce
+from pytake.user import endpoints as users
+
+LimitDependency = Callable[..., Awaitable[None]]
+
+
+def _caller_key(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    """A rate-limit bucket for the caller without touching the database."""
+    if credentials is None:
+        return None
+    token = credentials.credentials
+    if is_api_key(token):
+        return "key:" + digest(token)[:24]
+    try:
+        return "org:" + str(decode_access_token(settings.secret_key, token).organization_id)
+    except InvalidToken:
+        return None
+
+
+def legacy_limit(category: str) -> LimitDependency:
+    """/api/v1 policy by category: auth (per client address), send, config, general."""
+
+    async def limit(
+        request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)
+    ) -> None:
+        settings: Settings = request.app.state.settings
+        policy: str = getattr(settings, f"rate_limit_legacy_{category}")
+        key = None if category == "auth" else _caller_key(settings, credentials)
+        await enforce(request, policy, f"legacy-{category}", key or "ip:" + client_address(request))
+
+    return limit
+
+
+async def v1_anonymous_limit(request: Request) -> None:
+    """/v1 routes used before there is an organisation to count against (login, refresh)."""
+    settings: Settings = request.app.state.settings
+    await enforce(request, settings.rate_limit_v1_anonymous, "v1-anon", client_address(request))
+
+
+def include_routers(app: FastAPI) -> None:
+    v1 = APIRouter(prefix="/v1", responses=v1_error_responses())
+    v1.include_router(auth.v1_router, dependencies=[Depends(v1_anonymous_limit)])
+    # Authenticated /v1 routes are counted per organisation inside current_principal.
+    for router in (users.router, auth.api_keys_router):
+        v1.include_router(router)
+
+    legacy = APIRouter(prefix="/api/v1", responses=legacy_error_responses())
+    legacy.include_router(auth.legacy_auth_router, dependencies=[Depends(legacy_limit("auth"))])
+    legacy.include_router(auth.legacy_router, dependencies=[Depends(legacy_limit("general"))])
+
+    app.include_router(v1)
+    app.include_router(legacy)
