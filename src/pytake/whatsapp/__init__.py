@@ -1,0 +1,48 @@
+"""The WhatsApp edge: the provider port, normalised events, Cloud API and Evolution adapters,
+and a simulator of both. Knows nothing of contacts, conversations or the database."""
+
+from pytake.whatsapp.events import (
+    ConnectionUpdate,
+    Event,
+    EventError,
+    InboundMessage,
+    MalformedWebhook,
+    MessageEcho,
+    QrCodeUpdate,
+    StatusUpdate,
+    TemplateStatusUpdate,
+    by_channel,
+    status_advances,
+)
+from pytake.whatsapp.provider import (
+    MediaContent,
+    MediaUrl,
+    OutboundMessage,
+    PhoneNumberInfo,
+    ProviderError,
+    SendResult,
+    Template,
+    WhatsAppProvider,
+)
+
+__all__ = [
+    "ConnectionUpdate",
+    "Event",
+    "EventError",
+    "InboundMessage",
+    "MalformedWebhook",
+    "MediaContent",
+    "MediaUrl",
+    "MessageEcho",
+    "OutboundMessage",
+    "PhoneNumberInfo",
+    "ProviderError",
+    "QrCodeUpdate",
+    "SendResult",
+    "StatusUpdate",
+    "Template",
+    "TemplateStatusUpdate",
+    "WhatsAppProvider",
+    "by_channel",
+    "status_advances",
+]
