@@ -28,7 +28,8 @@ def _upgrade_on(connection: Connection) -> None:
     cfg.attributes["connection"] = connection
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
-    command.upgrade(cfg, "head")
+    # "heads": branches from parallel work upgrade together until a merge revision joins them.
+    command.upgrade(cfg, "heads")
 
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:
