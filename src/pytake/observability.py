@@ -70,9 +70,15 @@ def configure_logging(level: str, as_json: bool) -> None:
 
 
 def _route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else "unmatched"
+    """The matched route as a template (`/v1/users/{user_id}`), so labels stay few."""
+    if scope.get("route") is None:
+        return "unmatched"
+    path: str = scope["path"]
+    for name, value in (scope.get("path_params") or {}).items():
+        # Rebuilt from the path rather than the route object, whose path may lack the prefixes
+        # of the routers it was included through.
+        path = path.replace(f"/{value}", f"/{{{name}}}", 1)
+    return path
 
 
 class ObservabilityMiddleware:
@@ -107,7 +113,9 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            log.exception(
+                "unhandled error request_id=%s on %s %s", request_id, scope["method"], scope["path"]
+            )
             if not status_holder["started"]:
                 await _send_internal_error(scope, send_wrapper, request_id)
         finally:

@@ -7,14 +7,14 @@ from datetime import timedelta
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.auth.principal import Principal
 from pytake.auth.scopes import ROLE_SCOPES, Role
 from pytake.auth.tokens import InvalidToken, decode_access_token, digest, is_api_key
 from pytake.config import Settings
-from pytake.db import request_session
+from pytake.db import request_session, unit_of_work
 from pytake.errors import AuthenticationFailed, InvalidApiKey, PermissionDenied, is_v1_path
 from pytake.models import ApiKey, Organization, User
 from pytake.models.base import utcnow
@@ -31,7 +31,9 @@ _LAST_USED_RESOLUTION = timedelta(seconds=60)
 Session = Depends(request_session, scope="function")
 
 
-async def _principal_from_api_key(session: AsyncSession, token: str) -> Principal:
+async def _principal_from_api_key(
+    session: AsyncSession, token: str, factory: async_sessionmaker[AsyncSession] | None
+) -> Principal:
     key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest(token)))
     if key is None or key.revoked_at is not None:
         raise InvalidApiKey()
@@ -41,8 +43,10 @@ async def _principal_from_api_key(session: AsyncSession, token: str) -> Principa
     if not org_active:
         raise InvalidApiKey("The organisation of this API key is disabled")
     now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
-        key.last_used_at = now
+    if factory and (key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION):
+        # Its own short transaction: the key was used even if this request then fails.
+        async with unit_of_work(factory) as own:
+            await own.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
     scopes = frozenset(key.scopes)
     return Principal(key.organization_id, Role.ORG_ADMIN, scopes, api_key_id=key.id)
 
@@ -66,10 +70,15 @@ async def principal_from_jwt(session: AsyncSession, settings: Settings, token: s
     return Principal(row[2], role, ROLE_SCOPES[role], user_id=claims.user_id)
 
 
-async def resolve_token(session: AsyncSession, settings: Settings, token: str) -> Principal:
+async def resolve_token(
+    session: AsyncSession,
+    settings: Settings,
+    token: str,
+    factory: async_sessionmaker[AsyncSession] | None = None,
+) -> Principal:
     """A Principal for a bearer token (used by HTTP routes and the WebSocket alike)."""
     if is_api_key(token):
-        return await _principal_from_api_key(session, token)
+        return await _principal_from_api_key(session, token, factory)
     return await principal_from_jwt(session, settings, token)
 
 
@@ -82,7 +91,9 @@ async def current_principal(
     if credentials is None or not credentials.credentials:
         raise AuthenticationFailed("Missing credentials: send Authorization: Bearer <token>")
     settings: Settings = request.app.state.settings
-    principal = await resolve_token(session, settings, credentials.credentials)
+    principal = await resolve_token(
+        session, settings, credentials.credentials, request.app.state.session_factory
+    )
     if is_v1_path(request.url.path):
         await enforce(request, settings.rate_limit_v1_per_org, "v1", str(principal.organization_id))
     return principal
