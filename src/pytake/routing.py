@@ -11,6 +11,7 @@ from pytake.auth import endpoints as auth
 from pytake.auth.dependencies import bearer_scheme
 from pytake.auth.tokens import InvalidToken, decode_access_token, digest, is_api_key
 from pytake.config import Settings
+from pytake.contact import endpoints as contacts
 from pytake.openapi import legacy_error_responses, v1_error_responses
 from pytake.ratelimit import client_address, enforce
 from pytake.user import endpoints as users
@@ -55,7 +56,7 @@ def include_routers(app: FastAPI) -> None:
     v1 = APIRouter(prefix="/v1", responses=v1_error_responses())
     v1.include_router(auth.v1_router, dependencies=[Depends(v1_anonymous_limit)])
     # Authenticated /v1 routes are counted per organisation inside current_principal.
-    for router in (users.router, auth.api_keys_router):
+    for router in (users.router, auth.api_keys_router, contacts.router, contacts.tags_router):
         v1.include_router(router)
 
     legacy = APIRouter(prefix="/api/v1", responses=legacy_error_responses())

@@ -1,15 +1,26 @@
-"""Contacts (the CRM), tags and the tag links."""
+"""Contacts (the CRM), tags, the tag links, and CSV import jobs."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Table, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pytake.models.base import Base, IdMixin, TenantMixin, TimestampMixin
+
+_LIVE = text("deleted_at IS NULL")
+
+
+def _default_search_text(context: Any) -> str:
+    # A safety net for rows inserted without the service (e.g. Core inserts elsewhere); the
+    # contact service always sets it explicitly. Imported lazily: models load before services.
+    from pytake.contact.search import contact_search_text
+
+    params = context.get_current_parameters()
+    return contact_search_text(params.get("name"), params.get("email"), params.get("whatsapp_id"))
 
 
 class Contact(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -24,14 +35,31 @@ class Contact(IdMixin, TenantMixin, TimestampMixin, Base):
             "organization_id",
             "match_key",
             unique=True,
-            sqlite_where=text("deleted_at IS NULL"),
-            postgresql_where=text("deleted_at IS NULL"),
+            sqlite_where=_LIVE,
+            postgresql_where=_LIVE,
         ),
-        Index("ix_contacts_org_created", "organization_id", "created_at", "id"),
+        # Lists: newest first among live contacts, read backwards (created_at DESC, id DESC).
+        Index(
+            "ix_contacts_live_org_created",
+            "organization_id",
+            "created_at",
+            "id",
+            sqlite_where=_LIVE,
+            postgresql_where=_LIVE,
+        ),
+        # Substring search (name, e-mail, phone digits) with LIKE '%…%' on PostgreSQL.
+        Index(
+            "ix_contacts_search_text_trgm",
+            "search_text",
+            postgresql_using="gin",
+            postgresql_ops={"search_text": "gin_trgm_ops"},
+        ),
     )
 
     whatsapp_id: Mapped[str] = mapped_column(String(32), comment="E.164, e.g. +5561999999999")
-    match_key: Mapped[str] = mapped_column(String(32), comment="digits, Brazilian 9th digit restored")
+    match_key: Mapped[str] = mapped_column(
+        String(32), comment="digits, Brazilian 9th digit restored"
+    )
     wa_id: Mapped[str | None] = mapped_column(String(32), comment="the id WhatsApp last used")
     name: Mapped[str | None] = mapped_column(String(200))
     profile_name: Mapped[str | None] = mapped_column(String(200))
@@ -46,6 +74,12 @@ class Contact(IdMixin, TenantMixin, TimestampMixin, Base):
     last_inbound_at: Mapped[datetime | None]
     last_message_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
+    search_text: Mapped[str] = mapped_column(
+        Text,
+        default=_default_search_text,
+        server_default="",
+        comment="lower-case, accent-free name, e-mail and phone digits (kit.search)",
+    )
 
 
 class Tag(IdMixin, TenantMixin, Base):
@@ -67,3 +101,54 @@ class ContactTag(Base):
     tag_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+class ContactImportJob(IdMixin, TenantMixin, TimestampMixin, Base):
+    """A CSV import: the row is the job, so it survives restarts and can be claimed by a worker.
+
+    Progress is committed with each batch (`resume_offset` is the byte offset of the next
+    unread CSV record), so a job picked up again continues where the last batch ended.
+    """
+
+    __tablename__ = "contact_import_jobs"
+    __table_args__ = (Index("ix_contact_import_jobs_status", "status", "heartbeat_at"),)
+
+    status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|…
+    filename: Mapped[str] = mapped_column(String(300))
+    file_path: Mapped[str] = mapped_column(String(1000))
+    file_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    columns: Mapped[list[str]] = mapped_column(JSON, default=list)
+    resume_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    rows_processed: Mapped[int] = mapped_column(Integer, default=0)
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    locked_by: Mapped[str | None] = mapped_column(String(100))
+    heartbeat_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class ContactImportError(IdMixin, Base):
+    """One rejected CSV row of an import job, with the reason."""
+
+    __tablename__ = "contact_import_errors"
+    __table_args__ = (Index("ix_contact_import_errors_job_row", "job_id", "row_number"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("contact_import_jobs.id", ondelete="CASCADE")
+    )
+    row_number: Mapped[int] = mapped_column(Integer)
+    whatsapp_id: Mapped[str | None] = mapped_column(String(100))
+    field: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(500))
+
+
+# Typed handles on the tables for Core statements (bulk import, tag links).
+contacts_table = cast(Table, Contact.__table__)
+contact_tags_table = cast(Table, ContactTag.__table__)
+contact_import_errors_table = cast(Table, ContactImportError.__table__)

@@ -1,0 +1,97 @@
+"""CSV export of a filtered contact list, streamed in keyset-paged batches."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import select, true, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pytake.auth.principal import Principal
+from pytake.contact import tags as tag_service
+from pytake.contact.importer import IGNORED_COLUMNS, KNOWN_COLUMNS
+from pytake.contact.service import ContactFilter, filter_clauses, live_contacts, newest_first
+from pytake.models.contact import Contact
+
+EXPORT_BATCH = 1000
+BASE_COLUMNS = ["id", "whatsapp_id", "name", "email", "tags", "opt_in", "is_blocked", "created_at"]
+
+
+async def _attribute_keys(session: AsyncSession, base: Any) -> list[str]:
+    ids = base.with_only_columns(Contact.id).order_by(None).subquery()
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy import func
+
+        keys = func.jsonb_object_keys(Contact.attributes).label("key")
+        stmt = select(keys).where(Contact.id.in_(select(ids.c.id))).distinct()
+    else:
+        from sqlalchemy import func
+
+        each = func.json_each(Contact.attributes).table_valued("key")
+        stmt = (
+            select(each.c.key)
+            .select_from(Contact)
+            .join(each, true())
+            .where(Contact.id.in_(select(ids.c.id)))
+            .distinct()
+        )
+    reserved = set(KNOWN_COLUMNS) | set(IGNORED_COLUMNS) | set(BASE_COLUMNS)
+    return sorted(k for k in (await session.scalars(stmt)) if k not in reserved)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _encode(rows: list[list[str]]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue().encode()
+
+
+async def export_csv(
+    factory: async_sessionmaker[AsyncSession], principal: Principal, filt: ContactFilter
+) -> AsyncIterator[bytes]:
+    """CSV bytes of the filtered contacts, newest first; attribute keys become columns."""
+    async with factory() as session:
+        clauses = await filter_clauses(session, principal, filt)
+        base = live_contacts(principal).where(*(clauses or []))
+        keys = await _attribute_keys(session, base) if clauses is not None else []
+        yield _encode([BASE_COLUMNS + keys])
+        if clauses is None:
+            return
+        cursor: tuple[Any, Any] | None = None
+        while True:
+            stmt = newest_first(base).limit(EXPORT_BATCH)
+            if cursor is not None:
+                stmt = stmt.where(tuple_(Contact.created_at, Contact.id) < cursor)
+            batch = list(await session.scalars(stmt))
+            if not batch:
+                return
+            tags = await tag_service.tag_names_of(session, [c.id for c in batch])
+            yield _encode([_row(c, tags[c.id], keys) for c in batch])
+            cursor = (batch[-1].created_at, batch[-1].id)
+            session.expunge_all()
+
+
+def _row(contact: Contact, tags: list[str], keys: list[str]) -> list[str]:
+    attributes = contact.attributes or {}
+    return [
+        str(contact.id),
+        contact.whatsapp_id,
+        contact.name or "",
+        contact.email or "",
+        ",".join(tags),
+        "true" if contact.opt_in else "false",
+        "true" if contact.is_blocked else "false",
+        contact.created_at.isoformat().replace("+00:00", "Z"),
+        *(_cell(attributes.get(k)) for k in keys),
+    ]

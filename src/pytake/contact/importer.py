@@ -1,0 +1,456 @@
+"""CSV import of contacts: the upload is streamed to a file, a job row tracks it, batches apply it.
+
+Each batch of rows is applied with multi-row statements and committed together with the job's
+progress (`resume_offset`, counts), so a job interrupted by a crash resumes at the next batch
+when it is claimed again (`claim_import_job`): no row is applied twice, none is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import logging
+import re
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pytake.auth.principal import Principal
+from pytake.contact import tags as tag_service
+from pytake.contact.search import contact_search_text
+from pytake.db import unit_of_work
+from pytake.errors import ValidationFailed
+from pytake.kit.phone import InvalidPhoneNumber, match_key, normalise_e164
+from pytake.models.base import utcnow
+from pytake.models.contact import (
+    Contact,
+    ContactImportError,
+    ContactImportJob,
+    contact_import_errors_table,
+    contact_tags_table,
+    contacts_table,
+)
+from pytake.tenancy import get_scoped
+
+log = logging.getLogger("pytake.contact.import")
+
+IMPORT_DIR = Path(tempfile.gettempdir()) / "pytake-imports"
+BATCH_ROWS = 1000
+STALE_AFTER = timedelta(minutes=2)
+KNOWN_COLUMNS = ("whatsapp_id", "name", "email", "tags", "opt_in")
+# Columns our own export writes that are not for the importer to set.
+IGNORED_COLUMNS = ("id", "created_at", "updated_at", "is_blocked", "last_message_at")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TAG_SPLIT = re.compile(r"[,;|]")
+_TRUE = {"true", "1", "yes", "y", "sim", "t"}
+_FALSE = {"false", "0", "no", "n", "nao", "não", "f"}
+
+
+# --- the upload --------------------------------------------------------------------------------
+
+
+def _save(source: BinaryIO, target: Path) -> tuple[int, list[str], int]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+    with target.open("rb") as f:
+        first = f.readline()
+    header_end = len(first)
+    text = first.decode("utf-8-sig", errors="replace")
+    columns = next(csv.reader([text]), [])
+    return target.stat().st_size, [c.strip().lower() for c in columns], header_end
+
+
+async def save_upload(
+    session: AsyncSession, principal: Principal, source: BinaryIO, filename: str
+) -> ContactImportJob:
+    """Store an uploaded CSV on disk (in chunks) and record a pending import job for it."""
+    job_id = uuid.uuid4()
+    path = IMPORT_DIR / f"{job_id}.csv"
+    size, columns, header_end = await asyncio.to_thread(_save, source, path)
+    if "whatsapp_id" not in columns:
+        path.unlink(missing_ok=True)
+        raise ValidationFailed.on("file", "The CSV header must include a whatsapp_id column")
+    if len(set(columns)) != len(columns) or "" in columns:
+        path.unlink(missing_ok=True)
+        raise ValidationFailed.on("file", "CSV column names must be non-empty and unique")
+    job = ContactImportJob(
+        id=job_id,
+        organization_id=principal.organization_id,
+        status="pending",
+        filename=filename[:300] or "contacts.csv",
+        file_path=str(path),
+        file_size=size,
+        columns=columns,
+        resume_offset=header_end,
+        created_by_id=principal.user_id,
+    )
+    session.add(job)
+    await session.flush()
+    return job
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Chunk:
+    rows: list[list[str]]
+    next_offset: int
+
+
+def _read_chunk(path: str, offset: int, limit: int) -> _Chunk:
+    """Up to `limit` CSV records from byte `offset`, and the offset just after the last one."""
+    consumed = 0
+
+    def lines(f: BinaryIO) -> Iterator[str]:
+        nonlocal consumed
+        for raw in f:
+            consumed += len(raw)
+            yield raw.decode("utf-8", errors="replace")
+
+    rows: list[list[str]] = []
+    with open(path, "rb") as f:
+        f.seek(offset)
+        # csv pulls a line only when it needs one, so `consumed` ends on a record boundary.
+        for record in csv.reader(lines(f)):
+            if any(cell.strip() for cell in record):
+                rows.append(record)
+            else:
+                rows.append([])  # blank line: counted, then skipped
+            if len(rows) >= limit:
+                break
+    return _Chunk(rows, offset + consumed)
+
+
+# --- applying a batch -------------------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    number: int
+    whatsapp_id: str
+    key: str
+    fields: dict[str, Any]
+    attributes: dict[str, str]
+    tags: list[str]
+
+
+@dataclass
+class _Outcome:
+    created: int = 0
+    updated: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _RowError(ValueError):
+    def __init__(self, column: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.column, self.reason = column, reason
+
+
+def _parse_row(columns: list[str], record: list[str], number: int) -> _Row:
+    if len(record) != len(columns):
+        raise _RowError(None, f"Expected {len(columns)} columns, found {len(record)}")
+    values = {c: v.strip() for c, v in zip(columns, record, strict=True)}
+    try:
+        whatsapp_id = normalise_e164(values["whatsapp_id"])
+    except InvalidPhoneNumber as exc:
+        raise _RowError("whatsapp_id", "Phone number must be in E.164 format") from exc
+    fields: dict[str, Any] = {}
+    if name := values.get("name"):
+        if len(name) > 200:
+            raise _RowError("name", "Name is longer than 200 characters")
+        fields["name"] = name
+    if email := values.get("email"):
+        if not _EMAIL.match(email) or len(email) > 320:
+            raise _RowError("email", "Not a valid e-mail address")
+        fields["email"] = email.lower()
+    if opt_in := values.get("opt_in", "").lower():
+        if opt_in not in _TRUE | _FALSE:
+            raise _RowError("opt_in", "opt_in must be true or false")
+        fields["opt_in"] = opt_in in _TRUE
+    tags = [t.strip() for t in _TAG_SPLIT.split(values.get("tags", "")) if t.strip()]
+    if any(len(t) > 100 for t in tags):
+        raise _RowError("tags", "Tag names are at most 100 characters")
+    skip = set(KNOWN_COLUMNS) | set(IGNORED_COLUMNS)
+    attributes = {c: v for c, v in values.items() if c not in skip and v}
+    return _Row(number, whatsapp_id, match_key(whatsapp_id), fields, attributes, tags)
+
+
+def _parse_batch(
+    columns: list[str], records: list[list[str]], first_number: int, outcome: _Outcome
+) -> dict[str, _Row]:
+    """Valid rows by match key; a number repeated in the batch folds into its first row."""
+    rows: dict[str, _Row] = {}
+    for i, record in enumerate(records):
+        number = first_number + i
+        if not record:
+            continue
+        try:
+            row = _parse_row(columns, record, number)
+        except _RowError as err:
+            raw = record[columns.index("whatsapp_id")] if len(record) == len(columns) else None
+            outcome.failures.append(
+                {
+                    "row_number": number,
+                    "whatsapp_id": raw,
+                    "field": err.column,
+                    "reason": err.reason,
+                }
+            )
+            continue
+        if (first := rows.get(row.key)) is not None:
+            first.fields.update(row.fields)
+            first.attributes.update(row.attributes)
+            first.tags.extend(t for t in row.tags if t not in first.tags)
+            outcome.updated += 1
+        else:
+            rows[row.key] = row
+    return rows
+
+
+async def _apply_batch(
+    session: AsyncSession, job: ContactImportJob, records: list[list[str]]
+) -> _Outcome:
+    outcome = _Outcome()
+    rows = _parse_batch(job.columns, records, job.rows_processed + 1, outcome)
+    org_id = job.organization_id
+    existing = (
+        {
+            r.match_key: r
+            for r in (
+                await session.execute(
+                    select(
+                        Contact.id,
+                        Contact.match_key,
+                        Contact.name,
+                        Contact.email,
+                        Contact.attributes,
+                        Contact.whatsapp_id,
+                    ).where(
+                        Contact.organization_id == org_id,
+                        Contact.deleted_at.is_(None),
+                        Contact.match_key.in_(list(rows)),
+                    )
+                )
+            ).all()
+        }
+        if rows
+        else {}
+    )
+    now = utcnow()
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    links: list[tuple[uuid.UUID, str]] = []
+    for key, row in rows.items():
+        if (old := existing.get(key)) is None:
+            contact_id = uuid.uuid4()
+            inserts.append(_new_contact(org_id, contact_id, row, now))
+        else:
+            contact_id = old.id
+            updates.append(_changed_contact(old, row, now))
+        links.extend((contact_id, t) for t in row.tags)
+    if inserts:
+        await session.execute(insert(contacts_table), inserts)
+    if updates:
+        await session.execute(_UPDATE, updates)
+    await _link(session, org_id, links)
+    if outcome.failures:
+        await session.execute(
+            insert(contact_import_errors_table),
+            [{"id": uuid.uuid4(), "job_id": job.id, **f} for f in outcome.failures],
+        )
+    outcome.created += len(inserts)
+    outcome.updated += len(updates)
+    return outcome
+
+
+def _new_contact(org_id: uuid.UUID, contact_id: uuid.UUID, row: _Row, now: Any) -> dict[str, Any]:
+    name, email = row.fields.get("name"), row.fields.get("email")
+    return {
+        "id": contact_id,
+        "organization_id": org_id,
+        "whatsapp_id": row.whatsapp_id,
+        "match_key": row.key,
+        "wa_id": None,
+        "name": name,
+        "profile_name": None,
+        "email": email,
+        "attributes": row.attributes,
+        "whatsapp_profile_pic_url": None,
+        "opt_in": row.fields.get("opt_in", True),
+        "opt_in_changed_at": now,
+        "opt_in_source": "import",
+        "is_blocked": False,
+        "blocked_at": None,
+        "last_inbound_at": None,
+        "last_message_at": None,
+        "deleted_at": None,
+        "search_text": contact_search_text(name, email, row.whatsapp_id),
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+_T = contacts_table.c
+_UPDATE = (
+    update(contacts_table)
+    .where(_T.id == bindparam("b_id"))
+    .values(
+        name=bindparam("b_name"),
+        email=bindparam("b_email"),
+        attributes=bindparam("b_attributes", type_=_T.attributes.type),
+        search_text=bindparam("b_search_text"),
+        updated_at=bindparam("b_updated_at", type_=_T.updated_at.type),
+    )
+)
+
+
+def _changed_contact(old: Any, row: _Row, now: Any) -> dict[str, Any]:
+    # Consent is not changed by re-importing a known contact: an opt-out must stick.
+    name = row.fields.get("name", old.name)
+    email = row.fields.get("email", old.email)
+    return {
+        "b_id": old.id,
+        "b_name": name,
+        "b_email": email,
+        "b_attributes": {**(old.attributes or {}), **row.attributes},
+        "b_search_text": contact_search_text(name, email, old.whatsapp_id),
+        "b_updated_at": now,
+    }
+
+
+async def _link(
+    session: AsyncSession, org_id: uuid.UUID, links: list[tuple[uuid.UUID, str]]
+) -> None:
+    if not links:
+        return
+    ids = await tag_service.ensure_tags(session, org_id, {name for _, name in links})
+    rows = [{"contact_id": c, "tag_id": ids[name]} for c, name in set(links)]
+    for start in range(0, len(rows), 5000):
+        stmt = tag_service.dialect_insert(session, contact_tags_table).on_conflict_do_nothing()
+        await session.execute(stmt, rows[start : start + 5000])
+
+
+# --- running a job ----------------------------------------------------------------------------
+
+
+async def claim_import_job(
+    session: AsyncSession, worker_id: str, job_id: uuid.UUID | None = None
+) -> uuid.UUID | None:
+    """Take a pending job (or one whose runner stopped heart-beating); returns its id."""
+    now = utcnow()
+    claimable = or_(
+        ContactImportJob.status == "pending",
+        (ContactImportJob.status == "running")
+        & (ContactImportJob.heartbeat_at < now - STALE_AFTER),
+    )
+    pick = select(ContactImportJob.id).where(claimable).order_by(ContactImportJob.created_at)
+    if job_id is not None:
+        pick = pick.where(ContactImportJob.id == job_id)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    chosen = await session.scalar(pick.limit(1))
+    if chosen is None:
+        return None
+    await session.execute(
+        update(ContactImportJob)
+        .where(ContactImportJob.id == chosen)
+        .values(status="running", locked_by=worker_id, heartbeat_at=now, started_at=now)
+    )
+    return chosen
+
+
+async def run_import_job(
+    factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str | None = None
+) -> None:
+    """Claim and process one job to the end (the in-process task and a future worker alike)."""
+    worker_id = worker_id or f"inproc-{uuid.uuid4().hex[:8]}"
+    async with unit_of_work(factory) as session:
+        if await claim_import_job(session, worker_id, job_id) is None:
+            return
+    try:
+        while await _next_batch(factory, job_id, worker_id):
+            pass
+    except Exception as exc:
+        log.exception("contact import %s failed", job_id)
+        await _finish(factory, job_id, "failed", f"{type(exc).__name__}: {exc}"[:1000])
+
+
+async def _next_batch(
+    factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str
+) -> bool:
+    """Apply one batch and commit it with the job's progress; False when the file is done."""
+    for attempt in range(3):
+        try:
+            async with unit_of_work(factory) as session:
+                job = await session.get(ContactImportJob, job_id)
+                if job is None or job.locked_by != worker_id or job.status != "running":
+                    return False  # deleted, or another runner took it over
+                chunk = await asyncio.to_thread(
+                    _read_chunk, job.file_path, job.resume_offset, BATCH_ROWS
+                )
+                if not chunk.rows:
+                    _mark_finished(job, "completed", None)
+                    return False
+                outcome = await _apply_batch(session, job, chunk.rows)
+                job.resume_offset = chunk.next_offset
+                job.rows_processed += len(chunk.rows)
+                job.created_count += outcome.created
+                job.updated_count += outcome.updated
+                job.failed_count += len(outcome.failures)
+                job.heartbeat_at = utcnow()
+                return True
+        except IntegrityError:
+            # A contact with one of these numbers appeared concurrently; re-read and retry.
+            if attempt == 2:
+                raise
+    return False
+
+
+def _mark_finished(job: ContactImportJob, status: str, error: str | None) -> None:
+    job.status, job.error, job.finished_at, job.locked_by = status, error, utcnow(), None
+    Path(job.file_path).unlink(missing_ok=True)
+
+
+async def _finish(
+    factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID, status: str, error: str | None
+) -> None:
+    async with unit_of_work(factory) as session:
+        job = await session.get(ContactImportJob, job_id)
+        if job is not None:
+            _mark_finished(job, status, error)
+
+
+_RUNNING: set[asyncio.Task[None]] = set()
+
+
+def start_import(factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
+    """Run a job as an asyncio task in this process (kept referenced until it ends)."""
+    task = asyncio.create_task(run_import_job(factory, job_id))
+    _RUNNING.add(task)
+    task.add_done_callback(_RUNNING.discard)
+
+
+async def get_job(
+    session: AsyncSession, principal: Principal, job_id: uuid.UUID
+) -> tuple[ContactImportJob, list[ContactImportError]]:
+    """An import job of the organisation with its first 100 failed rows."""
+    job = await get_scoped(session, ContactImportJob, job_id, principal, what="Import job")
+    errors = await session.scalars(
+        select(ContactImportError)
+        .where(ContactImportError.job_id == job.id)
+        .order_by(ContactImportError.row_number)
+        .limit(100)
+    )
+    return job, list(errors)

@@ -1,0 +1,60 @@
+"""The normalised search column and how a search query is matched against it.
+
+`search_text` holds the name, the e-mail and the phone digits lower-cased with accents
+stripped, so one substring match (LIKE '%…%', a trigram index on PostgreSQL) finds a contact
+by any of them regardless of case, accents or how the number was typed.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from pytake.kit.phone import digits, match_key
+
+_PHONE_QUERY = re.compile(r"^[\d\s+\-().]+$")
+_SPACES = re.compile(r"\s+")
+
+
+def fold(value: str) -> str:
+    """Lower-case, accent-free, single-spaced text: 'João  SILVA' → 'joao silva'."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return _SPACES.sub(" ", stripped.casefold()).strip()
+
+
+def phone_spellings(whatsapp_id: str) -> list[str]:
+    """The digit strings a number is findable by: as stored, and without Brazil's ninth digit."""
+    number = digits(whatsapp_id)
+    spellings = [number]
+    key = match_key(number)
+    if key != number:
+        spellings.append(key)
+    # A Brazilian mobile stored with the ninth digit is also typed (and old ids sent) without it.
+    if len(number) == 13 and number.startswith("55") and number[4] == "9" and number[5] in "6789":
+        spellings.append(number[:4] + number[5:])
+    return spellings
+
+
+def contact_search_text(name: str | None, email: str | None, whatsapp_id: str | None) -> str:
+    """The value of `contacts.search_text` for these fields."""
+    parts = [fold(name or ""), fold(email or "")]
+    if whatsapp_id:
+        parts.extend(phone_spellings(whatsapp_id))
+    return " ".join(p for p in parts if p)
+
+
+def search_pattern(query: str) -> str | None:
+    """The LIKE pattern for a search query, or None when there is nothing to search for.
+
+    A query made only of digits and phone punctuation matches phone digits, so '+55 61 9999-9999',
+    '556199999999' and '(61) 99999-9999' all find the same contact.
+    """
+    text = query.strip()
+    if not text:
+        return None
+    needle = digits(text) if _PHONE_QUERY.match(text) and digits(text) else fold(text)
+    if not needle:
+        return None
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
