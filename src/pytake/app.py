@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pytake import __version__
+from pytake.channel.health import health_loop
 from pytake.config import Settings, get_settings
 from pytake.db import create_engine, create_session_factory
 from pytake.errors import FieldError, PyTakeError, ServiceUnavailable, error_for_status, render
@@ -40,9 +42,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.auto_migrate:
         await upgrade_to_head(engine)
     app.state.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    health_task = None
+    if settings.background_loops_in_process:
+        health_task = asyncio.create_task(
+            health_loop(app.state.session_factory, settings, app.state.http)
+        )
     try:
         yield
     finally:
+        if health_task is not None:
+            health_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await health_task
         await app.state.http.close()
         await engine.dispose()
 

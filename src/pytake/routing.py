@@ -10,8 +10,10 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pytake.auth import endpoints as auth
 from pytake.auth.dependencies import bearer_scheme
 from pytake.auth.tokens import InvalidToken, decode_access_token, digest, is_api_key
+from pytake.channel import endpoints as channels
 from pytake.config import Settings
 from pytake.contact import endpoints as contacts
+from pytake.message import webhooks as inbound_webhooks
 from pytake.openapi import legacy_error_responses, v1_error_responses
 from pytake.ratelimit import client_address, enforce
 from pytake.user import endpoints as users
@@ -62,6 +64,11 @@ def include_routers(app: FastAPI) -> None:
     legacy = APIRouter(prefix="/api/v1", responses=legacy_error_responses())
     legacy.include_router(auth.legacy_auth_router, dependencies=[Depends(legacy_limit("auth"))])
     legacy.include_router(auth.legacy_router, dependencies=[Depends(legacy_limit("general"))])
+    for router in (channels.legacy_router, channels.instance_router):
+        legacy.include_router(router, dependencies=[Depends(legacy_limit("config"))])
+    # Provider webhooks are never rate limited: Meta's traffic must not be throttled.
+    legacy.include_router(inbound_webhooks.router)
+    v1.include_router(channels.v1_router)
 
     app.include_router(v1)
     app.include_router(legacy)

@@ -1,16 +1,23 @@
 """All ORM models; importing this package registers every table on one metadata (for Alembic)."""
 
 from pytake.models.base import Base
+from pytake.models.channel import ChannelEvent, WhatsAppConfig
 from pytake.models.contact import Contact, ContactTag, Tag
+from pytake.models.conversation import Conversation, Message, PendingStatus
 from pytake.models.organization import ApiKey, Organization, RefreshToken, User
 
 __all__ = [
     "ApiKey",
     "Base",
+    "ChannelEvent",
     "Contact",
     "ContactTag",
+    "Conversation",
+    "Message",
     "Organization",
+    "PendingStatus",
     "RefreshToken",
     "Tag",
     "User",
+    "WhatsAppConfig",
 ]

@@ -1,0 +1,1 @@
+"""WhatsApp numbers (configurations) as a tenant resource: CRUD, secrets, health, instances."""

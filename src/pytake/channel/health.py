@@ -1,0 +1,200 @@
+"""Connectivity checks of WhatsApp numbers: on demand (`POST /{id}/test`) and periodically."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pytake.channel.providers import (
+    evolution_client_for,
+    evolution_webhook_headers,
+    evolution_webhook_url,
+    provider_for,
+)
+from pytake.config import Settings
+from pytake.db import unit_of_work
+from pytake.kit.crypto import SecretUnreadable
+from pytake.kit.ssrf import UnsafeUrl
+from pytake.models import WhatsAppConfig
+from pytake.models.base import utcnow
+from pytake.whatsapp.provider import ProviderError
+
+log = logging.getLogger("pytake.channel.health")
+
+CHECK_INTERVAL = timedelta(minutes=5)
+LOOP_TICK_SECONDS = 30.0
+_CONCURRENCY = 10
+_STATE_WORDS = {"open": "connected", "close": "disconnected"}
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one connectivity check (never carries a secret)."""
+
+    ok: bool
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    healthy: bool = False
+
+
+def _failure(message: str, **details: Any) -> CheckResult:
+    return CheckResult(False, message, {k: v for k, v in details.items() if v is not None})
+
+
+def _provider_failure(exc: ProviderError) -> CheckResult:
+    if exc.kind == "transport":
+        return _failure(
+            "Could not reach the provider: " + exc.message, reason="unreachable", retryable=True
+        )
+    status = f"{exc.http_status} " if exc.http_status else ""
+    return _failure(
+        f"API returned status: {status}{exc.plain_explanation}".strip(),
+        code=exc.code,
+        http_status=exc.http_status,
+        reason=exc.plain_explanation,
+    )
+
+
+async def check_connectivity(
+    config: WhatsAppConfig, settings: Settings, http: aiohttp.ClientSession
+) -> CheckResult:
+    """Ask the provider about the number; a success proves credentials and ids are valid."""
+    try:
+        provider = await provider_for(config, settings, http)
+        info = await provider.phone_number_info()
+    except UnsafeUrl as exc:
+        return _failure(f"Refusing to call the Evolution URL: {exc}", reason="unsafe_url")
+    except SecretUnreadable:
+        return _failure("Stored credentials cannot be decrypted; enter them again")
+    except ProviderError as exc:
+        return _provider_failure(exc)
+    details: dict[str, Any] = {"provider": config.provider}
+    if config.provider == "official":
+        details.update(phone_number_id=config.phone_number_id, status="connected")
+        healthy = True
+    else:
+        details.update(
+            instance_name=config.instance_name,
+            status=_STATE_WORDS.get(info.status or "", info.status),
+        )
+        healthy = info.status == "open"
+    details.update(
+        verified_name=info.verified_name,
+        display_phone_number=info.display_phone_number,
+        quality_rating=info.quality_rating,
+    )
+    result = CheckResult(True, "Configuration test successful", details, healthy)
+    _remember(config, info.verified_name, info.display_phone_number, info.status)
+    return result
+
+
+def _remember(
+    config: WhatsAppConfig, verified: str | None, display: str | None, state: str | None
+) -> None:
+    if verified:
+        config.verified_name = verified
+    if display:
+        config.display_phone_number = display
+    if config.provider == "evolution" and state:
+        if state == "open" and config.connection_state != "open":
+            config.connected_at = utcnow()
+        config.connection_state = state
+
+
+async def register_evolution_webhook(
+    config: WhatsAppConfig, settings: Settings, http: aiohttp.ClientSession, base_url: str
+) -> None:
+    """`webhook/set` on the config's instance: our URL and its secret header."""
+    client = await evolution_client_for(config, settings, http)
+    await client.set_webhook(
+        config.instance_name or "",
+        evolution_webhook_url(base_url, config),
+        evolution_webhook_headers(config, settings),
+    )
+
+
+def apply_result(config: WhatsAppConfig, result: CheckResult) -> None:
+    """Record a check on the config: health_status, detail and time."""
+    config.last_health_check = utcnow()
+    if not config.is_active:
+        config.health_status = "inactive"
+    else:
+        config.health_status = "healthy" if result.ok and result.healthy else "unhealthy"
+    if result.ok and not result.healthy:
+        config.health_detail = f"not connected (state {config.connection_state})"
+    else:
+        config.health_detail = None if result.ok else result.message[:500]
+
+
+_RECORDED = (
+    "health_status",
+    "health_detail",
+    "last_health_check",
+    "verified_name",
+    "display_phone_number",
+    "connection_state",
+    "connected_at",
+)
+
+
+async def check_due_configs(
+    factory: async_sessionmaker[AsyncSession], settings: Settings, http: aiohttp.ClientSession
+) -> int:
+    """Check every number whose last check is older than CHECK_INTERVAL; returns how many.
+
+    No transaction stays open while providers answer: read, check, then write the results.
+    """
+    cutoff = utcnow() - CHECK_INTERVAL
+    async with factory() as session:
+        configs = list(
+            await session.scalars(
+                select(WhatsAppConfig)
+                .where(
+                    or_(
+                        WhatsAppConfig.last_health_check.is_(None),
+                        WhatsAppConfig.last_health_check < cutoff,
+                    )
+                )
+                .order_by(WhatsAppConfig.last_health_check.nulls_first())
+                .limit(200)
+            )
+        )
+    gate = asyncio.Semaphore(_CONCURRENCY)
+
+    async def check(config: WhatsAppConfig) -> None:
+        if not config.is_active:
+            apply_result(config, CheckResult(True, "inactive"))
+            return
+        async with gate:
+            apply_result(config, await check_connectivity(config, settings, http))
+
+    await asyncio.gather(*(check(c) for c in configs))
+    async with unit_of_work(factory) as session:
+        for config in configs:
+            values = {name: getattr(config, name) for name in _RECORDED}
+            await session.execute(
+                update(WhatsAppConfig).where(WhatsAppConfig.id == config.id).values(**values)
+            )
+    return len(configs)
+
+
+async def health_loop(
+    factory: async_sessionmaker[AsyncSession], settings: Settings, http: aiohttp.ClientSession
+) -> None:
+    """Run `check_due_configs` forever (started from the app lifespan); errors are logged."""
+    while True:
+        # Sleep first: a starting server should answer requests before it calls providers.
+        await asyncio.sleep(LOOP_TICK_SECONDS)
+        try:
+            await check_due_configs(factory, settings, http)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("periodic WhatsApp health check failed")

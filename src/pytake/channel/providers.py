@@ -1,0 +1,59 @@
+"""Provider adapters built per configuration from its decrypted credentials.
+
+Other domains (sending, campaigns, the dispatcher) call `provider_for(config, settings, http)`
+with `app.state.http` to get a `WhatsAppProvider` for a number.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from pytake.config import Settings
+from pytake.kit.crypto import secret_box
+from pytake.kit.ssrf import check_url
+from pytake.models import WhatsAppConfig
+from pytake.whatsapp.cloud import CloudProvider
+from pytake.whatsapp.evolution import BAILEYS, EvolutionClient, EvolutionProvider
+from pytake.whatsapp.provider import WhatsAppProvider
+
+EVOLUTION_SECRET_HEADER = "X-PyTake-Webhook-Secret"
+
+
+async def evolution_client_for(
+    config: WhatsAppConfig, settings: Settings, http: aiohttp.ClientSession
+) -> EvolutionClient:
+    """An Evolution API client for the config's server (after the SSRF guard)."""
+    url = config.evolution_url or ""
+    await check_url(url, allow_private=settings.allow_private_urls)
+    api_key = secret_box(settings).decrypt(config.evolution_api_key_encrypted or "")
+    return EvolutionClient(http, base_url=url, api_key=api_key)
+
+
+async def provider_for(
+    config: WhatsAppConfig, settings: Settings, http: aiohttp.ClientSession
+) -> WhatsAppProvider:
+    """The WhatsAppProvider of a configuration (raises UnsafeUrl / SecretUnreadable)."""
+    if config.provider == "evolution":
+        client = await evolution_client_for(config, settings, http)
+        return EvolutionProvider(
+            client, config.instance_name or "", integration=config.evolution_integration or BAILEYS
+        )
+    token = secret_box(settings).decrypt(config.access_token_encrypted or "")
+    return CloudProvider(
+        http,
+        base_url=settings.meta_graph_url,
+        access_token=token,
+        phone_number_id=config.phone_number_id or "",
+        waba_id=config.business_account_id,
+    )
+
+
+def evolution_webhook_url(base_url: str, config: WhatsAppConfig) -> str:
+    """Where the config's Evolution instance must post its events."""
+    return f"{base_url.rstrip('/')}/api/v1/whatsapp/webhook/evolution/{config.id}"
+
+
+def evolution_webhook_headers(config: WhatsAppConfig, settings: Settings) -> dict[str, str]:
+    """The secret header Evolution adds to every webhook of this config."""
+    secret = secret_box(settings).decrypt(config.evolution_webhook_secret_encrypted or "")
+    return {EVOLUTION_SECRET_HEADER: secret}

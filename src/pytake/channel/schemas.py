@@ -1,0 +1,147 @@
+"""WhatsApp configurations as both API surfaces show them. Secrets go in, never out."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Provider = Literal["official", "evolution"]
+HealthStatus = Literal["unknown", "healthy", "unhealthy", "inactive"]
+
+_SECRET = "Write-only: stored encrypted, never returned."
+
+
+class ConfigCreateIn(BaseModel):
+    """`official` needs phone_number_id, access_token and app_secret; `evolution` needs
+    evolution_url, evolution_api_key and instance_name."""
+
+    name: str = Field(min_length=1, max_length=200)
+    provider: Provider
+    phone_number_id: str | None = Field(default=None, max_length=64)
+    access_token: str | None = Field(default=None, max_length=4096, description=_SECRET)
+    app_secret: str | None = Field(default=None, max_length=512, description=_SECRET)
+    business_account_id: str | None = Field(default=None, max_length=64)
+    webhook_verify_token: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Token Meta echoes in the webhook subscription; generated when omitted.",
+    )
+    evolution_url: str | None = Field(default=None, max_length=500)
+    evolution_api_key: str | None = Field(default=None, max_length=512, description=_SECRET)
+    instance_name: str | None = Field(default=None, max_length=100)
+    is_active: bool = True
+    is_default: bool = False
+
+
+class ConfigUpdateIn(BaseModel):
+    """Partial update: only the fields sent change."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    phone_number_id: str | None = Field(default=None, max_length=64)
+    access_token: str | None = Field(default=None, max_length=4096, description=_SECRET)
+    app_secret: str | None = Field(default=None, max_length=512, description=_SECRET)
+    business_account_id: str | None = Field(default=None, max_length=64)
+    webhook_verify_token: str | None = Field(default=None, max_length=200)
+    evolution_url: str | None = Field(default=None, max_length=500)
+    evolution_api_key: str | None = Field(default=None, max_length=512, description=_SECRET)
+    instance_name: str | None = Field(default=None, max_length=100)
+    is_active: bool | None = None
+    is_default: bool | None = None
+
+
+class ConfigOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    provider: Provider
+    phone_number_id: str | None = None
+    business_account_id: str | None = None
+    display_phone_number: str | None = None
+    verified_name: str | None = None
+    webhook_verify_token: str | None = None
+    evolution_url: str | None = None
+    instance_name: str | None = None
+    connection_state: str | None = None
+    has_access_token: bool = False
+    has_app_secret: bool = False
+    has_evolution_api_key: bool = False
+    is_active: bool
+    is_default: bool
+    health_status: HealthStatus
+    health_detail: str | None = None
+    last_health_check: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None = None
+
+
+class ConfigListOut(BaseModel):
+    configs: list[ConfigOut]
+    total: int
+
+
+class ConfigDeletedOut(BaseModel):
+    message: str = "Configuration deleted successfully"
+    config_id: uuid.UUID
+
+
+class DefaultConfigBrief(BaseModel):
+    id: uuid.UUID
+    name: str
+    is_default: bool
+
+
+class SetDefaultOut(BaseModel):
+    message: str = "Default configuration updated successfully"
+    config: DefaultConfigBrief
+
+
+class ConfigTestOut(BaseModel):
+    """The result of a connectivity test (HTTP 400 on /api/v1 when `success` is false)."""
+
+    success: bool
+    message: str
+    config_id: uuid.UUID
+    provider: Provider
+    error: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class InstanceCreateIn(BaseModel):
+    instance_name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    token: str | None = Field(
+        default=None, max_length=200, description="The instance's own API key (write-only)."
+    )
+    qrcode: bool = True
+    config_id: uuid.UUID | None = Field(
+        default=None,
+        description="Evolution configuration (server) to create the instance on; defaults to "
+        "the configuration with this instance name, else the default Evolution configuration.",
+    )
+
+
+class InstanceOut(BaseModel):
+    instance_name: str
+    status: str
+    qr_code: str | None = None
+    config_id: uuid.UUID
+    connection_state: str | None = None
+
+
+class InstanceCreatedOut(BaseModel):
+    instance: InstanceOut
+
+
+class InstanceStatusOut(BaseModel):
+    instance_name: str
+    status: Literal["connected", "connecting", "disconnected", "refused"]
+    phone_number: str | None = None
+    connected_at: datetime | None = None
+
+
+class QrCodeOut(BaseModel):
+    qr_code: str | None
+    pairing_code: str | None = None
+    expires_at: datetime | None

@@ -1,0 +1,543 @@
+"""Inbound ingest: normalised provider events → contacts, conversations, messages, statuses.
+
+The hot path of every webhook, written as a few multi-row Core statements per body. Called
+inside the request's transaction; duplicates, replays and reordering are harmless:
+- messages are deduplicated by (channel, provider message id) with INSERT … ON CONFLICT DO NOTHING,
+  and counters move only for rows actually inserted;
+- statuses only move forward (see pytake.message.statuses).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import String, bindparam, case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pytake.config import Settings
+from pytake.kit.phone import from_wa_id, match_key
+from pytake.message.statuses import apply_pending_statuses, apply_statuses
+from pytake.message.tables import (
+    channel_events,
+    contacts,
+    conversations,
+    dialect_name,
+    insert_for,
+    later,
+    messages,
+    whatsapp_configs,
+)
+from pytake.models.base import UTCDateTime, utcnow
+from pytake.models.conversation import LIVE_CONVERSATION_STATUSES
+from pytake.whatsapp.events import (
+    ConnectionUpdate,
+    Event,
+    InboundMessage,
+    MessageEcho,
+    QrCodeUpdate,
+    StatusUpdate,
+    TemplateStatusUpdate,
+)
+
+log = logging.getLogger("pytake.message.ingest")
+
+CUSTOMER_SERVICE_WINDOW = timedelta(hours=24)
+QR_LIFETIME = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    """What ingest needs to know of the WhatsApp number the events arrived on."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    provider: str
+
+
+@dataclass
+class IngestResult:
+    """What one webhook body changed (for the response and the callers that react to it)."""
+
+    messages: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+    pending_statuses: int = 0
+    events: int = 0
+    new_message_ids: list[uuid.UUID] = field(default_factory=list)
+    opted_out_contact_ids: list[uuid.UUID] = field(default_factory=list)
+
+    def merge(self, other: IngestResult) -> None:
+        self.messages += other.messages
+        self.duplicates += other.duplicates
+        self.statuses += other.statuses
+        self.pending_statuses += other.pending_statuses
+        self.events += other.events
+        self.new_message_ids += other.new_message_ids
+        self.opted_out_contact_ids += other.opted_out_contact_ids
+
+
+@dataclass(slots=True)
+class _Row:
+    """A message about to be stored, with the party (customer wa_id) it belongs to."""
+
+    event: InboundMessage | MessageEcho
+    party: str
+    key: str
+    inbound: bool
+
+
+async def ingest_events(
+    session: AsyncSession, settings: Settings, channel: Channel, events: list[Event]
+) -> IngestResult:
+    """Store every event of one webhook body for one channel (flushes, never commits)."""
+    result = IngestResult()
+    rows: list[_Row] = []
+    statuses: list[StatusUpdate] = []
+    for event in events:
+        if isinstance(event, InboundMessage | MessageEcho):
+            row = _as_row(event)
+            if row is None:
+                await _record_event(session, channel, "unresolved_sender", event.raw)
+                result.events += 1
+            else:
+                rows.append(row)
+        elif isinstance(event, StatusUpdate):
+            statuses.append(event)
+        else:
+            await _apply_channel_event(session, channel, event)
+            result.events += 1
+    if rows:
+        result.merge(await _store_messages(session, settings, channel, rows))
+    if statuses:
+        result.statuses, result.pending_statuses = await apply_statuses(
+            session, channel.organization_id, channel.id, statuses
+        )
+    return result
+
+
+def _as_row(event: InboundMessage | MessageEcho) -> _Row | None:
+    if isinstance(event, InboundMessage):
+        party, inbound = event.sender, True
+    else:
+        party, inbound = event.recipient, False
+    digits = "".join(ch for ch in party or "" if ch.isdigit())
+    if not digits:
+        return None
+    return _Row(event, digits, match_key(digits), inbound)
+
+
+async def _store_messages(
+    session: AsyncSession, settings: Settings, channel: Channel, rows: list[_Row]
+) -> IngestResult:
+    result = IngestResult()
+    contact_ids = await _contacts_for(session, channel, rows)
+    await _lock_contacts(session, sorted(set(contact_ids.values())))
+    fresh = await _without_known(session, channel, rows)
+    result.duplicates = len(rows) - len(fresh)
+    if not fresh:
+        return result
+    conversation_ids = await _conversations_for(session, channel, fresh, contact_ids)
+    inserted = await _insert_messages(session, channel, fresh, contact_ids, conversation_ids)
+    stored = [row for row in fresh if row.event.provider_message_id in inserted]
+    result.duplicates += len(fresh) - len(stored)
+    result.messages = len(stored)
+    result.new_message_ids = list(inserted.values())
+    if not stored:
+        return result
+    await _touch_conversations(session, stored, contact_ids, conversation_ids)
+    await _touch_contacts(session, stored, contact_ids)
+    result.opted_out_contact_ids = await _apply_opt_outs(session, settings, stored, contact_ids)
+    echoes = [r.event.provider_message_id for r in stored if not r.inbound]
+    if echoes:
+        await apply_pending_statuses(session, channel.id, echoes)
+    return result
+
+
+async def _contacts_for(
+    session: AsyncSession, channel: Channel, rows: list[_Row]
+) -> dict[str, uuid.UUID]:
+    """Contact id per match key, creating missing contacts (one live contact per WhatsApp user)."""
+    wanted = {row.key: row for row in rows}
+    found = await _select_contacts(session, channel.organization_id, set(wanted))
+    missing = [key for key in wanted if key not in found]
+    if missing:
+        now = utcnow()
+        values = [_new_contact(channel, wanted[key], now) for key in missing]
+        await session.execute(insert_for(session, contacts).values(values).on_conflict_do_nothing())
+        found.update(await _select_contacts(session, channel.organization_id, set(missing)))
+    return found
+
+
+def _new_contact(channel: Channel, row: _Row, now: datetime) -> dict[str, Any]:
+    profile = row.event.profile_name if isinstance(row.event, InboundMessage) else None
+    return {
+        "id": uuid.uuid4(),
+        "organization_id": channel.organization_id,
+        "whatsapp_id": from_wa_id(row.party),
+        "match_key": row.key,
+        "wa_id": row.party,
+        "name": None,
+        "profile_name": profile,
+        "email": None,
+        "attributes": {},
+        "whatsapp_profile_pic_url": None,
+        "opt_in": True,
+        "opt_in_changed_at": None,
+        "opt_in_source": None,
+        "is_blocked": False,
+        "blocked_at": None,
+        "last_inbound_at": None,
+        "last_message_at": None,
+        "deleted_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _select_contacts(
+    session: AsyncSession, organization_id: uuid.UUID, keys: set[str]
+) -> dict[str, uuid.UUID]:
+    result = await session.execute(
+        select(contacts.c.match_key, contacts.c.id).where(
+            contacts.c.organization_id == organization_id,
+            contacts.c.match_key.in_(keys),
+            contacts.c.deleted_at.is_(None),
+        )
+    )
+    return {key: contact_id for key, contact_id in result.all()}
+
+
+async def _lock_contacts(session: AsyncSession, contact_ids: list[uuid.UUID]) -> None:
+    """Serialise concurrent ingests of one customer (deduplication and conversation choice)."""
+    if dialect_name(session) == "postgresql":
+        await session.execute(
+            select(contacts.c.id)
+            .where(contacts.c.id.in_(contact_ids))
+            .order_by(contacts.c.id)
+            .with_for_update()
+        )
+    else:
+        # SQLite has one writer: taking the write lock now makes the reads below current.
+        await session.execute(
+            update(contacts)
+            .where(contacts.c.id.in_(contact_ids))
+            .values(updated_at=contacts.c.updated_at)
+        )
+
+
+async def _without_known(session: AsyncSession, channel: Channel, rows: list[_Row]) -> list[_Row]:
+    ids = {row.event.provider_message_id for row in rows}
+    known = set(
+        await session.scalars(
+            select(messages.c.provider_message_id).where(
+                messages.c.channel_id == channel.id, messages.c.provider_message_id.in_(ids)
+            )
+        )
+    )
+    fresh: list[_Row] = []
+    for row in rows:
+        pid = row.event.provider_message_id
+        if pid not in known:
+            known.add(pid)  # a body may carry the same message twice
+            fresh.append(row)
+    return fresh
+
+
+async def _conversations_for(
+    session: AsyncSession, channel: Channel, rows: list[_Row], contact_ids: dict[str, uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """Conversation id per contact: the newest live one on this channel, else a new one."""
+    wanted = {contact_ids[row.key] for row in rows}
+    c = conversations.c
+    result = await session.execute(
+        select(c.contact_id, c.id)
+        .where(
+            c.organization_id == channel.organization_id,
+            c.channel_id == channel.id,
+            c.contact_id.in_(wanted),
+            c.status.in_(LIVE_CONVERSATION_STATUSES),
+        )
+        .order_by(c.created_at)
+    )
+    found = {contact_id: conversation_id for contact_id, conversation_id in result.all()}
+    missing = [contact_id for contact_id in wanted if contact_id not in found]
+    if missing:
+        now = utcnow()
+        values = [_new_conversation(channel, contact_id, now) for contact_id in missing]
+        await session.execute(insert_for(session, conversations).values(values))
+        found.update({v["contact_id"]: v["id"] for v in values})
+    return found
+
+
+def _new_conversation(channel: Channel, contact_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "organization_id": channel.organization_id,
+        "contact_id": contact_id,
+        "channel_id": channel.id,
+        "status": "open",
+        "assigned_to_id": None,
+        "is_bot_active": True,
+        "window_expires_at": None,
+        "last_message_at": None,
+        "last_inbound_at": None,
+        "message_count": 0,
+        "unread_count": 0,
+        "tags": [],
+        "resolved_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _message_values(
+    channel: Channel, row: _Row, contact_id: uuid.UUID, conversation_id: uuid.UUID, now: datetime
+) -> dict[str, Any]:
+    event = row.event
+    content = dict(event.content)
+    error = None
+    if isinstance(event, InboundMessage):
+        if event.forwarded:
+            content["forwarded"] = True
+        if event.referral:
+            content["referral"] = event.referral
+        error = event.errors[0] if event.errors else None
+    return {
+        "id": uuid.uuid4(),
+        "organization_id": channel.organization_id,
+        "conversation_id": conversation_id,
+        "contact_id": contact_id,
+        "channel_id": channel.id,
+        "direction": "inbound" if row.inbound else "outbound",
+        "type": event.type[:30],
+        "content": content,
+        "status": "received" if row.inbound else "sent",
+        "provider_message_id": event.provider_message_id,
+        "context_provider_message_id": event.context_message_id,
+        "callback_data": None,
+        "provider_timestamp": event.timestamp,
+        "sent_at": None if row.inbound else event.timestamp,
+        "delivered_at": None,
+        "read_at": None,
+        "failed_at": None,
+        "error_code": error.code if error else None,
+        "error_title": (error.title or error.message) if error else None,
+        "error_details": (error.details or error.plain_explanation) if error else None,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def _insert_messages(
+    session: AsyncSession,
+    channel: Channel,
+    rows: list[_Row],
+    contact_ids: dict[str, uuid.UUID],
+    conversation_ids: dict[uuid.UUID, uuid.UUID],
+) -> dict[str, uuid.UUID]:
+    """Insert new messages; returns provider id → row id of those actually inserted."""
+    now = utcnow()
+    values = []
+    for row in rows:
+        contact_id = contact_ids[row.key]
+        values.append(_message_values(channel, row, contact_id, conversation_ids[contact_id], now))
+    stmt = (
+        insert_for(session, messages)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(messages.c.provider_message_id, messages.c.id)
+    )
+    return {pid: mid for pid, mid in (await session.execute(stmt)).all()}
+
+
+def _latest(times: list[datetime]) -> datetime | None:
+    return max(times) if times else None
+
+
+async def _touch_conversations(
+    session: AsyncSession,
+    rows: list[_Row],
+    contact_ids: dict[str, uuid.UUID],
+    conversation_ids: dict[uuid.UUID, uuid.UUID],
+) -> None:
+    grouped: dict[uuid.UUID, list[_Row]] = {}
+    for row in rows:
+        grouped.setdefault(conversation_ids[contact_ids[row.key]], []).append(row)
+    c = conversations.c
+    ts = UTCDateTime()
+    stmt = (
+        update(conversations)
+        .where(c.id == bindparam("b_id"))
+        .values(
+            message_count=c.message_count + bindparam("b_count"),
+            unread_count=c.unread_count + bindparam("b_unread"),
+            last_message_at=later(c.last_message_at, bindparam("b_last", type_=ts)),
+            last_inbound_at=later(c.last_inbound_at, bindparam("b_last_in", type_=ts)),
+            window_expires_at=later(c.window_expires_at, bindparam("b_window", type_=ts)),
+            updated_at=bindparam("b_now", type_=ts),
+        )
+    )
+    now = utcnow()
+    params = []
+    for conversation_id, group in sorted(grouped.items()):
+        last_in = _latest([r.event.timestamp for r in group if r.inbound])
+        params.append(
+            {
+                "b_id": conversation_id,
+                "b_count": len(group),
+                "b_unread": sum(1 for r in group if r.inbound),
+                "b_last": _latest([r.event.timestamp for r in group]),
+                "b_last_in": last_in,
+                "b_window": last_in + CUSTOMER_SERVICE_WINDOW if last_in else None,
+                "b_now": now,
+            }
+        )
+    await session.execute(stmt, params)
+
+
+async def _touch_contacts(
+    session: AsyncSession, rows: list[_Row], contact_ids: dict[str, uuid.UUID]
+) -> None:
+    grouped: dict[uuid.UUID, list[_Row]] = {}
+    for row in rows:
+        grouped.setdefault(contact_ids[row.key], []).append(row)
+    c = contacts.c
+    ts = UTCDateTime()
+    stmt = (
+        update(contacts)
+        .where(c.id == bindparam("b_id"))
+        .values(
+            profile_name=func.coalesce(bindparam("b_profile", type_=String()), c.profile_name),
+            wa_id=func.coalesce(bindparam("b_wa", type_=String()), c.wa_id),
+            last_message_at=later(c.last_message_at, bindparam("b_last", type_=ts)),
+            last_inbound_at=later(c.last_inbound_at, bindparam("b_last_in", type_=ts)),
+            updated_at=bindparam("b_now", type_=ts),
+        )
+    )
+    now = utcnow()
+    params = []
+    for contact_id, group in sorted(grouped.items()):
+        inbound = [r for r in group if r.inbound]
+        profiles = [r.event.profile_name for r in inbound if isinstance(r.event, InboundMessage)]
+        params.append(
+            {
+                "b_id": contact_id,
+                "b_profile": next((p for p in reversed(profiles) if p), None),
+                "b_wa": inbound[-1].party if inbound else None,
+                "b_last": _latest([r.event.timestamp for r in group]),
+                "b_last_in": _latest([r.event.timestamp for r in inbound]),
+                "b_now": now,
+            }
+        )
+    await session.execute(stmt, params)
+
+
+def is_opt_out(text: Any, keywords: list[str]) -> bool:
+    """Whether a message text is exactly an opt-out keyword (trimmed, case-insensitive)."""
+    if not isinstance(text, str):
+        return False
+    word = text.strip().casefold()
+    return any(word == keyword.strip().casefold() for keyword in keywords)
+
+
+async def _apply_opt_outs(
+    session: AsyncSession, settings: Settings, rows: list[_Row], contact_ids: dict[str, uuid.UUID]
+) -> list[uuid.UUID]:
+    opted = sorted(
+        {
+            contact_ids[r.key]
+            for r in rows
+            if r.inbound
+            and r.event.type == "text"
+            and is_opt_out(r.event.content.get("text"), settings.opt_out_keywords)
+        }
+    )
+    if opted:
+        now = utcnow()
+        await session.execute(
+            update(contacts)
+            .where(contacts.c.id.in_(opted), contacts.c.opt_in.is_(True))
+            .values(opt_in=False, opt_in_changed_at=now, opt_in_source="keyword", updated_at=now)
+        )
+    return opted
+
+
+async def _record_event(
+    session: AsyncSession, channel: Channel, kind: str, payload: dict[str, Any]
+) -> None:
+    await session.execute(
+        insert_for(session, channel_events).values(
+            id=uuid.uuid4(),
+            organization_id=channel.organization_id,
+            channel_id=channel.id,
+            kind=kind,
+            payload=payload,
+            created_at=utcnow(),
+        )
+    )
+
+
+async def _apply_channel_event(session: AsyncSession, channel: Channel, event: Event) -> None:
+    """Connection and QR code changes are kept on the config; everything is recorded."""
+    if isinstance(event, ConnectionUpdate):
+        await _apply_connection(session, channel, event)
+        await _record_event(
+            session,
+            channel,
+            "connection.update",
+            {"state": event.state, "status_reason": event.status_reason, "wuid": event.wuid},
+        )
+    elif isinstance(event, QrCodeUpdate):
+        now = utcnow()
+        await session.execute(
+            update(whatsapp_configs)
+            .where(whatsapp_configs.c.id == channel.id)
+            .values(
+                qr_code=event.base64 or event.code,
+                qr_code_expires_at=now + QR_LIFETIME if (event.base64 or event.code) else None,
+                connection_state="refused"
+                if event.code is None and event.base64 is None
+                else "connecting",
+                updated_at=now,
+            )
+        )
+        await _record_event(session, channel, "qrcode.updated", {"message": event.message})
+    elif isinstance(event, TemplateStatusUpdate):
+        await _record_event(
+            session,
+            channel,
+            "template_status",
+            {
+                "template_id": event.template_id,
+                "template_name": event.template_name,
+                "language": event.language,
+                "event": event.event,
+                "reason": event.reason,
+                "raw": event.raw,
+            },
+        )
+
+
+async def _apply_connection(
+    session: AsyncSession, channel: Channel, event: ConnectionUpdate
+) -> None:
+    cfg = whatsapp_configs.c
+    now = utcnow()
+    health = "healthy" if event.state == "open" else "unhealthy"
+    values: dict[str, Any] = {
+        "connection_state": event.state,
+        "health_status": case((cfg.is_active.is_(True), health), else_="inactive"),
+        "last_health_check": now,
+        "updated_at": now,
+    }
+    if event.state == "open":
+        values.update(qr_code=None, qr_code_expires_at=None, connected_at=now)
+        if event.wuid:
+            values["display_phone_number"] = "+" + event.wuid
+        if event.profile_name:
+            values["verified_name"] = event.profile_name
+    await session.execute(update(whatsapp_configs).where(cfg.id == channel.id).values(**values))

@@ -1,0 +1,171 @@
+"""Provider webhooks: authenticate the body, find its WhatsApp number(s), hand events to ingest."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+
+from pytake.channel.providers import EVOLUTION_SECRET_HEADER
+from pytake.config import Settings
+from pytake.errors import AuthenticationFailed, BadRequest, FieldError, NotFound, PayloadTooLarge
+from pytake.kit.crypto import SecretUnreadable, secret_box
+from pytake.message.ingest import Channel, IngestResult, ingest_events
+from pytake.models import WhatsAppConfig
+from pytake.whatsapp.cloud import parse_webhook, verify_challenge, verify_signature
+from pytake.whatsapp.events import Event, MalformedWebhook, TemplateStatusUpdate, by_channel
+from pytake.whatsapp.evolution import check_headers, parse_evolution_webhook
+
+log = logging.getLogger("pytake.message.webhooks")
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refusing (413) anything above `limit` bytes without reading it all."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Webhook bodies are limited to {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"Webhook bodies are limited to {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _malformed(reason: str) -> BadRequest:
+    return BadRequest(f"Malformed webhook: {reason}", details=[FieldError("body", reason)])
+
+
+def _json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise _malformed("empty body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _malformed(f"invalid JSON ({exc})") from exc
+
+
+def _channel(config: WhatsAppConfig) -> Channel:
+    return Channel(config.id, config.organization_id, config.provider)
+
+
+async def meta_challenge(session: AsyncSession, params: Mapping[str, str]) -> str | None:
+    """The challenge to echo when `hub.verify_token` is some config's token, else None."""
+    token = params.get("hub.verify_token")
+    if not token:
+        return None
+    configs = await session.scalars(
+        select(WhatsAppConfig.webhook_verify_token).where(
+            WhatsAppConfig.webhook_verify_token == token
+        )
+    )
+    for verify_token in configs:
+        answer = verify_challenge(params, verify_token or "")
+        if answer is not None:
+            return answer
+    return None
+
+
+def _routing_key(event: Event) -> str:
+    return event.channel
+
+
+async def _meta_configs(session: AsyncSession, keys: set[str]) -> list[WhatsAppConfig]:
+    return list(
+        await session.scalars(
+            select(WhatsAppConfig).where(
+                WhatsAppConfig.provider == "official",
+                or_(
+                    WhatsAppConfig.phone_number_id.in_(keys),
+                    WhatsAppConfig.business_account_id.in_(keys),
+                ),
+            )
+        )
+    )
+
+
+def _signed_by(
+    config: WhatsAppConfig, settings: Settings, raw: bytes, signature: str | None
+) -> bool:
+    try:
+        app_secret = secret_box(settings).decrypt(config.app_secret_encrypted or "")
+    except SecretUnreadable:
+        log.error("app secret of config %s cannot be decrypted", config.id)
+        return False
+    return verify_signature(app_secret, raw, signature)
+
+
+async def receive_meta(
+    session: AsyncSession, settings: Settings, raw: bytes, signature: str | None
+) -> IngestResult:
+    """A Meta webhook: events are parsed, then every number they concern must be configured
+    and the body signed with its app secret (401 otherwise, nothing stored)."""
+    try:
+        events = parse_webhook(_json(raw))
+    except MalformedWebhook as exc:
+        raise _malformed(exc.reason) from exc
+    grouped = by_channel(events)
+    result = IngestResult()
+    if not grouped:
+        if not signature:
+            raise AuthenticationFailed("Missing X-Hub-Signature-256")
+        return result
+    configs = await _meta_configs(session, set(grouped))
+    if not configs:
+        raise NotFound(
+            "No WhatsApp configuration for phone_number_id " + ", ".join(sorted(grouped))
+        )
+    verified = [c for c in configs if _signed_by(c, settings, raw, signature)]
+    if not verified:
+        raise AuthenticationFailed("Invalid or missing X-Hub-Signature-256")
+    for key, channel_events in grouped.items():
+        targets = [c for c in verified if _serves(c, key, channel_events)]
+        if not targets:
+            log.warning("webhook events for unconfigured number %s dropped", key)
+        for config in targets:
+            result.merge(await ingest_events(session, settings, _channel(config), channel_events))
+    return result
+
+
+def _serves(config: WhatsAppConfig, key: str, events: list[Event]) -> bool:
+    if all(isinstance(e, TemplateStatusUpdate) for e in events):
+        return config.business_account_id == key
+    return config.phone_number_id == key
+
+
+async def receive_evolution(
+    session: AsyncSession,
+    settings: Settings,
+    config_id: uuid.UUID,
+    raw: bytes,
+    headers: Mapping[str, str],
+) -> IngestResult:
+    """An Evolution webhook for one config, authenticated by the secret header we set."""
+    config = await session.scalar(
+        select(WhatsAppConfig).where(
+            WhatsAppConfig.id == config_id, WhatsAppConfig.provider == "evolution"
+        )
+    )
+    if config is None:
+        raise NotFound("No Evolution configuration with this id")
+    try:
+        secret = secret_box(settings).decrypt(config.evolution_webhook_secret_encrypted or "")
+    except SecretUnreadable as exc:
+        raise AuthenticationFailed(
+            "Webhook secret unavailable; run the configuration test"
+        ) from exc
+    if not secret or not check_headers(headers, {EVOLUTION_SECRET_HEADER: secret}):
+        raise AuthenticationFailed(f"Invalid or missing {EVOLUTION_SECRET_HEADER}")
+    try:
+        events = parse_evolution_webhook(_json(raw))
+    except MalformedWebhook as exc:
+        raise _malformed(exc.reason) from exc
+    return await ingest_events(session, settings, _channel(config), events)
