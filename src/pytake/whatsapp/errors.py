@@ -71,6 +71,8 @@ def is_retryable(code: int | None, http_status: int | None) -> bool:
     """Whether a failure with this Graph code / HTTP status is worth retrying later."""
     if code is not None and code in _CODES:
         return _CODES[code][1]
+    if code is not None and 200 <= code <= 299:  # permission family
+        return False
     return http_status is not None and (http_status >= 500 or http_status == 429)
 
 

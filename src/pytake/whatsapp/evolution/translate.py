@@ -145,9 +145,12 @@ def _contact(contact: dict[str, Any]) -> dict[str, Any]:
 def _native_interactive(content: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     kind = content.get("type")
     action = content.get("action") or {}
+    header = (content.get("header") or {}).get("text", "")
+    body = (content.get("body") or {}).get("text", "")
+    # Evolution requires a title where Cloud's header is optional: promote the body then.
     common = {
-        "title": (content.get("header") or {}).get("text", ""),
-        "description": (content.get("body") or {}).get("text", ""),
+        "title": header or body,
+        "description": body if header else "",
         "footer": (content.get("footer") or {}).get("text", ""),
     }
     if kind == "button":

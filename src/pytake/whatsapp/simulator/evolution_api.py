@@ -306,7 +306,7 @@ class EvolutionApi:
             )
 
     def _check_send(self, instance: EvolutionInstance, action: str, body: dict[str, Any]) -> str:
-        missing = [key for key in _REQUIRED[action] if body.get(key) in (None, "", [])]
+        missing = [key for key in _REQUIRED[action] if body.get(key) is None]
         if missing:
             raise EvolutionFault(400, [f'instance requires property "{key}"' for key in missing])
         if action == "sendTemplate" and instance.integration == BAILEYS:
