@@ -127,7 +127,8 @@ def _profile_names(value: dict[str, Any]) -> dict[str, str]:
 
 def _messages(channel: str, value: dict[str, Any]) -> list[Event]:
     names = _profile_names(value)
-    # Value-level errors (e.g. 131000 "Unsupported webhook payload") concern the messages beside them.
+    # Value-level errors (e.g. 131000 "Unsupported webhook payload") concern the messages
+    # beside them.
     shared_errors = parse_event_errors(value.get("errors"))
     return [_message(channel, item, names, shared_errors) for item in _items(value, "messages")]
 

@@ -71,34 +71,45 @@ def _translate(
     if kind == "sticker":
         return "sendSticker", {"sticker": _media_source(content, kind)}
     if kind == "location":
-        keys = ("latitude", "longitude")
-        body = {key: content.get(key) for key in keys}
         # Evolution's schema requires name and address; Cloud treats them as optional.
-        body.update(name=content.get("name") or "", address=content.get("address") or "")
-        return "sendLocation", body
+        return "sendLocation", {
+            "latitude": content.get("latitude"),
+            "longitude": content.get("longitude"),
+            "name": content.get("name") or "",
+            "address": content.get("address") or "",
+        }
     if kind == "contacts":
         return "sendContact", {"contact": [_contact(c) for c in content.get("contacts", [])]}
     if kind == "reaction":
-        key = {
-            "id": content.get("message_id"),
-            "remoteJid": jid(number),
-            "fromMe": bool(content.get("from_me", False)),
-        }
-        return "sendReaction", {"key": key, "reaction": content.get("emoji", "")}
+        return "sendReaction", _reaction(content, number)
     if kind == "interactive":
         if as_text:
             return "sendText", {"text": interactive_as_text(content)}
         return _native_interactive(content)
     if kind == "template":
-        language = content.get("language") or {}
-        return "sendTemplate", {
-            "name": content.get("name"),
-            "language": language.get("code") if isinstance(language, dict) else language,
-            "components": content.get("components", []),
-        }
+        return "sendTemplate", _template(content)
     raise ProviderError(
         f"unsupported message type {kind!r}", code=100, details=f"type {kind!r} is unknown"
     )
+
+
+def _reaction(content: dict[str, Any], number: str) -> dict[str, Any]:
+    # Reactions usually answer the customer's message, hence fromMe false unless told otherwise.
+    key = {
+        "id": content.get("message_id"),
+        "remoteJid": jid(number),
+        "fromMe": bool(content.get("from_me", False)),
+    }
+    return {"key": key, "reaction": content.get("emoji", "")}
+
+
+def _template(content: dict[str, Any]) -> dict[str, Any]:
+    language = content.get("language") or {}
+    return {
+        "name": content.get("name"),
+        "language": language.get("code") if isinstance(language, dict) else language,
+        "components": content.get("components", []),
+    }
 
 
 def _media_source(content: dict[str, Any], kind: str) -> str:
@@ -142,21 +153,27 @@ def _contact(contact: dict[str, Any]) -> dict[str, Any]:
     return {key: val for key, val in result.items() if val is not None}
 
 
+def _list_section(section: dict[str, Any]) -> dict[str, Any]:
+    rows = [
+        {"title": r.get("title"), "rowId": r.get("id"), "description": r.get("description", "")}
+        for r in section.get("rows") or []
+    ]
+    return {"title": section.get("title", ""), "rows": rows}
+
+
 def _native_interactive(content: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     kind = content.get("type")
     action = content.get("action") or {}
     header = (content.get("header") or {}).get("text", "")
-    body = (content.get("body") or {}).get("text", "")
+    body_text = (content.get("body") or {}).get("text", "")
     # Evolution requires a title where Cloud's header is optional: promote the body then.
-    common = {
-        "title": header or body,
-        "description": body if header else "",
-        "footer": (content.get("footer") or {}).get("text", ""),
-    }
+    title, description = (header, body_text) if header else (body_text, "")
+    footer = (content.get("footer") or {}).get("text", "")
+    common = {"title": title, "description": description, "footer": footer}
     if kind == "button":
         buttons = [
-            {"type": "reply", "displayText": title, "id": reply_id}
-            for reply_id, title in numbered_options(content)
+            {"type": "reply", "displayText": label, "id": reply_id}
+            for reply_id, label in numbered_options(content)
         ]
         return "sendButtons", {**common, "buttons": buttons}
     if kind == "cta_url":
@@ -168,28 +185,13 @@ def _native_interactive(content: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         }
         return "sendButtons", {**common, "buttons": [button]}
     if kind == "list":
-        sections = [
-            {
-                "title": section.get("title", ""),
-                "rows": [
-                    {
-                        "title": r.get("title"),
-                        "rowId": r.get("id"),
-                        "description": r.get("description", ""),
-                    }
-                    for r in section.get("rows") or []
-                ],
-            }
-            for section in action.get("sections") or []
-        ]
-        body = {
-            "title": common["title"],
-            "description": common["description"],
-            "footerText": common["footer"],
+        return "sendList", {
+            "title": title,
+            "description": description,
+            "footerText": footer,
             "buttonText": action.get("button", ""),
-            "sections": sections,
+            "sections": [_list_section(section) for section in action.get("sections") or []],
         }
-        return "sendList", body
     raise ProviderError(
         f"interactive type {kind!r} is not supported by Evolution",
         kind="not_supported",

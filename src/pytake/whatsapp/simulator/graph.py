@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pytake.whatsapp.provider import normalize_recipient
 from pytake.whatsapp.simulator.emitter import WebhookEmitter
 from pytake.whatsapp.simulator.graph_validation import GraphFault, validate_send
 from pytake.whatsapp.simulator.meta_payloads import (
@@ -91,40 +92,39 @@ class GraphApi:
         if body.get("status") == "read":
             return self._mark_read(number, body)
         self._inject_error(number)
-        limit = number.mps or self.state.settings.default_mps
-        if not self.state.rates.hit(
-            ("mps", number.phone_number_id), limit, self.state.settings.mps_period
-        ):
-            raise GraphFault(
-                130429,
-                "Rate limit hit",
-                details="Message failed to send because there were too many messages sent from this phone number in a short period of time.",
-            )
+        self._check_throughput(number)
         kind = validate_send(body, self.state, number.waba_id)
-        to = (
-            str(body.get("to") or body.get("recipient"))
-            .lstrip("+")
-            .replace(" ", "")
-            .replace("-", "")
-        )
+        to = normalize_recipient(str(body.get("to") or body.get("recipient")))
         async_error = self._pre_send_checks(number, to, kind)
         message = SentMessage(
             new_wamid(), "cloud", number.phone_number_id, to, kind, body, self.state.clock()
         )
         self.state.sent.append(message)
-        response_body: dict[str, Any] = {
+        sent: dict[str, Any] = {"id": message.id}
+        if kind == "template":
+            sent["message_status"] = "accepted"
+        answer = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": str(body.get("to")), "wa_id": to}],
-            "messages": [{"id": message.id}],
+            "messages": [sent],
         }
-        if kind == "template":
-            response_body["messages"][0]["message_status"] = "accepted"
         # Flush the answer before statuses start, so "sent" cannot overtake the send response.
-        response = web.json_response(response_body)
+        response = web.json_response(answer)
         await response.prepare(request)
         await response.write_eof()
         self.emitter.spawn(self._status_sequence(number, message, async_error))
         return response
+
+    def _check_throughput(self, number: BusinessNumber) -> None:
+        limit = number.mps or self.state.settings.default_mps
+        key = ("mps", number.phone_number_id)
+        if not self.state.rates.hit(key, limit, self.state.settings.mps_period):
+            raise GraphFault(
+                130429,
+                "Rate limit hit",
+                details="Message failed to send because there were too many messages sent "
+                "from this phone number in a short period of time.",
+            )
 
     def _inject_error(self, number: BusinessNumber) -> None:
         fault = self.state.faults.take(self.state.faults.errors, "cloud", number.phone_number_id)
@@ -142,7 +142,10 @@ class GraphApi:
         settings = self.state.settings
         if kind != "template" and not self.state.window_open(pnid, to):
             mode = self.state.faults.window_mode or settings.window_mode
-            details = "Message failed to send because more than 24 hours have passed since the customer last replied to this number."
+            details = (
+                "Message failed to send because more than 24 hours have passed since the "
+                "customer last replied to this number."
+            )
             if mode == "sync":
                 raise GraphFault(131047, "Re-engagement message", details=details)
             return ErrorFault(131047, message=details)
@@ -152,7 +155,8 @@ class GraphApi:
                 raise GraphFault(
                     131056,
                     _TITLES[131056],
-                    details="Message failed to send because there were too many messages sent from this phone number to the same phone number in a short period of time.",
+                    details="Message failed to send because there were too many messages sent "
+                    "from this phone number to the same phone number in a short period of time.",
                 )
         if not self.state.on_whatsapp(to):
             return ErrorFault(
