@@ -435,7 +435,7 @@ async def _finish(
 _RUNNING: set[asyncio.Task[None]] = set()
 
 
-def start_import(factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
+async def start_import(factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID) -> None:
     """Run a job as an asyncio task in this process (kept referenced until it ends)."""
     task = asyncio.create_task(run_import_job(factory, job_id))
     _RUNNING.add(task)
