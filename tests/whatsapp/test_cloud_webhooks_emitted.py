@@ -82,6 +82,11 @@ async def test_customer_message_arrives_signed_and_parses(
             {"latitude": 1.5, "longitude": 2.5, "name": None, "address": None, "url": None},
         ),
         (
+            {"type": "order", "catalog_id": "c1", "text": "", "product_items": [{"quantity": 1}]},
+            "order",
+            {"catalog_id": "c1", "text": "", "product_items": [{"quantity": 1}]},
+        ),
+        (
             {"type": "reaction", "message_id": "wamid.X", "emoji": "❤"},
             "reaction",
             {"message_id": "wamid.X", "emoji": "❤"},

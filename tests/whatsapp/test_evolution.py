@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 
 from pytake.whatsapp import (
@@ -498,3 +499,21 @@ async def test_customer_messages_and_media(
     media = await provider.download_media(image.content["media_id"])
     assert (media.data, media.mime_type) == (b"simulated image", "image/png")
     assert sim.state.read_marks == [{"channel": INSTANCE, "message_id": sim.state.received[0].id}]
+
+
+async def test_jwt_key_header_becomes_a_bearer_token(
+    sim: Simulator, evolution: EvolutionClient, receiver: Receiver
+) -> None:
+    await evolution.create_instance(INSTANCE, qrcode=False)
+    await evolution.set_webhook(
+        INSTANCE, receiver.url, {"jwt_key": "a-signing-key-of-at-least-32-bytes!"}
+    )
+
+    sim.scan(INSTANCE, "5511900000000")
+    await sim.idle()
+
+    [request] = receiver.requests
+    token = request.headers["Authorization"].removeprefix("Bearer ")
+    claims = jwt.decode(token, "a-signing-key-of-at-least-32-bytes!", algorithms=["HS256"])
+    assert (claims["app"], claims["action"]) == ("evolution", "webhook")
+    assert "jwt_key" not in request.headers

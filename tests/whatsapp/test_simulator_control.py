@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 
-from pytake.whatsapp import OutboundMessage
+from pytake.whatsapp import OutboundMessage, ProviderError
 from pytake.whatsapp.cloud import CloudProvider, parse_webhook
-from pytake.whatsapp.simulator import Simulator
+from pytake.whatsapp.simulator import Simulator, SimulatorSettings
 
 from .conftest import Receiver
 
@@ -147,3 +148,26 @@ async def test_phone_page_is_served(sim: Simulator, http: aiohttp.ClientSession)
 
     assert response.status == 200 and response.content_type == "text/html"
     assert "Customer's phone" in page and "/_sim" in page
+
+
+async def test_constructor_faults_are_the_baseline(http: aiohttp.ClientSession) -> None:
+    faults = {"error": {"code": 131000, "http_status": 503, "count": 1}, "reorder_statuses": True}
+    async with Simulator(SimulatorSettings.for_tests(), faults=faults) as sim:
+        sim.register_number(PNID, "tok", "sec")
+        sim.state.open_window(PNID, "5511911112222")
+        provider = CloudProvider(
+            http, base_url=sim.graph_url, access_token="tok", phone_number_id=PNID
+        )
+        message = OutboundMessage(to="5511911112222", type="text", content={"body": "x"})
+
+        with pytest.raises(ProviderError) as caught:
+            await provider.send(message)
+        await provider.send(message)
+        sim.reset()
+
+        assert (caught.value.code, caught.value.http_status, caught.value.retryable) == (
+            131000,
+            503,
+            True,
+        )
+        assert sim.state.faults.reorder_statuses and sim.state.faults.errors[0].remaining == 1

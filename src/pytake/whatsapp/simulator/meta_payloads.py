@@ -149,6 +149,13 @@ def _other(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
             "type": "reaction",
             "reaction": {"message_id": spec.get("message_id"), "emoji": spec.get("emoji", "")},
         }
+    if kind == "order":
+        fields = ("catalog_id", "text", "product_items")
+        return {"type": "order", "order": {k: spec.get(k) for k in fields}}
+    if kind == "system":
+        body = f"User changed number to {spec.get('new_wa_id')}"
+        system = {"body": body, "wa_id": spec.get("new_wa_id"), "type": "user_changed_number"}
+        return {"type": "system", "system": system}
     if kind == "unsupported":
         error = error_item(
             131051, "Message type unknown", "Message type is currently not supported."

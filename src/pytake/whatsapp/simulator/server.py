@@ -54,6 +54,7 @@ class Simulator:
         settings: SimulatorSettings | None = None,
         *,
         clock: Callable[[], float] | None = None,
+        faults: dict[str, Any] | None = None,
     ) -> None:
         self.state = SimState(
             settings or SimulatorSettings(), **({"clock": clock} if clock else {})
@@ -64,6 +65,9 @@ class Simulator:
         self.control = ControlApi(self)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
+        # Faults given at construction are the baseline that `reset()` restores.
+        self._initial_faults = dict(faults or {})
+        self.set_faults(**self._initial_faults)
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -112,8 +116,9 @@ class Simulator:
         await self.emitter.idle()
 
     def reset(self) -> None:
-        """Forget numbers, templates, messages, instances and faults."""
+        """Forget numbers, templates, messages, instances, and faults set after construction."""
         self.state.reset()
+        self.set_faults(**self._initial_faults)
 
     # -- Cloud side -----------------------------------------------------------------------
 
@@ -177,7 +182,8 @@ class Simulator:
 
         `spec` is `type` plus its fields: text; button_reply/list_reply (reply_id, title);
         button (payload, text); image/video/audio/document/sticker (caption, filename,
-        mime_type, data_base64); location; contacts; reaction (message_id, emoji); unsupported.
+        mime_type, data_base64); location; contacts; reaction (message_id, emoji);
+        order (catalog_id, text, product_items); system (new_wa_id); unsupported.
         Also profile_name, context_message_id, referral.
         """
         if sender is not None:
@@ -255,7 +261,7 @@ class Simulator:
             faults.window_mode = window_mode  # type: ignore[assignment]  # checked just above
 
     def clear_faults(self) -> None:
-        """Remove every fault."""
+        """Remove every fault (including those given at construction)."""
         self.state.faults = type(self.state.faults)()
 
     def thread(self, channel: str, customer: str) -> list[dict[str, Any]]:
