@@ -20,6 +20,7 @@ from pytake.whatsapp.events import (
     parse_event_errors,
     unix_to_datetime,
 )
+from pytake.whatsapp.provider import MEDIA_TYPES
 
 __all__ = [
     "SIGNATURE_HEADER",
@@ -32,7 +33,6 @@ __all__ = [
 
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 _PREFIX = "sha256="
-_MEDIA = ("image", "video", "audio", "document", "sticker")
 _STATUSES = {"sent", "delivered", "read", "failed"}
 
 
@@ -172,7 +172,7 @@ def message_content(kind: str, item: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = obj if isinstance(obj, dict) else {}
     if kind == "text":
         return {"text": data.get("body", "")}
-    if kind in _MEDIA:
+    if kind in MEDIA_TYPES:
         return _media_content(kind, data)
     if kind == "location":
         return {key: data.get(key) for key in ("latitude", "longitude", "name", "address", "url")}

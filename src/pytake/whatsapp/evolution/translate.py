@@ -10,7 +10,7 @@ from typing import Any
 
 from pytake.whatsapp.provider import OutboundMessage, ProviderError, normalize_recipient
 
-_MEDIA_TYPES = {"image", "video", "document"}
+_SEND_MEDIA_TYPES = {"image", "video", "document"}  # the rest have their own endpoints
 
 
 def jid(number: str) -> str:
@@ -64,7 +64,7 @@ def _translate(
             "text": content.get("body", ""),
             "linkPreview": bool(content.get("preview_url", False)),
         }
-    if kind in _MEDIA_TYPES:
+    if kind in _SEND_MEDIA_TYPES:
         return "sendMedia", _media(kind, content)
     if kind == "audio":
         return "sendWhatsAppAudio", {"audio": _media_source(content, kind)}

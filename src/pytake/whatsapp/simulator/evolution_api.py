@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from pytake.whatsapp.evolution.client import BAILEYS
 from pytake.whatsapp.simulator.emitter import WebhookEmitter
 from pytake.whatsapp.simulator.evolution_payloads import (
     config_name,
@@ -26,7 +27,6 @@ from pytake.whatsapp.simulator.state import (
     new_evolution_id,
 )
 
-BAILEYS = "WHATSAPP-BAILEYS"
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "sendText": ("number", "text"),
     "sendMedia": ("number", "mediatype", "media"),

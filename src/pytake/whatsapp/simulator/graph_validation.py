@@ -4,22 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from pytake.whatsapp.provider import MEDIA_TYPES, MESSAGE_TYPES
 from pytake.whatsapp.simulator.state import SimState, SimTemplate
 
-MESSAGE_TYPES = (
-    "text",
-    "image",
-    "video",
-    "audio",
-    "document",
-    "sticker",
-    "location",
-    "contacts",
-    "reaction",
-    "interactive",
-    "template",
-)
-_MEDIA = {"image", "video", "audio", "document", "sticker"}
 _INTERACTIVE = {
     "button",
     "list",
@@ -91,7 +78,7 @@ def validate_send(body: dict[str, Any], state: SimState, waba_id: str) -> str:
         raise GraphFault(100, "The parameter to is required.")
     kind = body.get("type") or "text"  # Graph defaults the type to text
     if kind not in MESSAGE_TYPES:
-        raise GraphFault(100, f"Param type must be one of {{{', '.join(MESSAGE_TYPES)}}}")
+        raise GraphFault(100, f"Param type must be one of {{{', '.join(sorted(MESSAGE_TYPES))}}}")
     obj = body.get(kind)
     if obj is None:
         raise GraphFault(100, f"The parameter {kind} is required.")
@@ -276,5 +263,5 @@ _VALIDATORS: dict[str, Any] = {
     "reaction": _reaction,
     "interactive": _interactive,
     "template": _template,
-    **{kind: _media(kind) for kind in _MEDIA},
+    **{kind: _media(kind) for kind in MEDIA_TYPES},
 }

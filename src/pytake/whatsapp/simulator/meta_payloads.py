@@ -6,9 +6,9 @@ import base64
 import hashlib
 from typing import Any
 
+from pytake.whatsapp.provider import MEDIA_TYPES
 from pytake.whatsapp.simulator.state import BusinessNumber, new_numeric_id
 
-MEDIA_TYPES = ("image", "video", "audio", "document", "sticker")
 DEFAULT_MIME = {
     "image": "image/jpeg",
     "video": "video/mp4",

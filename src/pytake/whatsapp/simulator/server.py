@@ -322,7 +322,10 @@ def run(
     async def main() -> None:
         sim = Simulator(settings)
         url = await sim.start(host, port)
-        print(f"WhatsApp simulator on {url}  (Graph: {sim.graph_url}, control: {url}/_sim)")
+        print(
+            f"WhatsApp simulator on {url}  (Graph: {sim.graph_url}, control: {url}/_sim)",
+            flush=True,
+        )
         try:
             await asyncio.Event().wait()
         finally:
