@@ -4,6 +4,7 @@ from pytake.models.base import Base
 from pytake.models.channel import ChannelEvent, WhatsAppConfig
 from pytake.models.contact import Contact, ContactTag, Tag
 from pytake.models.conversation import Conversation, Message, PendingStatus
+from pytake.models.idempotency import IdempotencyKey as IdempotencyKey
 from pytake.models.organization import ApiKey, Organization, RefreshToken, User
 
 __all__ = [

@@ -91,6 +91,12 @@ class Message(IdMixin, TenantMixin, Base):
     error_details: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # The send queue (pytake.message.sending): who holds a `sending` row and when to retry.
+    recipient: Mapped[str | None] = mapped_column(String(32), comment="E.164 sent to")
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_at: Mapped[datetime | None]
 
 
 class PendingStatus(IdMixin, TenantMixin, Base):
