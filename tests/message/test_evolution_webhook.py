@@ -96,9 +96,9 @@ async def test_lid_sender_is_resolved_by_phone(
 
 async def _post(api: httpx.AsyncClient, instance: Instance, body: Any, secret: str | None) -> Any:
     headers = {"X-PyTake-Webhook-Secret": secret} if secret else {}
-    return await api.post(
-        instance.url.split("/api/v1", 1)[1].join(["/api/v1", ""]), json=body, headers=headers
-    )
+    path = f"/api/v1/whatsapp/webhook/evolution/{instance.config_id}"
+    assert instance.url.endswith(path)  # where PyTake told Evolution to post
+    return await api.post(path, json=body, headers=headers)
 
 
 def upsert(instance: Instance, message_id: str, text: str) -> dict[str, Any]:
