@@ -16,6 +16,9 @@ def serve(
     host: str = typer.Option(None, help="Interface to bind (default 0.0.0.0, PYTAKE_HOST)."),
     port: int = typer.Option(None, help="Port (default 8080, PYTAKE_PORT)."),
     workers: int = typer.Option(1, help="Server processes (needs PostgreSQL and Redis for >1)."),
+    demo_mode: bool = typer.Option(
+        False, "--demo", help="Also run the simulator with a demo organisation (see `demo`)."
+    ),
 ) -> None:
     """Run the API, WebSocket and dashboard (and, on the embedded default, the background loops)."""
     import uvicorn
@@ -24,6 +27,11 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
+    if demo_mode:
+        from pytake.channel.demo import main as run_demo
+
+        run_demo(settings, host or "127.0.0.1", port or settings.port, 9090)
+        return
     uvicorn.run(
         "pytake.app:create_app",
         factory=True,
@@ -34,6 +42,32 @@ def serve(
         log_config=None,
         proxy_headers=True,
     )
+
+
+@app.command()
+def simulator(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(9090, help="Port."),
+) -> None:
+    """Run the WhatsApp simulator: a fake Graph API and Evolution API, and the customer's phone."""
+    from pytake.whatsapp.simulator import run
+
+    run(host, port)
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8080, help="PyTake's port."),
+    simulator_port: int = typer.Option(9090, help="The simulator's port."),
+) -> None:
+    """PyTake and the simulator in one process, with a demo organisation and number."""
+    from pytake.channel.demo import main as run_demo
+    from pytake.observability import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    run_demo(settings, host, port, simulator_port)
 
 
 @app.command()
