@@ -1,0 +1,1 @@
+"""Conversations: the agent inbox (list, detail with messages, assignment, replies)."""

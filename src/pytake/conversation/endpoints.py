@@ -1,0 +1,131 @@
+"""/v1/conversations (the inbox) and the earlier /api/v1/conversations/agent."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pytake.auth.dependencies import Session, require_scope
+from pytake.auth.principal import Principal
+from pytake.conversation import service
+from pytake.conversation.schemas import (
+    ConversationDetailOut,
+    ConversationOut,
+    ConversationStatus,
+    ConversationUpdateIn,
+    LegacyAgentConversations,
+    MessagesMeta,
+    ReadOut,
+)
+from pytake.kit.pagination import Page, PageParams, page_meta, page_params
+from pytake.kit.responses import FastJSONResponse
+from pytake.message.sending import service as sending
+from pytake.message.sending.endpoints import SEND_RESPONSES
+from pytake.message.sending.schemas import ReplyIn
+
+router = APIRouter(prefix="/conversations", tags=["conversations"])
+legacy_router = APIRouter(prefix="/conversations", tags=["conversations"])
+
+_READ = require_scope("conversations:read")
+_WRITE = require_scope("conversations:write")
+
+
+@router.get("", response_model=Page[ConversationOut])
+async def list_conversations(
+    params: PageParams = Depends(page_params),
+    status: Annotated[ConversationStatus | None, Query()] = None,
+    assigned_to: Annotated[uuid.UUID | None, Query()] = None,
+    contact_id: Annotated[uuid.UUID | None, Query()] = None,
+    search: Annotated[
+        str | None, Query(max_length=200, description="Contact name or number.")
+    ] = None,
+    principal: Principal = Depends(_READ),
+    session: AsyncSession = Session,
+) -> Page[ConversationOut]:
+    """Conversations, most recently active first."""
+    f = service.ConversationFilter(status, assigned_to, contact_id, search)
+    items, total = await service.list_conversations(session, principal, params, f)
+    return Page[ConversationOut](data=items, meta=page_meta(params, total))
+
+
+@router.get("/{conversation_id}", response_model=ConversationDetailOut)
+async def get_conversation(
+    conversation_id: uuid.UUID,
+    messages_limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    messages_cursor: Annotated[str | None, Query(max_length=200)] = None,
+    principal: Principal = Depends(_READ),
+    session: AsyncSession = Session,
+) -> ConversationDetailOut:
+    """A conversation with its messages, newest first (`messages_cursor` pages back)."""
+    conversation = await service.get_conversation(session, principal, conversation_id)
+    messages, cursor = await service.conversation_messages(
+        session, conversation_id, messages_limit, messages_cursor
+    )
+    return ConversationDetailOut(
+        **conversation.model_dump(),
+        messages=[sending.message_view(m) for m in messages],
+        messages_meta=MessagesMeta(
+            limit=messages_limit, has_more=cursor is not None, next_cursor=cursor
+        ),
+    )
+
+
+@router.patch("/{conversation_id}", response_model=ConversationOut)
+async def update_conversation(
+    conversation_id: uuid.UUID,
+    body: ConversationUpdateIn,
+    principal: Principal = Depends(_WRITE),
+    session: AsyncSession = Session,
+) -> ConversationOut:
+    """Assign (to an agent or admin of your organisation), tag, resolve or reopen."""
+    return await service.update_conversation(session, principal, conversation_id, body)
+
+
+@router.post("/{conversation_id}/messages", status_code=201, responses=SEND_RESPONSES)
+async def reply(
+    request: Request,
+    conversation_id: uuid.UUID,
+    body: ReplyIn,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    principal: Principal = Depends(_WRITE),
+) -> FastJSONResponse:
+    """Reply in the conversation (same rules as `POST /v1/messages`)."""
+    ctx = sending.sending_context(request.app.state)
+    scope = f"POST /v1/conversations/{conversation_id}/messages"
+    reply = await sending.send(
+        ctx,
+        principal,
+        sending.Target(conversation_id=conversation_id),
+        sending.Draft.of(body),
+        sending.Idempotency.of(idempotency_key, scope, body),
+    )
+    return FastJSONResponse(reply.body, status_code=reply.status_code)
+
+
+@router.post("/{conversation_id}/read", response_model=ReadOut)
+async def mark_read(
+    request: Request, conversation_id: uuid.UUID, principal: Principal = Depends(_WRITE)
+) -> ReadOut:
+    """Mark the customer's messages read (blue ticks on their phone) and clear the unread count."""
+    ctx = sending.sending_context(request.app.state)
+    marked, unread = await service.mark_read(ctx, principal, conversation_id)
+    return ReadOut(conversation_id=conversation_id, marked_read=marked, unread_count=unread)
+
+
+@legacy_router.get("/agent", response_model=LegacyAgentConversations)
+async def agent_conversations(
+    agent_id: Annotated[uuid.UUID | None, Query()] = None,
+    status: Annotated[Literal["pending", "active", "resolved"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    principal: Principal = Depends(_READ),
+    session: AsyncSession = Session,
+) -> LegacyAgentConversations:
+    """Conversations and their agents (pending: waiting, active: assigned, resolved)."""
+    items, total = await service.legacy_agent_conversations(
+        session, principal, agent_id, status, limit, offset
+    )
+    return LegacyAgentConversations(conversations=items, total=total, limit=limit, offset=offset)

@@ -1,0 +1,252 @@
+"""The dispatcher: claim queued messages in batches, send them, record what happened.
+
+One `run_once` claims up to `batch_size` due rows, sends them concurrently (at most
+`concurrency` in flight, which is what throughput needs: 1,000/s at 100 ms is 100 in flight),
+and writes every outcome in one transaction. Retryable failures go back to `queued` with backoff
+and jitter; after `max_attempts` they fail. Rows left in `sending` by a dead worker are
+reconciled from status webhooks (see queue.reconcile_stale), never blindly resent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pytake.channel.providers import provider_for
+from pytake.config import Settings
+from pytake.db import unit_of_work
+from pytake.kit.crypto import SecretUnreadable
+from pytake.kit.ssrf import UnsafeUrl
+from pytake.message.sending import queue
+from pytake.message.sending.queue import Job, Outcome, RetryPolicy
+from pytake.models import WhatsAppConfig
+from pytake.whatsapp.provider import ProviderError, WhatsAppProvider
+
+log = logging.getLogger("pytake.message.dispatcher")
+
+
+@dataclass(frozen=True, slots=True)
+class SendingTuning:
+    """Knobs of sending; read from Settings fields named `sending_<name>` when they exist."""
+
+    batch_size: int = 200
+    concurrency: int = 100
+    max_attempts: int = 6
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 300.0
+    # A `sending` row older than this is reconciled; must exceed the provider timeout.
+    lease_seconds: float = 120.0
+    # After a timeout (the provider may have taken it), look for its status webhook this soon.
+    ambiguous_recheck_seconds: float = 30.0
+    # How long `POST /v1/messages` waits for the provider before answering 202 queued.
+    request_wait_seconds: float = 5.0
+    provider_cache_seconds: float = 30.0
+    poll_seconds: float = 1.0
+    reconcile_every_seconds: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SendingTuning:
+        values = {
+            f.name: getattr(settings, f"sending_{f.name}")
+            for f in fields(cls)
+            if hasattr(settings, f"sending_{f.name}")
+        }
+        return cls(**values)
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            self.max_attempts,
+            self.backoff_base_seconds,
+            self.backoff_max_seconds,
+            self.lease_seconds,
+            self.ambiguous_recheck_seconds,
+        )
+
+
+def worker_id(role: str = "worker") -> str:
+    """A claim owner unique to this process (host, pid, random suffix)."""
+    return f"{role}:{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class ProviderCache:
+    """Providers per WhatsApp number, rebuilt every few seconds (config edits show up)."""
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        http: aiohttp.ClientSession,
+        ttl: float,
+    ) -> None:
+        self._factory, self._settings, self._http, self._ttl = factory, settings, http, ttl
+        self._cache: dict[uuid.UUID, tuple[float, WhatsAppProvider | ProviderError]] = {}
+
+    async def get(self, channel_id: uuid.UUID | None) -> WhatsAppProvider:
+        """The provider of a number; raises a non-retryable ProviderError when it cannot send."""
+        if channel_id is None:
+            raise _unusable("the message's WhatsApp number was deleted")
+        cached = self._cache.get(channel_id)
+        if cached is None or cached[0] < time.monotonic():
+            cached = (time.monotonic() + self._ttl, await self._build(channel_id))
+            self._cache[channel_id] = cached
+        if isinstance(cached[1], ProviderError):
+            raise cached[1]
+        return cached[1]
+
+    async def _build(self, channel_id: uuid.UUID) -> WhatsAppProvider | ProviderError:
+        async with self._factory() as session:
+            config = await session.scalar(
+                select(WhatsAppConfig).where(WhatsAppConfig.id == channel_id)
+            )
+        if config is None:
+            return _unusable("the message's WhatsApp number was deleted")
+        if not config.is_active:
+            return _unusable(f"the WhatsApp number '{config.name}' is inactive")
+        try:
+            return await provider_for(config, self._settings, self._http)
+        except (UnsafeUrl, SecretUnreadable) as exc:
+            return _unusable(f"the WhatsApp number '{config.name}' cannot be used: {exc}")
+
+
+def _unusable(reason: str) -> ProviderError:
+    return ProviderError(reason, retryable=False, kind="not_supported", details=reason)
+
+
+async def send_jobs(providers: ProviderCache, jobs: list[Job], concurrency: int) -> list[Outcome]:
+    """Send every job (at most `concurrency` at once); failures become outcomes, not raises."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(job: Job) -> Outcome:
+        async with limit:
+            try:
+                provider = await providers.get(job.channel_id)
+                return Outcome(job, result=await provider.send(job.outbound()))
+            except ProviderError as exc:
+                return Outcome(job, error=exc)
+
+    return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+
+class Dispatcher:
+    """The `dispatch` background loop (runner protocol: `name`, `run_once`)."""
+
+    name = "dispatch"
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        providers: ProviderCache,
+        tuning: SendingTuning,
+        worker: str | None = None,
+    ) -> None:
+        self.factory = factory
+        self.providers = providers
+        self.tuning = tuning
+        self.policy = tuning.policy()
+        self.worker = worker or worker_id()
+        self._last_reconcile = 0.0
+        self._wakeup = asyncio.Event()
+        self.sent = 0
+
+    async def run_once(self) -> float | None:
+        """One batch; returns seconds until more work is due (0 = at once)."""
+        await self._maybe_reconcile()
+        async with unit_of_work(self.factory) as session:
+            jobs = await queue.claim_due(session, self.worker, self.tuning.batch_size)
+        if jobs:
+            outcomes = await send_jobs(self.providers, jobs, self.tuning.concurrency)
+            async with unit_of_work(self.factory) as session:
+                await queue.record_outcomes(session, self.worker, outcomes, self.policy)
+                await record_events(session, outcomes)
+            self.sent += sum(1 for o in outcomes if o.status == "sent")
+            if len(jobs) == self.tuning.batch_size:
+                return 0.0
+        async with self.factory() as session:
+            return await queue.next_due_in(session)
+
+    async def _maybe_reconcile(self) -> None:
+        if time.monotonic() - self._last_reconcile < self.tuning.reconcile_every_seconds:
+            return
+        self._last_reconcile = time.monotonic()
+        await self.reconcile()
+
+    async def reconcile(self) -> tuple[int, int]:
+        """Settle abandoned `sending` rows and statuses that raced their wamid."""
+        async with unit_of_work(self.factory) as session:
+            adopted, requeued = await queue.reconcile_stale(session, self.policy)
+            await queue.apply_late_statuses(session, timedelta(hours=1))
+        if adopted or requeued:
+            log.info("reconciled sending rows: %d adopted, %d requeued", adopted, requeued)
+        return adopted, requeued
+
+    def wake(self) -> None:
+        """Cut the current sleep short (a message was queued in this process)."""
+        self._wakeup.set()
+
+    async def run_forever(self) -> None:
+        """Standalone loop (for `serve` without the worker runner, benchmarks and tests)."""
+        while True:
+            self._wakeup.clear()
+            try:
+                due = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatch batch failed; retrying after a pause")
+                due = self.tuning.poll_seconds
+            if due is not None and due <= 0:
+                continue
+            timeout = (
+                self.tuning.poll_seconds if due is None else min(due, self.tuning.poll_seconds)
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+
+async def record_events(session: AsyncSession, outcomes: list[Outcome]) -> None:
+    """EVENTS: message.sent / message.failed for each settled outcome.
+
+    Call site for `pytake.events.record(session, organization_id, type, data)`; left inert
+    until the events outbox and its migration land (see the sending report).
+    """
+    for outcome in outcomes:
+        if outcome.status not in ("sent", "failed"):
+            continue
+        data: dict[str, Any] = {
+            "message": {
+                "id": str(outcome.job.id),
+                "whatsapp_message_id": outcome.result.provider_message_id
+                if outcome.result
+                else None,
+                "type": outcome.job.type,
+                "status": outcome.status,
+            },
+            "conversation": {"id": str(outcome.job.conversation_id)},
+        }
+        if outcome.error is not None:
+            data["message"]["error"] = {"code": outcome.error.code, "title": outcome.error.title}
+        _ = (session, outcome.job.organization_id, f"message.{outcome.status}", data)
+
+
+def build_dispatcher(
+    factory: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    http: aiohttp.ClientSession,
+    tuning: SendingTuning | None = None,
+) -> Dispatcher:
+    """The dispatch loop for a process (register it with the worker runner)."""
+    tuning = tuning or SendingTuning.from_settings(settings)
+    providers = ProviderCache(factory, settings, http, tuning.provider_cache_seconds)
+    return Dispatcher(factory, providers, tuning)

@@ -1,0 +1,106 @@
+"""/v1/messages (send, status) and the earlier /api/v1/whatsapp/send."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pytake.auth.dependencies import Session, current_principal, require_scope
+from pytake.auth.principal import Principal
+from pytake.errors import PermissionDenied
+from pytake.kit.responses import FastJSONResponse
+from pytake.message.sending import service
+from pytake.message.sending.schemas import (
+    LegacySendIn,
+    LegacySendOut,
+    MessageOut,
+    SendMessageIn,
+    SendMessageOut,
+)
+
+router = APIRouter(prefix="/messages", tags=["messages"])
+legacy_router = APIRouter(prefix="/whatsapp", tags=["whatsapp"])
+
+SEND_RESPONSES: dict[int | str, dict[str, object]] = {
+    201: {"model": SendMessageOut, "description": "WhatsApp accepted the message"},
+    202: {
+        "model": SendMessageOut,
+        "description": "Queued: the provider is slow or failing retryably; it keeps trying",
+    },
+    409: {"description": "Idempotency-Key reused with another body (`idempotency_key_conflict`)"},
+    422: {
+        "description": "Validation (`validation_error`), `outside_customer_service_window`, "
+        "`contact_opted_out`, `contact_blocked`, or WhatsApp refused it (`whatsapp_api_error`)"
+    },
+    502: {"description": "The provider cannot serve this number (`whatsapp_api_error`)"},
+}
+
+IdempotencyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Repeat a request safely: the same key and body return the first result.",
+    ),
+]
+
+
+async def can_read_messages(principal: Principal = Depends(current_principal)) -> Principal:
+    """`messages:read`, or `messages:send` (a sender may follow what it sent)."""
+    if not (principal.can("messages:read") or principal.can("messages:send")):
+        raise PermissionDenied("This credential lacks the 'messages:read' scope")
+    return principal
+
+
+@router.post("", status_code=201, responses=SEND_RESPONSES)
+async def send_message(
+    request: Request,
+    body: SendMessageIn,
+    idempotency_key: IdempotencyHeader = None,
+    principal: Principal = Depends(require_scope("messages:send")),
+) -> FastJSONResponse:
+    """Send a message of any type; `{{variables}}` are filled from `variables` and the contact."""
+    ctx = service.sending_context(request.app.state)
+    draft = service.Draft.of(body)
+    target = service.Target(to=body.to, channel_id=body.channel_id)
+    idem = service.Idempotency.of(idempotency_key, "POST /v1/messages", body)
+    reply = await service.send(ctx, principal, target, draft, idem)
+    return FastJSONResponse(reply.body, status_code=reply.status_code)
+
+
+@router.get("/{message_id}", response_model=MessageOut)
+async def get_message(
+    message_id: uuid.UUID,
+    principal: Principal = Depends(can_read_messages),
+    session: AsyncSession = Session,
+) -> MessageOut:
+    """A message and its delivery status (`sent_at`, `delivered_at`, `read_at`, `failed_at`)."""
+    return service.message_view(await service.get_message(session, principal, message_id))
+
+
+@legacy_router.post(
+    "/send",
+    response_model=LegacySendOut,
+    responses={202: {"model": LegacySendOut, "description": "Queued; WhatsApp is slow"}},
+)
+async def legacy_send(
+    request: Request,
+    body: LegacySendIn,
+    principal: Principal = Depends(require_scope("messages:send")),
+) -> FastJSONResponse:
+    """Send a text or a template; `instance_name` picks a number by name (`default`: default)."""
+    ctx = service.sending_context(request.app.state)
+    message = service.legacy_message(body)
+    target = service.Target(to=body.to, instance_name=body.instance_name)
+    reply = await service.send(ctx, principal, target, service.Draft.of(message))
+    out = LegacySendOut(
+        success=True,
+        message_id=reply.body.get("whatsapp_message_id") or reply.body["id"],
+        status=reply.body["status"],
+        timestamp=reply.body["created_at"],
+    )
+    return FastJSONResponse(
+        out.model_dump(mode="json"), status_code=200 if reply.status_code == 201 else 202
+    )

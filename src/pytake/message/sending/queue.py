@@ -1,0 +1,409 @@
+"""The send queue's SQL: claim due rows, record outcomes, reconcile abandoned `sending` rows.
+
+Outbound messages are the queue (`queued → sending → sent | failed`). Every statement is Core
+and multi-row, so a batch of N messages costs a handful of round trips, not N ORM units.
+A claim moves rows to `sending` with the worker's id; outcomes are written only while the row
+is still claimed by that worker, so a late answer cannot overwrite a reconciled row.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import aiohttp
+from sqlalchemy import String, and_, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pytake.message.statuses import apply_pending_statuses
+from pytake.message.tables import dialect_name, messages, pending_statuses
+from pytake.models.base import UTCDateTime, utcnow
+from pytake.whatsapp.provider import OutboundMessage, ProviderError, SendResult
+
+_RETURNED = (
+    messages.c.id,
+    messages.c.organization_id,
+    messages.c.conversation_id,
+    messages.c.channel_id,
+    messages.c.recipient,
+    messages.c.type,
+    messages.c.content,
+    messages.c.context_provider_message_id,
+    messages.c.callback_data,
+    messages.c.attempts,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A claimed message: everything needed to send it."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    conversation_id: uuid.UUID
+    channel_id: uuid.UUID | None
+    recipient: str
+    type: str
+    content: dict[str, Any]
+    context_message_id: str | None
+    callback_data: str | None
+    attempts: int
+
+    def outbound(self) -> OutboundMessage:
+        return OutboundMessage(
+            to=self.recipient,
+            type=self.type,
+            content=self.content,
+            context_message_id=self.context_message_id,
+            callback_data=self.callback_data,
+        )
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one job: accepted (`result`) or an error."""
+
+    job: Job
+    result: SendResult | None = None
+    error: ProviderError | None = None
+    # Filled by record_outcomes: sent | queued | failed | sending (outcome unknown, reconcile)
+    status: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int
+    backoff_base: float
+    backoff_max: float
+    lease_seconds: float
+    ambiguous_recheck_seconds: float
+
+    def delay(self, attempts: int, error: ProviderError | None) -> float:
+        """Exponential backoff with jitter (half to full delay); pair-rate waits 4^n seconds."""
+        base = self.backoff_base * 2 ** max(0, attempts - 1)
+        if error is not None and error.code == 131056:
+            base = max(base, self.backoff_base * 4 ** max(0, attempts - 1))
+        ceiling = min(self.backoff_max, base)
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def _job(row: Any) -> Job:
+    return Job(
+        row.id,
+        row.organization_id,
+        row.conversation_id,
+        row.channel_id,
+        row.recipient or "",
+        row.type,
+        row.content or {},
+        row.context_provider_message_id,
+        row.callback_data,
+        row.attempts,
+    )
+
+
+async def claim_due(
+    session: AsyncSession, worker: str, limit: int, now: datetime | None = None
+) -> list[Job]:
+    """Claim up to `limit` due queued messages (SKIP LOCKED on PostgreSQL: workers never
+    claim the same row; SQLite has one writer, so the single UPDATE is already exclusive)."""
+    now = now or utcnow()
+    m = messages.c
+    due = (
+        select(m.id)
+        .where(m.status == "queued", m.next_attempt_at <= now)
+        .order_by(m.next_attempt_at)
+        .limit(limit)
+    )
+    if dialect_name(session) == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    stmt = (
+        update(messages)
+        .where(m.id.in_(due.scalar_subquery()), m.status == "queued")
+        .values(status="sending", claimed_by=worker, claimed_at=now, attempts=m.attempts + 1)
+        .returning(*_RETURNED)
+    )
+    return [_job(row) for row in (await session.execute(stmt)).all()]
+
+
+async def claim_one(session: AsyncSession, worker: str, message_id: uuid.UUID) -> Job | None:
+    """Claim one queued message by id (the API sends what it just queued); None if taken."""
+    m = messages.c
+    stmt = (
+        update(messages)
+        .where(m.id == message_id, m.status == "queued")
+        .values(status="sending", claimed_by=worker, claimed_at=utcnow(), attempts=m.attempts + 1)
+        .returning(*_RETURNED)
+    )
+    row = (await session.execute(stmt)).first()
+    return _job(row) if row is not None else None
+
+
+async def next_due_in(session: AsyncSession, now: datetime | None = None) -> float | None:
+    """Seconds until the earliest queued message is due (None when nothing is queued)."""
+    now = now or utcnow()
+    earliest = await session.scalar(
+        select(func.min(messages.c.next_attempt_at)).where(messages.c.status == "queued")
+    )
+    if earliest is None:
+        return None
+    return max(0.0, (earliest - now).total_seconds())
+
+
+_TS = UTCDateTime()
+
+
+def _mine() -> Any:
+    m = messages.c
+    return and_(
+        m.id == bindparam("b_id"), m.status == "sending", m.claimed_by == bindparam("b_worker")
+    )
+
+
+def _sent_stmt() -> Any:
+    return (
+        update(messages)
+        .where(_mine())
+        .values(
+            status="sent",
+            provider_message_id=bindparam("b_pid", type_=String()),
+            sent_at=bindparam("b_now", type_=_TS),
+            claimed_by=None,
+            next_attempt_at=None,
+            error_code=None,
+            error_title=None,
+            error_details=None,
+            updated_at=bindparam("b_now", type_=_TS),
+        )
+    )
+
+
+def _requeue_stmt() -> Any:
+    return (
+        update(messages)
+        .where(_mine())
+        .values(
+            status="queued",
+            next_attempt_at=bindparam("b_next", type_=_TS),
+            claimed_by=None,
+            error_code=bindparam("b_code"),
+            error_title=bindparam("b_title", type_=String()),
+            error_details=bindparam("b_details", type_=String()),
+            updated_at=bindparam("b_now", type_=_TS),
+        )
+    )
+
+
+def _failed_stmt() -> Any:
+    return (
+        update(messages)
+        .where(_mine())
+        .values(
+            status="failed",
+            failed_at=bindparam("b_now", type_=_TS),
+            claimed_by=None,
+            next_attempt_at=None,
+            error_code=bindparam("b_code"),
+            error_title=bindparam("b_title", type_=String()),
+            error_details=bindparam("b_details", type_=String()),
+            updated_at=bindparam("b_now", type_=_TS),
+        )
+    )
+
+
+def _ambiguous_stmt() -> Any:
+    # Leave the row in `sending` but move its claim back so reconciliation looks at it soon.
+    return (
+        update(messages)
+        .where(_mine())
+        .values(
+            claimed_at=bindparam("b_claimed", type_=_TS),
+            error_title=bindparam("b_title", type_=String()),
+            error_details=bindparam("b_details", type_=String()),
+            updated_at=bindparam("b_now", type_=_TS),
+        )
+    )
+
+
+def error_fields(error: ProviderError) -> dict[str, Any]:
+    title = error.title or (f"({error.code}) " if error.code else "") + error.message
+    return {
+        "b_code": error.code,
+        "b_title": title[:300],
+        "b_details": error.details or error.plain_explanation,
+    }
+
+
+def _classify(outcome: Outcome, policy: RetryPolicy) -> str:
+    error = outcome.error
+    if error is None:
+        return "sent"
+    if not error.retryable:
+        return "failed"
+    if error.kind == "transport" and not _never_reached(error):
+        return "ambiguous"
+    return "queued" if outcome.job.attempts < policy.max_attempts else "failed"
+
+
+def _never_reached(error: ProviderError) -> bool:
+    # A refused connection cannot have delivered anything; a timeout or a dropped response can.
+    cause = error.__cause__
+    return isinstance(cause, aiohttp.ClientConnectorError | ConnectionRefusedError)
+
+
+async def record_outcomes(
+    session: AsyncSession, worker: str, outcomes: list[Outcome], policy: RetryPolicy
+) -> None:
+    """Write a batch of outcomes (one UPDATE per kind) and apply statuses that came early."""
+    now = utcnow()
+    params: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for outcome in outcomes:
+        kind = _classify(outcome, policy)
+        base = {"b_id": outcome.job.id, "b_worker": worker, "b_now": now}
+        if kind == "sent":
+            assert outcome.result is not None
+            params[kind].append({**base, "b_pid": outcome.result.provider_message_id})
+            outcome.status = "sent"
+            continue
+        assert outcome.error is not None
+        base.update(error_fields(outcome.error))
+        if kind == "queued":
+            delay = policy.delay(outcome.job.attempts, outcome.error)
+            base["b_next"] = now + timedelta(seconds=delay)
+        if kind == "ambiguous":
+            recheck = policy.lease_seconds - policy.ambiguous_recheck_seconds
+            base["b_claimed"] = now - timedelta(seconds=max(0.0, recheck))
+        params[kind].append(base)
+        outcome.status = "sending" if kind == "ambiguous" else kind
+    statements = {
+        "sent": _sent_stmt,
+        "queued": _requeue_stmt,
+        "failed": _failed_stmt,
+        "ambiguous": _ambiguous_stmt,
+    }
+    for kind, rows in params.items():
+        await session.execute(statements[kind](), rows)
+    await _apply_early_statuses(session, outcomes)
+
+
+async def _apply_early_statuses(session: AsyncSession, outcomes: list[Outcome]) -> None:
+    by_channel: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.status == "sent" and outcome.result and outcome.job.channel_id:
+            by_channel[outcome.job.channel_id].append(outcome.result.provider_message_id)
+    for channel_id, pids in by_channel.items():
+        await apply_pending_statuses(session, channel_id, pids)
+
+
+async def reconcile_stale(
+    session: AsyncSession, policy: RetryPolicy, limit: int = 500
+) -> tuple[int, int]:
+    """Settle `sending` rows whose claim outlived the lease (a worker died or timed out).
+
+    Meta echoes `biz_opaque_callback_data` (our message id) on status webhooks; a status that
+    arrived for an unknown wamid waits in pending_statuses. If one is there, the provider took
+    the message: adopt its wamid and apply the statuses. If none came within the lease, the
+    provider never accepted it: queue it again. Returns (adopted, requeued).
+    """
+    now = utcnow()
+    m = messages.c
+    stale_q = (
+        select(m.id, m.channel_id, m.attempts, m.callback_data)
+        .where(m.status == "sending", m.claimed_at < now - timedelta(seconds=policy.lease_seconds))
+        .limit(limit)
+    )
+    if dialect_name(session) == "postgresql":
+        stale_q = stale_q.with_for_update(skip_locked=True)
+    stale = list((await session.execute(stale_q)).all())
+    if not stale:
+        return 0, 0
+    evidence = await _evidence(session, stale)
+    adopted = [row for row in stale if row.callback_data in evidence]
+    for row in adopted:
+        pid = evidence[row.callback_data]
+        await session.execute(
+            update(messages)
+            .where(m.id == row.id, m.status == "sending")
+            .values(
+                status="sent",
+                provider_message_id=pid,
+                sent_at=now,
+                claimed_by=None,
+                error_title=None,
+                error_details=None,
+                updated_at=now,
+            )
+        )
+        await apply_pending_statuses(session, row.channel_id, [pid])
+    orphans = [row for row in stale if row.callback_data not in evidence]
+    await _requeue_orphans(session, orphans, policy, now)
+    return len(adopted), len(orphans)
+
+
+async def _evidence(session: AsyncSession, stale: list[Any]) -> dict[str, str]:
+    """callback data → wamid, from statuses that arrived for a wamid we never recorded."""
+    p = pending_statuses.c
+    tokens = [row.callback_data for row in stale if row.callback_data]
+    channels = {row.channel_id for row in stale if row.channel_id}
+    if not tokens or not channels:
+        return {}
+    rows = await session.execute(
+        select(p.callback_data, p.provider_message_id).where(
+            p.channel_id.in_(channels), p.callback_data.in_(tokens)
+        )
+    )
+    return {token: pid for token, pid in rows.all()}
+
+
+async def _requeue_orphans(
+    session: AsyncSession, orphans: list[Any], policy: RetryPolicy, now: datetime
+) -> None:
+    m = messages.c
+    for status, rows in (
+        ("queued", [r for r in orphans if r.attempts < policy.max_attempts]),
+        ("failed", [r for r in orphans if r.attempts >= policy.max_attempts]),
+    ):
+        if not rows:
+            continue
+        values: dict[str, Any] = {
+            "status": status,
+            "claimed_by": None,
+            "updated_at": now,
+            "error_title": "no answer from the provider and no status webhook within the lease",
+        }
+        if status == "queued":
+            values["next_attempt_at"] = now
+        else:
+            values["failed_at"] = now
+            values["next_attempt_at"] = None
+        await session.execute(
+            update(messages)
+            .where(m.id.in_([r.id for r in rows]), m.status == "sending")
+            .values(**values)
+        )
+
+
+async def apply_late_statuses(session: AsyncSession, window: timedelta) -> int:
+    """Statuses that raced the recording of their wamid (the webhook's transaction read
+    before ours committed) wait as pending; apply them now that the message is known."""
+    p, m = pending_statuses.c, messages.c
+    rows = await session.execute(
+        select(p.channel_id, p.provider_message_id)
+        .join(
+            messages,
+            and_(m.channel_id == p.channel_id, m.provider_message_id == p.provider_message_id),
+        )
+        .where(p.applied_at.is_(None), p.received_at > utcnow() - window)
+        .distinct()
+    )
+    by_channel: dict[uuid.UUID, list[str]] = defaultdict(list)
+    for channel_id, pid in rows.all():
+        by_channel[channel_id].append(pid)
+    applied = 0
+    for channel_id, pids in by_channel.items():
+        applied += await apply_pending_statuses(session, channel_id, pids)
+    return applied
