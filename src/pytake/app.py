@@ -28,6 +28,7 @@ from pytake.observability import ObservabilityMiddleware, request_id_var
 from pytake.openapi import install_openapi
 from pytake.ratelimit import RateLimiter
 from pytake.routing import include_routers
+from pytake.worker.runtime import start_for_app, stop_for_app
 
 log = logging.getLogger("pytake.app")
 
@@ -42,6 +43,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if settings.auto_migrate:
         await upgrade_to_head(engine)
     app.state.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    await start_for_app(app)
     health_task = None
     if settings.background_loops_in_process:
         health_task = asyncio.create_task(
@@ -50,6 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        await stop_for_app(app)
         if health_task is not None:
             health_task.cancel()
             with suppress(asyncio.CancelledError):

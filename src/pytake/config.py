@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     max_webhook_body_bytes: int = 3 * 1024 * 1024
     opt_out_keywords: list[str] = Field(default_factory=lambda: ["STOP", "PARAR", "SAIR"])
 
+    # Events, realtime and outgoing webhooks (pytake.events, pytake.realtime, pytake.webhook).
+    events_channel: str = "pytake:events"
+    events_relay_grace_seconds: float = 5.0
+    worker_poll_seconds: float = 2.0
+    ws_auth_timeout_seconds: float = 10.0
+    ws_send_queue_size: int = 256
+    webhook_timeout_seconds: float = 10.0
+    webhook_max_retries: int = 3
+    webhook_backoff_base_seconds: float = 1.0
+    webhook_disable_after_seconds: float = 24 * 3600
+    webhook_batch_size: int = 100
+    webhook_concurrency: int = 64
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key == DEFAULT_SECRET_KEY:

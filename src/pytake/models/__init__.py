@@ -4,8 +4,10 @@ from pytake.models.base import Base
 from pytake.models.channel import ChannelEvent, WhatsAppConfig
 from pytake.models.contact import Contact, ContactTag, Tag
 from pytake.models.conversation import Conversation, Message, PendingStatus
+from pytake.models.event import Event as Event
 from pytake.models.idempotency import IdempotencyKey as IdempotencyKey
 from pytake.models.organization import ApiKey, Organization, RefreshToken, User
+from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
@@ -20,5 +22,7 @@ __all__ = [
     "RefreshToken",
     "Tag",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WhatsAppConfig",
 ]

@@ -1,0 +1,9 @@
+"""One event pipeline: producers `record()` domain events in their transaction; after commit the
+realtime bus carries them to WebSockets, and webhook deliveries (rows written by `record`) are
+sent by the delivery loop. See docs/events.md."""
+
+from pytake.events import bus as bus  # registers the after-commit publisher
+from pytake.events.outbox import record, wake_after_commit
+from pytake.events.types import EVENT_TYPES, CommittedEvent
+
+__all__ = ["EVENT_TYPES", "CommittedEvent", "bus", "record", "wake_after_commit"]

@@ -1,0 +1,196 @@
+"""The realtime bus: committed events reach every subscriber of every process.
+
+Without Redis it is in-process. With settings.redis_url each batch is published once on a Redis
+channel and every process (this one included) dispatches what it receives, so a socket on any
+`serve` process sees an event committed in any other. After publishing, the outbox rows are
+marked published; rows a crashed process never published are picked up by the relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from sqlalchemy import event, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction
+
+from pytake.db import unit_of_work
+from pytake.events.outbox import PENDING_KEY, WAKE_KEY, PendingEvent, drop_rolled_back
+from pytake.events.types import CommittedEvent
+from pytake.models.base import utcnow
+from pytake.models.event import Event
+
+log = logging.getLogger("pytake.events")
+
+EventsSubscriber = Callable[[list[CommittedEvent]], None]
+WakeSubscriber = Callable[[str], None]
+
+_BUSES: weakref.WeakKeyDictionary[Engine, EventBus] = weakref.WeakKeyDictionary()
+
+
+class EventBus:
+    """Publishes committed events in batches; dispatches received ones to subscribers."""
+
+    def __init__(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        redis: Redis | None = None,
+        channel: str = "pytake:events",
+    ) -> None:
+        self._factory = session_factory
+        self._redis = redis
+        self._channel = channel
+        self._outgoing: asyncio.Queue[tuple[list[CommittedEvent], set[str]]] = asyncio.Queue()
+        self._event_subscribers: list[EventsSubscriber] = []
+        self._wake_subscribers: list[WakeSubscriber] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Event()
+        self.published = 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, engine: AsyncEngine) -> None:
+        _BUSES[engine.sync_engine] = self
+        self._tasks.append(asyncio.create_task(self._publish_loop(), name="events-publisher"))
+        if self._redis is not None:
+            self._tasks.append(asyncio.create_task(self._redis_listener(), name="events-listener"))
+            await self._subscribed.wait()
+
+    async def stop(self, engine: AsyncEngine) -> None:
+        _BUSES.pop(engine.sync_engine, None)
+        # Let what was committed go out before shutting down.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drain(), 2)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    async def _drain(self) -> None:
+        await self._outgoing.join()
+
+    # --- subscribing -------------------------------------------------------------------------
+
+    def on_events(self, subscriber: EventsSubscriber) -> None:
+        self._event_subscribers.append(subscriber)
+
+    def on_wake(self, subscriber: WakeSubscriber) -> None:
+        self._wake_subscribers.append(subscriber)
+
+    # --- publishing --------------------------------------------------------------------------
+
+    def committed(self, events: list[CommittedEvent], wake: set[str]) -> None:
+        """Called right after a commit (synchronously); publishing happens in the background."""
+        self._outgoing.put_nowait((events, wake))
+
+    async def publish(self, events: list[CommittedEvent], wake: Iterable[str] = ()) -> None:
+        """Carry events (and wake-ups) to every process, including this one."""
+        wake = set(wake)
+        if events:
+            wake.add("webhooks")
+        if self._redis is not None:
+            message = {"events": [e.as_dict() for e in events], "wake": sorted(wake)}
+            await self._redis.publish(self._channel, orjson.dumps(message))
+        else:
+            self._dispatch(events, wake)
+        self.published += len(events)
+
+    async def _publish_loop(self) -> None:
+        while True:
+            events, wake = await self._outgoing.get()
+            taken = 1
+            # Coalesce whatever else committed meanwhile into one publish and one UPDATE.
+            while not self._outgoing.empty():
+                more, more_wake = self._outgoing.get_nowait()
+                taken += 1
+                events = events + more
+                wake |= more_wake
+            try:
+                await self.publish(events, wake)
+                if events:
+                    await self._mark_published([e.id for e in events])
+            except Exception:
+                # The rows stay unpublished; the relay will carry them.
+                log.exception("publishing %d events failed", len(events))
+            finally:
+                for _ in range(taken):
+                    self._outgoing.task_done()
+
+    async def _mark_published(self, ids: list[int]) -> None:
+        async with unit_of_work(self._factory) as session:
+            await session.execute(
+                update(Event)
+                .where(Event.id.in_(ids), Event.published_at.is_(None))
+                .values(published_at=utcnow())
+            )
+
+    # --- receiving ---------------------------------------------------------------------------
+
+    def _dispatch(self, events: list[CommittedEvent], wake: Iterable[str]) -> None:
+        if events:
+            for subscriber in self._event_subscribers:
+                try:
+                    subscriber(events)
+                except Exception:
+                    log.exception("event subscriber failed")
+        for name in wake:
+            for wake_subscriber in self._wake_subscribers:
+                wake_subscriber(name)
+
+    async def _redis_listener(self) -> None:
+        assert self._redis is not None
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self._channel)
+                    self._subscribed.set()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self._receive(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("events listener lost Redis; reconnecting")
+                self._subscribed.set()  # never block start-up on a Redis outage
+                await asyncio.sleep(1)
+
+    def _receive(self, raw: bytes) -> None:
+        try:
+            message: dict[str, Any] = orjson.loads(raw)
+            events = [CommittedEvent.from_dict(e) for e in message.get("events", [])]
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            log.warning("ignoring a malformed bus message")
+            return
+        self._dispatch(events, message.get("wake", []))
+
+
+def bus_for(bind: Any) -> EventBus | None:
+    return _BUSES.get(bind) if isinstance(bind, Engine) else None
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    pending: list[PendingEvent] | None = session.info.pop(PENDING_KEY, None)
+    wake: set[str] | None = session.info.pop(WAKE_KEY, None)
+    if not pending and not wake:
+        return
+    bus = bus_for(session.get_bind())
+    if bus is None:
+        # No running app owns this engine (a script): the relay publishes these later.
+        return
+    bus.committed([p.event for p in pending or []], wake or set())
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_soft_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    drop_rolled_back(session, previous_transaction)

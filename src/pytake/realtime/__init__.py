@@ -1,0 +1,1 @@
+"""Realtime: the /ws endpoint, the registry of connections (bounded send queues), stats."""

@@ -1,0 +1,158 @@
+"""Open WebSocket connections, indexed by organisation, each with a bounded send queue.
+
+Dispatch never awaits a socket: a frame is rendered once per event and offered to each
+connection's queue; a connection whose queue is full is a client that cannot keep up, and it
+is disconnected (close code 4008) rather than buffered without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+from starlette.websockets import WebSocket
+
+from pytake.auth.principal import Principal
+from pytake.events.types import CommittedEvent
+from pytake.realtime.frames import frame_for, required_scope
+
+CLOSE_SLOW_CONSUMER = 4008
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Counters:
+    total_connections: int = 0
+    active_connections: int = 0
+    authenticated_connections: int = 0
+    messages_sent: int = 0
+    messages_received: int = 0
+
+
+class Connection:
+    """One socket: its principal once authenticated, its queue, and why it was dropped."""
+
+    __slots__ = ("id", "kicked", "org_key", "principal", "queue", "registry", "websocket")
+
+    def __init__(self, registry: Registry, websocket: WebSocket, queue_size: int) -> None:
+        self.id = next(_ids)
+        self.registry = registry
+        self.websocket = websocket
+        self.principal: Principal | None = None
+        self.org_key: str | None = None
+        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self.kicked: tuple[int, str] | None = None
+
+    def offer(self, text: str) -> None:
+        if self.kicked is not None:
+            return
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.kicked = (CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")
+            self.registry.slow_disconnects += 1
+            # Wake the sender so it stops; the endpoint then closes the socket.
+            self.queue.get_nowait()
+            self.queue.put_nowait("")
+
+    async def send_loop(self) -> None:
+        """Drain the queue onto the socket until the connection is kicked or closed."""
+        while True:
+            text = await self.queue.get()
+            if self.kicked is not None:
+                return
+            await self.websocket.send_text(text)
+            self.registry.count_sent(self)
+
+    async def send_now(self, payload: dict[str, object]) -> None:
+        await self.websocket.send_text(orjson.dumps(payload).decode())
+        self.registry.count_sent(self)
+
+
+@dataclass
+class Registry:
+    queue_size: int = 256
+    started: float = field(default_factory=time.monotonic)
+    totals: Counters = field(default_factory=Counters)
+    by_org_counters: dict[str, Counters] = field(default_factory=lambda: defaultdict(Counters))
+    slow_disconnects: int = 0
+    _by_org: dict[str, set[Connection]] = field(default_factory=lambda: defaultdict(set))
+
+    def open(self, websocket: WebSocket) -> Connection:
+        self.totals.total_connections += 1
+        self.totals.active_connections += 1
+        return Connection(self, websocket, self.queue_size)
+
+    def authenticate(self, conn: Connection, principal: Principal) -> None:
+        """From now on the connection receives its organisation's events."""
+        conn.principal = principal
+        conn.org_key = str(principal.organization_id)
+        self._by_org[conn.org_key].add(conn)
+        org = self.by_org_counters[conn.org_key]
+        org.total_connections += 1
+        org.active_connections += 1
+        org.authenticated_connections += 1
+        self.totals.authenticated_connections += 1
+
+    def close(self, conn: Connection) -> None:
+        self.totals.active_connections -= 1
+        if conn.org_key is None:
+            return
+        members = self._by_org.get(conn.org_key)
+        if members is not None:
+            members.discard(conn)
+            if not members:
+                del self._by_org[conn.org_key]
+        org = self.by_org_counters[conn.org_key]
+        org.active_connections -= 1
+        org.authenticated_connections -= 1
+        self.totals.authenticated_connections -= 1
+
+    def count_sent(self, conn: Connection) -> None:
+        self.totals.messages_sent += 1
+        if conn.org_key is not None:
+            self.by_org_counters[conn.org_key].messages_sent += 1
+
+    def count_received(self, conn: Connection) -> None:
+        self.totals.messages_received += 1
+        if conn.org_key is not None:
+            self.by_org_counters[conn.org_key].messages_received += 1
+
+    def dispatch(self, events: list[CommittedEvent]) -> None:
+        """Bus subscriber: offer each event to its organisation's permitted connections."""
+        for event in events:
+            members = self._by_org.get(event.organization_id)
+            if not members:
+                continue
+            text = orjson.dumps(frame_for(event)).decode()
+            scopes = required_scope(event.type)
+            for conn in list(members):
+                if may_receive(conn.principal, scopes):
+                    conn.offer(text)
+
+    def connections_of(self, organization_id: uuid.UUID) -> int:
+        return len(self._by_org.get(str(organization_id), ()))
+
+    def stats(self, organization_id: uuid.UUID | None) -> dict[str, int]:
+        """The /api/v1/ws/stats body: this process's figures, for one organisation or all."""
+        counters = (
+            self.totals if organization_id is None else self.by_org_counters[str(organization_id)]
+        )
+        return {
+            "total_connections": counters.total_connections,
+            "active_connections": counters.active_connections,
+            "authenticated_connections": counters.authenticated_connections,
+            "uptime_seconds": int(time.monotonic() - self.started),
+            "messages_sent": counters.messages_sent,
+            "messages_received": counters.messages_received,
+        }
+
+
+def may_receive(principal: Principal | None, scopes: tuple[str, ...]) -> bool:
+    return principal is not None and any(principal.can(s) for s in scopes)

@@ -1,0 +1,1 @@
+"""Outgoing webhooks: endpoints (URL, events, secret), signed deliveries with retries."""

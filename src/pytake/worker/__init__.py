@@ -1,0 +1,1 @@
+"""Background loops (outgoing webhooks, the events relay) and the process that runs them."""

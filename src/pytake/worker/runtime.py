@@ -1,0 +1,110 @@
+"""What a process runs besides HTTP: the events bus, the realtime registry and, when asked, the
+background loops (`pytake serve` in-process on the embedded default, or `pytake worker`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from dataclasses import dataclass
+
+import aiohttp
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from pytake.config import Settings
+from pytake.events.bus import EventBus
+from pytake.events.relay import EventsRelay
+from pytake.kit.net_guard import guarded_session
+from pytake.realtime.registry import Registry
+from pytake.webhook.delivery import WebhookDeliveryLoop
+from pytake.worker.runner import BackgroundLoop, Runner
+
+
+@dataclass
+class Runtime:
+    engine: AsyncEngine
+    bus: EventBus
+    registry: Registry
+    redis: Redis | None = None
+    runner: Runner | None = None
+    http: aiohttp.ClientSession | None = None
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.stop()
+        await self.bus.stop(self.engine)
+        if self.http is not None:
+            await self.http.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+async def start_runtime(
+    settings: Settings,
+    engine: AsyncEngine,
+    factory: async_sessionmaker[AsyncSession],
+    *,
+    run_loops: bool,
+) -> Runtime:
+    """Start the bus (and Redis fan-out), the registry, and optionally the background loops."""
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    bus = EventBus(factory, redis, settings.events_channel)
+    registry = Registry(queue_size=settings.ws_send_queue_size)
+    bus.on_events(registry.dispatch)
+    runtime = Runtime(engine, bus, registry, redis)
+    if run_loops:
+        runtime.http = guarded_session(
+            allow_private=settings.allow_private_urls,
+            timeout_seconds=settings.webhook_timeout_seconds,
+            limit=settings.webhook_concurrency,
+        )
+        loops: list[BackgroundLoop] = [
+            WebhookDeliveryLoop(
+                factory, settings, runtime.http, postgres=engine.dialect.name == "postgresql"
+            ),
+            EventsRelay(factory, bus, settings.events_relay_grace_seconds),
+        ]
+        runtime.runner = Runner(loops, settings.worker_poll_seconds)
+        bus.on_wake(runtime.runner.wake)
+    await bus.start(engine)
+    if runtime.runner is not None:
+        runtime.runner.start()
+    return runtime
+
+
+async def run_worker(settings: Settings) -> None:
+    """`pytake worker`: the background loops only, until SIGINT/SIGTERM."""
+    from pytake.db import create_engine, create_session_factory
+
+    engine = create_engine(settings.database_url)
+    runtime = await start_runtime(settings, engine, create_session_factory(engine), run_loops=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runtime.stop()
+        await engine.dispose()
+
+
+async def start_for_app(app: object) -> None:
+    """Lifespan hook of `create_app`: app.state.runtime and app.state.realtime."""
+    state = app.state  # type: ignore[attr-defined]
+    settings: Settings = state.settings
+    state.runtime = await start_runtime(
+        settings,
+        state.engine,
+        state.session_factory,
+        run_loops=settings.background_loops_in_process,
+    )
+    state.realtime = state.runtime.registry
+
+
+async def stop_for_app(app: object) -> None:
+    runtime: Runtime | None = getattr(app.state, "runtime", None)  # type: ignore[attr-defined]
+    if runtime is not None:
+        await runtime.stop()
