@@ -87,6 +87,17 @@ def migrate() -> None:
     typer.echo("Database is at the newest revision.")
 
 
+@app.command()
+def worker() -> None:
+    """Run the background loops only (outgoing webhooks, events relay); any number of them."""
+    from pytake.observability import configure_logging
+    from pytake.worker.runtime import run_worker
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    asyncio.run(run_worker(settings))
+
+
 @app.command("create-admin")
 def create_admin(
     email: str = typer.Option(..., prompt=True),
