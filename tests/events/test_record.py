@@ -1,0 +1,126 @@
+"""record(): the outbox row and the after-commit publish; nothing for a rolled-back change."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from pytake.config import Settings
+from pytake.db import create_engine, create_session_factory, unit_of_work
+from pytake.events import CommittedEvent, record
+from pytake.models import Event
+from tests.conftest import Org, register_org
+from tests.events.helpers import eventually, inbound_message, produce, running_app, wait_until
+
+
+class Collector:
+    def __init__(self, org_id: str) -> None:
+        self.org_id = org_id
+        self.events: list[CommittedEvent] = []
+
+    def __call__(self, events: list[CommittedEvent]) -> None:
+        self.events.extend(e for e in events if e.organization_id == self.org_id)
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+
+@pytest.fixture
+def collector(app: FastAPI, org: Org) -> Collector:
+    c = Collector(org.id)
+    app.state.runtime.bus.on_events(c)
+    return c
+
+
+async def _rows(app: FastAPI, org_id: str) -> list[Event]:
+    async with app.state.session_factory() as session:
+        return list(
+            await session.scalars(
+                select(Event).where(Event.organization_id == uuid.UUID(org_id)).order_by(Event.id)
+            )
+        )
+
+
+async def test_committed_event_is_stored_published_and_marked(
+    app: FastAPI, org: Org, collector: Collector
+) -> None:
+    data = inbound_message()
+    await produce(app, org.id, "message.received", data)
+    await wait_until(lambda: collector.types() == ["message.received"])
+    event = collector.events[0]
+    assert event.data == data
+    assert event.timestamp.endswith("Z")
+
+    async def marked() -> bool:
+        rows = await _rows(app, org.id)
+        return len(rows) == 1 and rows[0].published_at is not None
+
+    await eventually(marked)
+    (row,) = await _rows(app, org.id)
+    assert row.id == event.id and row.type == "message.received" and row.payload == data
+
+
+async def test_rolled_back_change_publishes_nothing(
+    app: FastAPI, org: Org, collector: Collector
+) -> None:
+    with pytest.raises(RuntimeError):
+        async with unit_of_work(app.state.session_factory) as session:
+            await record(session, uuid.UUID(org.id), "contact.created", {"contact": {"id": "x"}})
+            raise RuntimeError("the change fails")
+    # A later committed event arrives alone: the rolled-back one was never queued before it.
+    await produce(app, org.id, "contact.updated", {"contact": {"id": "y"}})
+    await wait_until(lambda: collector.types() != [])
+    assert collector.types() == ["contact.updated"]
+    assert [r.type for r in await _rows(app, org.id)] == ["contact.updated"]
+
+
+async def test_rolled_back_savepoint_drops_only_its_events(
+    app: FastAPI, org: Org, collector: Collector
+) -> None:
+    async with unit_of_work(app.state.session_factory) as session:
+        await record(session, uuid.UUID(org.id), "contact.created", {"contact": {"id": "kept"}})
+        with pytest.raises(RuntimeError):
+            async with session.begin_nested():
+                await record(
+                    session, uuid.UUID(org.id), "contact.updated", {"contact": {"id": "dropped"}}
+                )
+                raise RuntimeError("inner step fails")
+    await produce(app, org.id, "conversation.created", {"conversation": {"id": "c"}})
+    await wait_until(lambda: len(collector.events) >= 2)
+    assert collector.types() == ["contact.created", "conversation.created"]
+    assert [r.type for r in await _rows(app, org.id)] == ["contact.created", "conversation.created"]
+
+
+async def test_unknown_event_type_is_refused(app: FastAPI, org: Org) -> None:
+    with pytest.raises(ValueError, match="unknown event type"):
+        async with unit_of_work(app.state.session_factory) as session:
+            await record(session, uuid.UUID(org.id), "message.exploded", {})
+
+
+async def test_relay_publishes_an_event_committed_without_a_publisher(
+    make_settings: Callable[..., Settings], client: httpx.AsyncClient
+) -> None:
+    """A process that commits and dies before publishing: the relay carries the row later."""
+    settings = make_settings(run_background_loops=True, events_relay_grace_seconds=0.05)
+    async with running_app(settings) as relaying:
+        await _relay_scenario(relaying, await register_org(client))
+
+
+async def _relay_scenario(relaying: FastAPI, org: Org) -> None:
+    collector = Collector(org.id)
+    relaying.state.runtime.bus.on_events(collector)
+    # An engine no running app owns: its commits are never published directly.
+    orphan = create_engine(relaying.state.settings.database_url)
+    try:
+        async with unit_of_work(create_session_factory(orphan)) as session:
+            await record(session, uuid.UUID(org.id), "contact.created", {"contact": {"id": "1"}})
+    finally:
+        await orphan.dispose()
+    await wait_until(lambda: collector.types() == ["contact.created"])
+    rows = await _rows(relaying, org.id)
+    assert rows[0].published_at is not None
