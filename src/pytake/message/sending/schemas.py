@@ -50,8 +50,11 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+# Fields named `body` are length-checked by `check_lengths`, not by Field constraints: the
+# app's validation handler drops every `body` segment from an error's location, so a Pydantic
+# error on `text.body` would be reported as `text`.
 class TextIn(_Strict):
-    body: str = Field(min_length=1, max_length=TEXT_MAX, description="Up to 4,096 characters.")
+    body: str = Field(description="1 to 4,096 characters.")
     preview_url: bool | None = None
 
 
@@ -117,7 +120,7 @@ class InteractiveHeader(_Strict):
 
 
 class InteractiveText(_Strict):
-    text: str = Field(min_length=1, max_length=INTERACTIVE_BODY_MAX)
+    text: str = Field(description="1 to 1,024 characters.")
 
 
 class InteractiveFooter(_Strict):
@@ -302,6 +305,22 @@ def _check_sections(sections: list[ListSection]) -> list[FieldError]:
     return errors
 
 
+def check_lengths(kind: str, content: dict[str, Any]) -> list[FieldError]:
+    """Length rules of texts inside objects named `body` (see TextIn)."""
+    if kind == "text":
+        text, field, limit = content.get("body"), "text.body", TEXT_MAX
+    elif kind == "interactive":
+        text = (content.get("body") or {}).get("text")
+        field, limit = "interactive.body.text", INTERACTIVE_BODY_MAX
+    else:
+        return []
+    if not isinstance(text, str) or not text.strip():
+        return [FieldError(field, "Must not be empty")]
+    if len(text) > limit:
+        return [FieldError(field, f"At most {limit:,} characters (got {len(text):,})")]
+    return []
+
+
 def check_message(body: SendMessageIn | ReplyIn) -> None:
     """Cross-field rules; raises a 422 naming every offending field."""
     errors: list[FieldError] = []
@@ -315,6 +334,8 @@ def check_message(body: SendMessageIn | ReplyIn) -> None:
         errors += _check_media(body.type, obj)
     if body.type == "interactive" and obj is not None:
         errors += _check_interactive(obj)
+    if body.type in ("text", "interactive") and obj is not None:
+        errors += check_lengths(body.type, obj.model_dump())
     if errors:
         raise ValidationFailed(details=errors)
 

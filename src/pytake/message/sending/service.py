@@ -63,6 +63,7 @@ from pytake.message.sending.schemas import (
     TemplateLanguage,
     TextIn,
     VideoIn,
+    check_lengths,
     check_message,
     graph_content,
 )
@@ -448,6 +449,13 @@ async def _check_window(session: AsyncSession, contact: Contact, config: WhatsAp
 def _rendered(draft: Draft, contact: Contact) -> dict[str, Any]:
     content = render_content(draft.type, draft.content, draft.variables, contact)
     model = _RENDERED_MODELS.get(draft.type)
+    if content != draft.content and check_lengths(draft.type, content):
+        raise ValidationFailed(
+            details=[
+                FieldError(e.field, e.message + " (after filling in variables)")
+                for e in check_lengths(draft.type, content)
+            ]
+        )
     if model is not None and content != draft.content:
         try:
             model.model_validate(content)

@@ -1,0 +1,120 @@
+"""Fixtures for sending and conversation tests: the simulator, an app on loopback pointed at
+it with a running dispatcher, and helpers to set up a shop whose customers can write in."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from pytake.config import Settings
+from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
+from pytake.message.sending.service import sending_context
+from pytake.whatsapp.simulator import Simulator
+from tests.channel.support import MetaNumber, create_official, new_pnid
+from tests.conftest import LiveServer, Org, register_org
+
+# Retries in milliseconds and a short in-request wait, so failure paths stay fast.
+TEST_TUNING = SendingTuning(
+    backoff_base_seconds=0.05,
+    backoff_max_seconds=0.2,
+    request_wait_seconds=2.0,
+    poll_seconds=0.05,
+    reconcile_every_seconds=0.2,
+    lease_seconds=120.0,
+)
+
+
+@pytest.fixture(scope="session")
+async def send_app(
+    sim: Simulator,
+    start_app: Callable[[Settings], Awaitable[FastAPI]],
+    make_settings: Callable[..., Settings],
+) -> AsyncIterator[FastAPI]:
+    app = await start_app(make_settings(meta_graph_url=sim.graph_url, run_background_loops=False))
+    app.state.sending_tuning = TEST_TUNING
+    ctx = sending_context(app.state)
+    ctx.dispatcher = build_dispatcher(
+        app.state.session_factory, app.state.settings, app.state.http, TEST_TUNING
+    )
+    task = asyncio.create_task(ctx.dispatcher.run_forever())
+    yield app
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.fixture(scope="session")
+async def send_url(send_app: FastAPI) -> AsyncIterator[str]:
+    server = LiveServer(send_app)
+    url = await server.start()
+    yield url
+    await server.stop()
+
+
+@pytest.fixture
+async def http(send_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=send_url, timeout=30) as client:
+        yield client
+
+
+@dataclass
+class Shop:
+    org: Org
+    number: MetaNumber
+    sim: Simulator
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return self.org.headers
+
+    async def customer_writes(self, wa_id: str, text: str = "hi") -> str:
+        """The customer writes (opens the 24 h window); returns the inbound wamid."""
+        record = await self.sim.customer_sends(
+            self.number.pnid, sender=wa_id, type="text", text=text, profile_name="Maria"
+        )
+        assert record.webhook_status == 200, record
+        return record.id
+
+
+@pytest.fixture
+async def shop(http: httpx.AsyncClient, sim: Simulator, send_url: str) -> Shop:
+    org = await register_org(http, "Shop")
+    number = await create_official(http, org, sim, send_url, is_default=True)
+    number.sim_number.mps = 10**6  # the default 80/s would throttle the bulk tests
+    return Shop(org, number, sim)
+
+
+def new_customer() -> str:
+    """A fresh valid Brazilian mobile number as a WhatsApp id (digits)."""
+    return "55119" + new_pnid()[-8:]
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]],
+    *,
+    timeout: float = 20.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
+    every: float = 0.05,
+) -> Any:
+    """Poll until `check` returns a truthy value (the value), failing after `timeout`."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
+        await asyncio.sleep(every)
+
+
+def sent_with_callback(sim: Simulator, message_id: str) -> list[Any]:
+    """What the simulator received for our message id (biz_opaque_callback_data)."""
+    return [m for m in sim.state.sent if m.body.get("biz_opaque_callback_data") == message_id]
+
+
+__all__ = ["TEST_TUNING", "Shop", "eventually", "new_customer", "sent_with_callback", "uuid"]
