@@ -43,8 +43,21 @@ async def send_app(
     ctx.dispatcher = build_dispatcher(
         app.state.session_factory, app.state.settings, app.state.http, TEST_TUNING
     )
-    task = asyncio.create_task(ctx.dispatcher.run_forever())
+    resume_dispatcher(app)
     yield app
+    await pause_dispatcher(app)
+
+
+def resume_dispatcher(app: FastAPI) -> None:
+    """(Re)start the app's in-process dispatcher loop."""
+    ctx = sending_context(app.state)
+    assert ctx.dispatcher is not None
+    app.state.test_dispatch_task = asyncio.create_task(ctx.dispatcher.run_forever())
+
+
+async def pause_dispatcher(app: FastAPI) -> None:
+    """Stop the app's dispatcher (tests that run their own workers)."""
+    task = app.state.test_dispatch_task
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
 

@@ -296,7 +296,30 @@ async def _apply_early_statuses(session: AsyncSession, outcomes: list[Outcome]) 
         if outcome.status == "sent" and outcome.result and outcome.job.channel_id:
             by_channel[outcome.job.channel_id].append(outcome.result.provider_message_id)
     for channel_id, pids in by_channel.items():
-        await apply_pending_statuses(session, channel_id, pids)
+        await apply_pending_each(session, channel_id, pids)
+
+
+async def apply_pending_each(session: AsyncSession, channel_id: uuid.UUID, pids: list[str]) -> int:
+    """apply_pending_statuses, one wamid at a time, for the wamids that have any.
+
+    One at a time because its UPDATE (an expanding IN inside a CASE) cannot run as an
+    executemany over several messages; the SELECT first keeps the common case (nothing
+    pending) at one query per batch.
+    """
+    p = pending_statuses.c
+    waiting = set(
+        await session.scalars(
+            select(p.provider_message_id).where(
+                p.channel_id == channel_id,
+                p.provider_message_id.in_(pids),
+                p.applied_at.is_(None),
+            )
+        )
+    )
+    applied = 0
+    for pid in sorted(waiting):
+        applied += await apply_pending_statuses(session, channel_id, [pid])
+    return applied
 
 
 async def reconcile_stale(
@@ -338,7 +361,7 @@ async def reconcile_stale(
                 updated_at=now,
             )
         )
-        await apply_pending_statuses(session, row.channel_id, [pid])
+        await apply_pending_each(session, row.channel_id, [pid])
     orphans = [row for row in stale if row.callback_data not in evidence]
     await _requeue_orphans(session, orphans, policy, now)
     return len(adopted), len(orphans)
@@ -405,5 +428,5 @@ async def apply_late_statuses(session: AsyncSession, window: timedelta) -> int:
         by_channel[channel_id].append(pid)
     applied = 0
     for channel_id, pids in by_channel.items():
-        applied += await apply_pending_statuses(session, channel_id, pids)
+        applied += await apply_pending_each(session, channel_id, pids)
     return applied

@@ -1,0 +1,36 @@
+"""A dispatcher in its own process, for the test that kills a worker mid-batch.
+
+Usage: python -m tests.sending.worker_process <database_url> <graph_url> <secret_key>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import aiohttp
+
+from pytake.config import Settings
+from pytake.db import create_engine, create_session_factory
+from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
+
+
+async def main(database_url: str, graph_url: str, secret_key: str) -> None:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        env="test",
+        database_url=database_url,
+        meta_graph_url=graph_url,
+        secret_key=secret_key,
+        allow_private_urls=True,
+    )
+    engine = create_engine(database_url)
+    tuning = SendingTuning(batch_size=40, concurrency=20, poll_seconds=0.05)
+    async with aiohttp.ClientSession() as http:
+        dispatcher = build_dispatcher(create_session_factory(engine), settings, http, tuning)
+        print("ready", flush=True)
+        await dispatcher.run_forever()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:4]))
