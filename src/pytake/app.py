@@ -87,9 +87,15 @@ def _error_response(request: Request, err: PyTakeError) -> FastJSONResponse:
     return FastJSONResponse(body, status_code=err.status, headers=err.headers or None)
 
 
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
 def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "cookie")]
-    return ".".join(parts) or str(loc[-1] if loc else "body")
+    """`("body", "text", "body")` → `text.body`: only the leading location marker is dropped."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -13,10 +13,14 @@ from pytake.auth.tokens import InvalidToken, decode_access_token, digest, is_api
 from pytake.channel import endpoints as channels
 from pytake.config import Settings
 from pytake.contact import endpoints as contacts
+from pytake.conversation import endpoints as conversations
 from pytake.message import webhooks as inbound_webhooks
+from pytake.message.sending import endpoints as sending
 from pytake.openapi import legacy_error_responses, v1_error_responses
 from pytake.ratelimit import client_address, enforce
+from pytake.realtime import endpoints as realtime
 from pytake.user import endpoints as users
+from pytake.webhook import endpoints as webhooks
 
 LimitDependency = Callable[..., Awaitable[None]]
 
@@ -58,12 +62,25 @@ def include_routers(app: FastAPI) -> None:
     v1 = APIRouter(prefix="/v1", responses=v1_error_responses())
     v1.include_router(auth.v1_router, dependencies=[Depends(v1_anonymous_limit)])
     # Authenticated /v1 routes are counted per organisation inside current_principal.
-    for router in (users.router, auth.api_keys_router, contacts.router, contacts.tags_router):
+    for router in (
+        users.router,
+        auth.api_keys_router,
+        contacts.router,
+        contacts.tags_router,
+        sending.router,
+        conversations.router,
+        webhooks.router,
+    ):
         v1.include_router(router)
 
     legacy = APIRouter(prefix="/api/v1", responses=legacy_error_responses())
     legacy.include_router(auth.legacy_auth_router, dependencies=[Depends(legacy_limit("auth"))])
     legacy.include_router(auth.legacy_router, dependencies=[Depends(legacy_limit("general"))])
+    legacy.include_router(realtime.stats_router, dependencies=[Depends(legacy_limit("general"))])
+    legacy.include_router(sending.legacy_router, dependencies=[Depends(legacy_limit("send"))])
+    legacy.include_router(
+        conversations.legacy_router, dependencies=[Depends(legacy_limit("general"))]
+    )
     for router in (channels.legacy_router, channels.instance_router):
         legacy.include_router(router, dependencies=[Depends(legacy_limit("config"))])
     # Provider webhooks are never rate limited: Meta's traffic must not be throttled.
@@ -72,3 +89,4 @@ def include_routers(app: FastAPI) -> None:
 
     app.include_router(v1)
     app.include_router(legacy)
+    app.include_router(realtime.ws_router)

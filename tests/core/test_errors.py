@@ -124,3 +124,12 @@ async def test_500_has_a_request_id_and_no_stack_trace(
     assert f"request_id={request_id}" in messages
     assert "request_id=req-abc-123" in messages
     assert all(r.exc_info for r in logged)  # the trace goes to the log, not the client
+
+
+def test_field_names_keep_nested_segments_called_body() -> None:
+    from pytake.app import _field_name
+
+    assert _field_name(("body", "text", "body")) == "text.body"
+    assert _field_name(("query", "limit")) == "limit"
+    assert _field_name(("body",)) == "body"
+    assert _field_name(("body", "items", 2, "title")) == "items.2.title"
