@@ -150,16 +150,22 @@ class Server:
             self.proc.wait()
 
 
-def cpu_seconds(pids: list[int]) -> float:
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) of each process that still exists."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    found = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+        found[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return found
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    # Processes alive at both samples only (the pooled backends, the server processes).
+    return sum(after[pid] - before[pid] for pid in before if pid in after)
 
 
 def postgres_pids() -> list[int]:
@@ -398,21 +404,29 @@ def client_main(spec_json: str) -> None:
     print(json.dumps(result))
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy (anything not idle or waiting on I/O) since boot."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 async def run_client(spec: dict[str, Any], server: Server) -> dict[str, Any]:
-    """Run the load in a separate process; also count the server's and PostgreSQL's CPU."""
-    pg = postgres_pids()
+    """Run the load in a separate process; also count the server's, PostgreSQL's and the whole
+    machine's CPU over the run (the machine figure shows anything else that was running)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", json.dumps(spec), stdout=subprocess.PIPE
     )
-    # Request building happens before the clock starts; CPU is sampled around the whole run,
-    # so the client reports its own window and the server/PG figures include its setup (idle).
-    before = cpu_seconds(server.pids()), cpu_seconds(pg), time.perf_counter()
+    await asyncio.sleep(0.5)  # the pool's PostgreSQL backends exist by now (warm-up ran)
+    pg = postgres_pids()
+    # Sampled around the whole client process, whose request building (before its clock starts)
+    # is idle time for the server: the per-second figures are a slight underestimate.
+    server_cpu, pg_cpu, busy = cpu_by_pid(server.pids()), cpu_by_pid(pg), machine_busy_seconds()
     out, _ = await proc.communicate()
-    wall = time.perf_counter() - before[2]
     result: dict[str, Any] = json.loads(out)
-    result["server_cpu_per_s"] = (cpu_seconds(server.pids()) - before[0]) / result["seconds"]
-    result["postgres_cpu_per_s"] = (cpu_seconds(pg) - before[1]) / result["seconds"]
-    result["wall_s"] = wall
+    seconds = result["seconds"]
+    result["server_cpu_per_s"] = cpu_delta(server_cpu, cpu_by_pid(server.pids())) / seconds
+    result["postgres_cpu_per_s"] = cpu_delta(pg_cpu, cpu_by_pid(pg)) / seconds
+    result["machine_busy_per_s"] = (machine_busy_seconds() - busy) / seconds
     return result
 
 
@@ -484,14 +498,14 @@ def _line(name: str, r: dict[str, Any], events: int, noop: float | None) -> str:
         f"| {name} | {r['requests']:,} | {rps:,.0f} | {rps * events:,.0f} | {ratio} "
         f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.0f} | {r['over_1s']} "
         f"| {errors} | {r['server_cpu_per_s']:.2f} | {r['postgres_cpu_per_s']:.2f} "
-        f"| {r['client_cpu_s'] / r['seconds']:.2f} |"
+        f"| {r['client_cpu_s'] / r['seconds']:.2f} | {r['machine_busy_per_s']:.2f} |"
     )
 
 
 HEADER = [
     "| workers · body | requests | requests/s | events/s | × no-work | p50 ms | p99 ms "
-    "| max ms | > 1 s | non-200 | server CPU | PostgreSQL CPU | client CPU |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| max ms | > 1 s | non-200 | server CPU | PostgreSQL CPU | client CPU | machine busy |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 
 
@@ -548,7 +562,6 @@ async def main() -> None:
     p.add_argument("--messages", type=int, default=30000, help="1-message webhooks per run")
     p.add_argument("--statuses", type=int, default=8000, help="10-status webhooks per run")
     p.add_argument("--customers", type=int, default=2000, help="distinct senders")
-    p.add_argument("--keep", action="store_true", help="leave the last server running (profiling)")
     args = p.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
     await recreate_database(args.db)

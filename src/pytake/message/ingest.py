@@ -82,44 +82,63 @@ class IngestResult:
 
 @dataclass(slots=True)
 class _Row:
-    """A message about to be stored, with the party (customer wa_id) it belongs to."""
+    """A message about to be stored, with the party (customer wa_id) it belongs to and the
+    part (webhook body) of the batch it came in."""
 
     event: InboundMessage | MessageEcho
     party: str
     key: str
     inbound: bool
+    part: int = 0
 
 
 async def ingest_events(
     session: AsyncSession, settings: Settings, channel: Channel, events: list[Event]
 ) -> IngestResult:
     """Store every event of one webhook body for one channel (flushes, never commits)."""
-    result = IngestResult()
-    rows: list[_Row] = []
-    statuses: list[StatusUpdate] = []
-    for event in events:
-        if isinstance(event, InboundMessage | MessageEcho):
-            row = _as_row(event)
-            if row is None:
-                await _record_event(session, channel, "unresolved_sender", event.raw)
-                result.events += 1
-            else:
-                rows.append(row)
-        elif isinstance(event, StatusUpdate):
-            statuses.append(event)
-        else:
-            await _apply_channel_event(session, channel, event)
-            result.events += 1
-    if rows:
-        result.merge(await _store_messages(session, settings, channel, rows))
-    if statuses:
-        result.statuses, result.pending_statuses = await apply_statuses(
-            session, channel.organization_id, channel.id, statuses
-        )
+    [result] = await ingest_parts(session, settings, channel, [events])
     return result
 
 
-def _as_row(event: InboundMessage | MessageEcho) -> _Row | None:
+async def ingest_parts(
+    session: AsyncSession, settings: Settings, channel: Channel, parts: list[list[Event]]
+) -> list[IngestResult]:
+    """Store the events of several webhook bodies for one channel with one set of multi-row
+    statements; returns what each body changed, in order (flushes, never commits).
+
+    Bodies are merged in order, so a message carried by two bodies is stored for the first
+    and counted as a duplicate of the second, and one customer gets one contact and one
+    conversation however many bodies mention them."""
+    results = [IngestResult() for _ in parts]
+    rows: list[_Row] = []
+    statuses: list[tuple[int, StatusUpdate]] = []
+    for part, events in enumerate(parts):
+        for event in events:
+            if isinstance(event, InboundMessage | MessageEcho):
+                row = _as_row(event, part)
+                if row is None:
+                    await _record_event(session, channel, "unresolved_sender", event.raw)
+                    results[part].events += 1
+                else:
+                    rows.append(row)
+            elif isinstance(event, StatusUpdate):
+                statuses.append((part, event))
+            else:
+                await _apply_channel_event(session, channel, event)
+                results[part].events += 1
+    if rows:
+        await _store_messages(session, settings, channel, rows, results)
+    if statuses:
+        applied, waiting = await apply_statuses(
+            session, channel.organization_id, channel.id, [e for _, e in statuses]
+        )
+        for part, event in statuses:
+            results[part].statuses += event.provider_message_id in applied
+            results[part].pending_statuses += event.provider_message_id in waiting
+    return results
+
+
+def _as_row(event: InboundMessage | MessageEcho, part: int) -> _Row | None:
     if isinstance(event, InboundMessage):
         party, inbound = event.sender, True
     else:
@@ -127,34 +146,59 @@ def _as_row(event: InboundMessage | MessageEcho) -> _Row | None:
     digits = "".join(ch for ch in party or "" if ch.isdigit())
     if not digits:
         return None
-    return _Row(event, digits, match_key(digits), inbound)
+    return _Row(event, digits, match_key(digits), inbound, part)
 
 
 async def _store_messages(
-    session: AsyncSession, settings: Settings, channel: Channel, rows: list[_Row]
-) -> IngestResult:
-    result = IngestResult()
+    session: AsyncSession,
+    settings: Settings,
+    channel: Channel,
+    rows: list[_Row],
+    results: list[IngestResult],
+) -> None:
     contact_ids = await _contacts_for(session, channel, rows)
     await _lock_contacts(session, sorted(set(contact_ids.values())))
     fresh = await _without_known(session, channel, rows)
-    result.duplicates = len(rows) - len(fresh)
-    if not fresh:
-        return result
-    conversation_ids = await _conversations_for(session, channel, fresh, contact_ids)
-    inserted = await _insert_messages(session, channel, fresh, contact_ids, conversation_ids)
+    conversation_ids = (
+        await _conversations_for(session, channel, fresh, contact_ids) if fresh else {}
+    )
+    inserted = (
+        await _insert_messages(session, channel, fresh, contact_ids, conversation_ids)
+        if fresh
+        else {}
+    )
     stored = [row for row in fresh if row.event.provider_message_id in inserted]
-    result.duplicates += len(fresh) - len(stored)
-    result.messages = len(stored)
-    result.new_message_ids = list(inserted.values())
+    _attribute(rows, stored, inserted, results)
     if not stored:
-        return result
+        return
     await _touch_conversations(session, stored, contact_ids, conversation_ids)
     await _touch_contacts(session, stored, contact_ids)
-    result.opted_out_contact_ids = await _apply_opt_outs(session, settings, stored, contact_ids)
+    opted = set(await _apply_opt_outs(session, settings, stored, contact_ids))
+    for row in stored:
+        contact_id, result = contact_ids[row.key], results[row.part]
+        if contact_id in opted and contact_id not in result.opted_out_contact_ids:
+            result.opted_out_contact_ids.append(contact_id)
     echoes = [r.event.provider_message_id for r in stored if not r.inbound]
     if echoes:
         await apply_pending_statuses(session, channel.id, echoes)
-    return result
+
+
+def _attribute(
+    rows: list[_Row],
+    stored: list[_Row],
+    inserted: dict[str, uuid.UUID],
+    results: list[IngestResult],
+) -> None:
+    """Count each row for its body: stored, or a duplicate (known before, or an earlier row
+    of the batch carried the same message)."""
+    kept = {id(row) for row in stored}
+    for row in rows:
+        result = results[row.part]
+        if id(row) in kept:
+            result.messages += 1
+            result.new_message_ids.append(inserted[row.event.provider_message_id])
+        else:
+            result.duplicates += 1
 
 
 async def _contacts_for(
@@ -163,11 +207,13 @@ async def _contacts_for(
     """Contact id per match key, creating missing contacts (one live contact per WhatsApp user)."""
     wanted = {row.key: row for row in rows}
     found = await _select_contacts(session, channel.organization_id, set(wanted))
-    missing = [key for key in wanted if key not in found]
+    # Sorted, so that concurrent batches wait on each other's new contacts in one order
+    # (never a deadlock).
+    missing = sorted(key for key in wanted if key not in found)
     if missing:
         now = utcnow()
         values = [_new_contact(channel, wanted[key], now) for key in missing]
-        await session.execute(insert_for(session, contacts).values(values).on_conflict_do_nothing())
+        await session.execute(insert_for(session, contacts).on_conflict_do_nothing(), values)
         found.update(await _select_contacts(session, channel.organization_id, set(missing)))
     return found
 
@@ -268,7 +314,7 @@ async def _conversations_for(
     if missing:
         now = utcnow()
         values = [_new_conversation(channel, contact_id, now) for contact_id in missing]
-        await session.execute(insert_for(session, conversations).values(values))
+        await session.execute(insert_for(session, conversations), values)
         found.update({v["contact_id"]: v["id"] for v in values})
     return found
 
@@ -342,16 +388,18 @@ async def _insert_messages(
     """Insert new messages; returns provider id → row id of those actually inserted."""
     now = utcnow()
     values = []
-    for row in rows:
+    # In provider id order: concurrent batches then meet on the unique index in one order.
+    for row in sorted(rows, key=lambda r: r.event.provider_message_id):
         contact_id = contact_ids[row.key]
         values.append(_message_values(channel, row, contact_id, conversation_ids[contact_id], now))
+    # Executemany form: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues"), pages
+    # it under the bind-parameter limit and caches the compiled statement.
     stmt = (
         insert_for(session, messages)
-        .values(values)
         .on_conflict_do_nothing()
         .returning(messages.c.provider_message_id, messages.c.id)
     )
-    return {pid: mid for pid, mid in (await session.execute(stmt)).all()}
+    return {pid: mid for pid, mid in (await session.execute(stmt, values)).all()}
 
 
 def _latest(times: list[datetime]) -> datetime | None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
@@ -17,9 +17,10 @@ from pytake.config import Settings
 from pytake.errors import AuthenticationFailed, BadRequest, FieldError, NotFound, PayloadTooLarge
 from pytake.kit.crypto import SecretUnreadable, secret_box
 from pytake.message.ingest import Channel, IngestResult, ingest_events
+from pytake.message.writer import IngestWriter, MetaDelivery
 from pytake.models import WhatsAppConfig
-from pytake.whatsapp.cloud import parse_webhook, verify_challenge, verify_signature
-from pytake.whatsapp.events import Event, MalformedWebhook, TemplateStatusUpdate, by_channel
+from pytake.whatsapp.cloud import parse_webhook, verify_challenge
+from pytake.whatsapp.events import Event, MalformedWebhook, by_channel
 from pytake.whatsapp.evolution import check_headers, parse_evolution_webhook
 
 log = logging.getLogger("pytake.message.webhooks")
@@ -74,71 +75,25 @@ async def meta_challenge(session: AsyncSession, params: Mapping[str, str]) -> st
     return None
 
 
-def _routing_key(event: Event) -> str:
-    return event.channel
-
-
-async def _meta_configs(session: AsyncSession, keys: set[str]) -> list[WhatsAppConfig]:
-    return list(
-        await session.scalars(
-            select(WhatsAppConfig).where(
-                WhatsAppConfig.provider == "official",
-                or_(
-                    WhatsAppConfig.phone_number_id.in_(keys),
-                    WhatsAppConfig.business_account_id.in_(keys),
-                ),
-            )
-        )
-    )
-
-
-def _signed_by(
-    config: WhatsAppConfig, settings: Settings, raw: bytes, signature: str | None
-) -> bool:
-    try:
-        app_secret = secret_box(settings).decrypt(config.app_secret_encrypted or "")
-    except SecretUnreadable:
-        log.error("app secret of config %s cannot be decrypted", config.id)
-        return False
-    return verify_signature(app_secret, raw, signature)
-
-
-async def receive_meta(
-    session: AsyncSession, settings: Settings, raw: bytes, signature: str | None
-) -> IngestResult:
-    """A Meta webhook: events are parsed, then every number they concern must be configured
-    and the body signed with its app secret (401 otherwise, nothing stored)."""
+def parse_meta(raw: bytes) -> dict[str, list[Event]]:
+    """A Meta webhook body's events by the number (phone_number_id / WABA id) they concern."""
     try:
         events = parse_webhook(_json(raw))
     except MalformedWebhook as exc:
         raise _malformed(exc.reason) from exc
-    grouped = by_channel(events)
-    result = IngestResult()
+    return by_channel(events)
+
+
+async def receive_meta(writer: IngestWriter, raw: bytes, signature: str | None) -> IngestResult:
+    """A Meta webhook: events are parsed here, then the writer checks that every number they
+    concern is configured and the body signed with its app secret (401 otherwise, nothing
+    stored), and stores them; returns once they are committed."""
+    grouped = parse_meta(raw)
     if not grouped:
         if not signature:
             raise AuthenticationFailed("Missing X-Hub-Signature-256")
-        return result
-    configs = await _meta_configs(session, set(grouped))
-    if not configs:
-        raise NotFound(
-            "No WhatsApp configuration for phone_number_id " + ", ".join(sorted(grouped))
-        )
-    verified = [c for c in configs if _signed_by(c, settings, raw, signature)]
-    if not verified:
-        raise AuthenticationFailed("Invalid or missing X-Hub-Signature-256")
-    for key, channel_events in grouped.items():
-        targets = [c for c in verified if _serves(c, key, channel_events)]
-        if not targets:
-            log.warning("webhook events for unconfigured number %s dropped", key)
-        for config in targets:
-            result.merge(await ingest_events(session, settings, _channel(config), channel_events))
-    return result
-
-
-def _serves(config: WhatsAppConfig, key: str, events: list[Event]) -> bool:
-    if all(isinstance(e, TemplateStatusUpdate) for e in events):
-        return config.business_account_id == key
-    return config.phone_number_id == key
+        return IngestResult()
+    return await writer.submit(MetaDelivery(raw, signature, grouped))
 
 
 async def receive_evolution(

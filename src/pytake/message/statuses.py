@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, bindparam, case, func, select, update
+from sqlalchemy import String, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.message.tables import insert_for, messages, pending_statuses
@@ -78,7 +78,10 @@ def _advance_statement(status: str) -> Any:
         update(m)
         .where(where, m.c.status != "failed")
         .values(
-            status=case((m.c.status.in_(_BEFORE[status]), status), else_=m.c.status),
+            # Not `in_()`: its expanding parameter cannot run as executemany.
+            status=case(
+                (or_(*(m.c.status == s for s in _BEFORE[status])), status), else_=m.c.status
+            ),
             **{stamp.name: func.coalesce(stamp, ts)},
             updated_at=bindparam("b_now", type_=UTCDateTime()),
         )
@@ -90,7 +93,8 @@ async def _apply_known(
 ) -> None:
     by_status: dict[str, list[dict[str, Any]]] = defaultdict(list)
     now = utcnow()
-    for change in changes:
+    # In provider id order, so that concurrent batches lock the messages in one order.
+    for change in sorted(changes, key=lambda c: c.provider_message_id):
         by_status[change.status].append(
             {
                 "b_channel": channel_id,
@@ -112,8 +116,9 @@ async def apply_statuses(
     organization_id: uuid.UUID,
     channel_id: uuid.UUID,
     events: list[StatusUpdate],
-) -> tuple[int, int]:
-    """Apply status webhooks; returns (applied to known messages, kept as pending)."""
+) -> tuple[set[str], set[str]]:
+    """Apply status webhooks; returns the provider ids (applied to known messages, kept as
+    pending). Statuses of inbound messages are neither."""
     ids = {e.provider_message_id for e in events}
     known = set(
         await session.scalars(
@@ -142,7 +147,7 @@ async def apply_statuses(
     waiting = [e for e in events if e.provider_message_id not in known | inbound]
     if waiting:
         await _keep_pending(session, organization_id, channel_id, waiting)
-    return len(applied), len(waiting)
+    return known, {e.provider_message_id for e in waiting}
 
 
 async def _keep_pending(
@@ -173,8 +178,8 @@ async def _keep_pending(
                 "applied_at": None,
             }
         )
-    stmt = insert_for(session, pending_statuses).values(rows).on_conflict_do_nothing()
-    await session.execute(stmt)
+    stmt = insert_for(session, pending_statuses).on_conflict_do_nothing()
+    await session.execute(stmt, rows)
 
 
 async def apply_pending_statuses(

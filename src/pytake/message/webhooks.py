@@ -1,6 +1,8 @@
 """Inbound provider webhook routes (never rate limited: Meta's traffic must not be throttled).
 
-Each POST is one transaction (the request's unit of work): stored, committed, then 200.
+Every POST answers 200 only once its events are committed. Meta bodies are stored by the
+process's group-commit writer (pytake.message.writer), many requests per transaction; Evolution
+bodies in the request's own unit of work.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pytake.config import Settings
 from pytake.errors import PermissionDenied
 from pytake.message import receive
 from pytake.message.ingest import IngestResult
+from pytake.message.writer import IngestWriter
 from pytake.whatsapp.cloud import SIGNATURE_HEADER
 
 router = APIRouter(prefix="/whatsapp", tags=["whatsapp webhooks"])
@@ -69,14 +72,23 @@ async def meta_verify(request: Request, session: AsyncSession = Session) -> Plai
     return PlainTextResponse(answer)
 
 
+def _writer(request: Request) -> IngestWriter:
+    # Made on first use rather than in the lifespan: the writer only runs a task while bodies
+    # wait, so there is nothing to start or stop.
+    state = request.app.state
+    writer: IngestWriter | None = getattr(state, "ingest_writer", None)
+    if writer is None:
+        writer = state.ingest_writer = IngestWriter(state.session_factory, state.settings)
+    return writer
+
+
 @router.post("/webhook", response_model=WebhookAck, responses=_BODY_DOC)
-async def meta_webhook(request: Request, session: AsyncSession = Session) -> WebhookAck:
+async def meta_webhook(request: Request) -> WebhookAck:
     """Meta Cloud API notifications (messages, statuses, echoes, template status), signed
     with `X-Hub-Signature-256` over the raw body."""
-    settings = _settings(request)
-    raw = await receive.read_body(request, settings.max_webhook_body_bytes)
+    raw = await receive.read_body(request, _settings(request).max_webhook_body_bytes)
     result = await receive.receive_meta(
-        session, settings, raw, request.headers.get(SIGNATURE_HEADER)
+        _writer(request), raw, request.headers.get(SIGNATURE_HEADER)
     )
     return _ack(result)
 

@@ -1,0 +1,253 @@
+"""Group commit for Meta webhooks: one writer per process stores many requests in one transaction.
+
+A webhook request parses its body and hands it to the writer, then waits. The writer takes
+every body waiting at that moment (up to a bound), and in one transaction finds their numbers,
+checks each body's signature, and stores all their events with one set of multi-row statements
+(pytake.message.ingest.ingest_parts). Each request's future is resolved only after that
+transaction has committed, so a 200 still means "durably stored". Bodies that arrive while a
+batch commits form the next batch: no timer, no added latency when traffic is light.
+
+A body that fails its own checks (unknown number, bad signature) is refused alone. When the
+transaction itself fails, nothing of it is kept, and each of its bodies is retried alone, so one
+poisonous body (or a deadlock with another process) cannot fail the others; a body that fails
+alone gets the error (a 5xx, and Meta retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pytake.config import Settings
+from pytake.errors import AuthenticationFailed, NotFound, PyTakeError
+from pytake.kit.crypto import SecretUnreadable, secret_box
+from pytake.message.ingest import Channel, IngestResult, ingest_parts
+from pytake.message.tables import whatsapp_configs
+from pytake.whatsapp.cloud import verify_signature
+from pytake.whatsapp.events import Event, TemplateStatusUpdate
+
+log = logging.getLogger("pytake.message.writer")
+
+# Bounds a batch's statements (bind parameters, lock lists) and its latency.
+MAX_BATCH_BODIES = 256
+MAX_BATCH_EVENTS = 2_000
+
+
+@dataclass(slots=True)
+class MetaDelivery:
+    """One Meta webhook request: its raw body, signature header and parsed events by number."""
+
+    raw: bytes
+    signature: str | None
+    grouped: dict[str, list[Event]]
+    future: asyncio.Future[IngestResult] = field(init=False)
+
+    @property
+    def size(self) -> int:
+        return sum(len(events) for events in self.grouped.values())
+
+
+@dataclass(frozen=True, slots=True)
+class _Config:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    phone_number_id: str | None
+    business_account_id: str | None
+    app_secret_encrypted: str | None
+
+    @property
+    def channel(self) -> Channel:
+        return Channel(self.id, self.organization_id, "official")
+
+
+@dataclass
+class WriterStats:
+    """Counters for tests and benchmarks."""
+
+    batches: int = 0
+    bodies: int = 0
+    largest_batch: int = 0
+    failed_batches: int = 0
+    retried_alone: int = 0
+
+
+class IngestWriter:
+    """The process's group-commit writer for Meta webhooks (see the module docstring)."""
+
+    def __init__(self, factory: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self._factory = factory
+        self._settings = settings
+        self._waiting: list[MetaDelivery] = []
+        self._task: asyncio.Task[None] | None = None
+        # Keyed by the ciphertext itself: a rotated secret is a new ciphertext, so this never
+        # answers with a stale secret; it only saves the Fernet work per request.
+        self._secrets: dict[str, str] = {}
+        self.stats = WriterStats()
+
+    async def submit(self, delivery: MetaDelivery) -> IngestResult:
+        """Queue a body and wait until its batch has committed (or it was refused)."""
+        loop = asyncio.get_running_loop()
+        delivery.future = loop.create_future()
+        self._waiting.append(delivery)
+        if self._task is None:
+            self._task = loop.create_task(self._drain())
+        # If the caller goes away the body is still stored; Meta's retry is then a duplicate.
+        return await delivery.future
+
+    async def _drain(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._take()
+                try:
+                    await self._write(batch)
+                except BaseException as exc:  # cancelled at shutdown: nobody may wait forever
+                    _fail(batch, exc)
+                    raise
+        finally:
+            self._task = None
+
+    def _take(self) -> list[MetaDelivery]:
+        events = 0
+        count = 0
+        for delivery in self._waiting:
+            if count and (count >= MAX_BATCH_BODIES or events + delivery.size > MAX_BATCH_EVENTS):
+                break
+            events += delivery.size
+            count += 1
+        batch, self._waiting = self._waiting[:count], self._waiting[count:]
+        return batch
+
+    async def _write(self, batch: list[MetaDelivery]) -> None:
+        self.stats.batches += 1
+        self.stats.bodies += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        try:
+            outcomes = await self._transaction(batch)
+        except Exception as exc:
+            self.stats.failed_batches += 1
+            if len(batch) == 1:
+                _fail(batch, exc)
+                return
+            log.warning(
+                "ingest batch of %d bodies failed (%r); retrying each alone", len(batch), exc
+            )
+            self.stats.retried_alone += len(batch)
+            for delivery in batch:
+                await self._write([delivery])
+            return
+        for delivery, outcome in zip(batch, outcomes, strict=True):
+            _resolve(delivery, outcome)
+
+    async def _transaction(self, batch: list[MetaDelivery]) -> list[IngestResult | PyTakeError]:
+        """One transaction for the batch; returns each body's result or its refusal."""
+        async with self._factory() as session, session.begin():
+            keys = {key for delivery in batch for key in delivery.grouped}
+            configs = await _configs_for(session, keys)
+            outcomes: list[IngestResult | PyTakeError] = []
+            work: dict[_Config, list[tuple[int, list[Event]]]] = {}
+            for index, delivery in enumerate(batch):
+                targets = self._targets(delivery, configs)
+                if isinstance(targets, PyTakeError):
+                    outcomes.append(targets)
+                    continue
+                outcomes.append(IngestResult())
+                for config, events in targets:
+                    work.setdefault(config, []).append((index, events))
+            # In config id order, like every lock this transaction takes.
+            for config, parts in sorted(work.items(), key=lambda item: item[0].id):
+                results = await ingest_parts(
+                    session, self._settings, config.channel, [events for _, events in parts]
+                )
+                for (index, _), result in zip(parts, results, strict=True):
+                    outcome = outcomes[index]
+                    assert isinstance(outcome, IngestResult)
+                    outcome.merge(result)
+        return outcomes
+
+    def _targets(
+        self, delivery: MetaDelivery, configs: list[_Config]
+    ) -> list[tuple[_Config, list[Event]]] | PyTakeError:
+        """The numbers a body's events go to; every number it names must be configured and
+        the body signed with the app secret of one of them (as Meta signs per app)."""
+        keys = set(delivery.grouped)
+        mine = [c for c in configs if {c.phone_number_id, c.business_account_id} & keys]
+        if not mine:
+            return NotFound(
+                "No WhatsApp configuration for phone_number_id " + ", ".join(sorted(keys))
+            )
+        verified = [c for c in mine if self._signed_by(c, delivery)]
+        if not verified:
+            return AuthenticationFailed("Invalid or missing X-Hub-Signature-256")
+        targets = []
+        for key, events in delivery.grouped.items():
+            serving = [c for c in verified if _serves(c, key, events)]
+            if not serving:
+                log.warning("webhook events for unconfigured number %s dropped", key)
+            targets += [(config, events) for config in serving]
+        return targets
+
+    def _signed_by(self, config: _Config, delivery: MetaDelivery) -> bool:
+        ciphertext = config.app_secret_encrypted or ""
+        try:
+            app_secret = self._secrets.get(ciphertext) or self._decrypt(ciphertext)
+        except SecretUnreadable:
+            log.error("app secret of config %s cannot be decrypted", config.id)
+            return False
+        return verify_signature(app_secret, delivery.raw, delivery.signature)
+
+    def _decrypt(self, ciphertext: str) -> str:
+        if len(self._secrets) >= 1024:
+            self._secrets.clear()
+        self._secrets[ciphertext] = secret_box(self._settings).decrypt(ciphertext)
+        return self._secrets[ciphertext]
+
+
+async def _configs_for(session: AsyncSession, keys: Iterable[str]) -> list[_Config]:
+    c = whatsapp_configs.c
+    wanted = set(keys)
+    rows = await session.execute(
+        select(
+            c.id,
+            c.organization_id,
+            c.phone_number_id,
+            c.business_account_id,
+            c.app_secret_encrypted,
+        )
+        .where(
+            c.provider == "official",
+            or_(c.phone_number_id.in_(wanted), c.business_account_id.in_(wanted)),
+        )
+        .order_by(c.id)
+    )
+    return [_Config(*row) for row in rows.all()]
+
+
+def _serves(config: _Config, key: str, events: list[Event]) -> bool:
+    if all(isinstance(e, TemplateStatusUpdate) for e in events):
+        return config.business_account_id == key
+    return config.phone_number_id == key
+
+
+def _resolve(delivery: MetaDelivery, outcome: IngestResult | PyTakeError) -> None:
+    if delivery.future.done():  # the request was cancelled
+        return
+    if isinstance(outcome, PyTakeError):
+        delivery.future.set_exception(outcome)
+    else:
+        delivery.future.set_result(outcome)
+
+
+def _fail(batch: list[MetaDelivery], exc: BaseException) -> None:
+    for delivery in batch:
+        if delivery.future.done():
+            continue
+        if isinstance(exc, Exception):
+            delivery.future.set_exception(exc)
+        else:
+            delivery.future.cancel()

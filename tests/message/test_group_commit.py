@@ -1,0 +1,170 @@
+"""Meta webhooks stored by the group-commit writer: many concurrent requests per transaction,
+each answered only after its own rows are committed, none able to spoil the others."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from pytake.message import ingest
+from pytake.message.writer import IngestWriter, WriterStats
+from pytake.models import Contact, Conversation
+from pytake.whatsapp.simulator import Simulator
+from tests.channel.support import MetaNumber, count_rows, create_official, messages_of, post_meta
+from tests.conftest import Org
+from tests.message.test_meta_webhook import session_rows, status_body
+
+
+@pytest.fixture
+async def number(api: httpx.AsyncClient, wa_org: Org, sim: Simulator, wa_url: str) -> MetaNumber:
+    return await create_official(api, wa_org, sim, wa_url)
+
+
+def text_body(number: MetaNumber, sender: str, wamid: str, text: str, ts: int = 1700000000) -> dict:
+    value = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": number.pnid},
+        "contacts": [{"profile": {"name": "Maria"}, "wa_id": sender}],
+        "messages": [
+            {
+                "from": sender,
+                "id": wamid,
+                "timestamp": str(ts),
+                "type": "text",
+                "text": {"body": text},
+            }
+        ],
+    }
+    entry = {"id": number.waba, "changes": [{"field": "messages", "value": value}]}
+    return {"object": "whatsapp_business_account", "entry": [entry]}
+
+
+def fresh_stats(app: FastAPI) -> WriterStats:
+    """The writer's counters, reset (the app and its writer are shared by the session)."""
+    writer: IngestWriter | None = getattr(app.state, "ingest_writer", None)
+    if writer is None:
+        writer = app.state.ingest_writer = IngestWriter(
+            app.state.session_factory, app.state.settings
+        )
+    writer.stats = WriterStats()
+    return writer.stats
+
+
+async def post_all(api: httpx.AsyncClient, bodies: list[Any], secret: str) -> list[httpx.Response]:
+    return list(await asyncio.gather(*(post_meta(api, body, secret) for body in bodies)))
+
+
+async def test_concurrent_webhooks_of_one_customer_make_one_contact_and_conversation(
+    number: MetaNumber, api: httpx.AsyncClient, wa_app: FastAPI, wa_org: Org
+) -> None:
+    sender = "5511987650001"
+    bodies = [
+        text_body(number, sender, f"wamid.gc-{uuid.uuid4().hex}", f"msg {i}", 1700000000 + i)
+        for i in range(40)
+    ]
+    stats = fresh_stats(wa_app)
+    responses = await post_all(api, bodies, number.app_secret)
+    assert [r.status_code for r in responses] == [200] * 40
+    assert all(r.json()["messages"] == 1 for r in responses)
+    assert stats.largest_batch > 1 and stats.batches < 40  # they did share transactions
+    stored = await messages_of(wa_app, number.id)
+    assert len(stored) == 40 and len({m.provider_message_id for m in stored}) == 40
+    assert await count_rows(wa_app, "contacts", wa_org.id) == 1
+    [conversation] = await session_rows(wa_app, Conversation, id=stored[0].conversation_id)
+    assert {m.conversation_id for m in stored} == {conversation.id}
+    assert conversation.message_count == 40 and conversation.unread_count == 40
+    assert conversation.last_inbound_at is not None
+    assert conversation.last_inbound_at.timestamp() == 1700000039
+    assert await count_rows(wa_app, "conversations", wa_org.id) == 1
+
+
+async def test_same_message_in_concurrent_bodies_is_stored_once(
+    number: MetaNumber, api: httpx.AsyncClient, wa_app: FastAPI
+) -> None:
+    body = text_body(number, "5511987650002", f"wamid.gc-{uuid.uuid4().hex}", "twice")
+    responses = await post_all(api, [body] * 6, number.app_secret)
+    assert [r.status_code for r in responses] == [200] * 6
+    assert sorted(r.json()["messages"] for r in responses) == [0] * 5 + [1]
+    assert sum(r.json()["duplicates"] for r in responses) == 5
+    [message] = await messages_of(wa_app, number.id)
+    [conversation] = await session_rows(wa_app, Conversation, id=message.conversation_id)
+    assert conversation.message_count == 1
+
+
+async def test_a_badly_signed_body_is_refused_alone(
+    number: MetaNumber, api: httpx.AsyncClient, wa_app: FastAPI, wa_org: Org
+) -> None:
+    good = [
+        text_body(number, f"55119876500{i:02d}", f"wamid.gc-{uuid.uuid4().hex}", "ok")
+        for i in range(8)
+    ]
+    forged = text_body(number, "5511987659999", f"wamid.gc-{uuid.uuid4().hex}", "forged")
+    requests = [post_meta(api, body, number.app_secret) for body in good]
+    requests.insert(4, post_meta(api, forged, "not-the-app-secret"))
+    responses = await asyncio.gather(*requests)
+    assert [r.status_code for r in responses] == [200] * 4 + [401] + [200] * 4
+    stored = await messages_of(wa_app, number.id)
+    assert len(stored) == 8 and "forged" not in {m.content["text"] for m in stored}
+    assert await count_rows(wa_app, "contacts", wa_org.id) == 8
+
+
+async def test_a_body_that_fails_in_the_database_fails_alone_and_leaves_nothing(
+    number: MetaNumber,
+    api: httpx.AsyncClient,
+    wa_app: FastAPI,
+    wa_org: Org,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = ingest._message_values
+
+    def poisoned(*args: Any) -> dict[str, Any]:
+        values = real(*args)
+        if values["content"].get("text") == "POISON":
+            values["conversation_id"] = uuid.uuid4()  # violates the foreign key at INSERT
+        return values
+
+    monkeypatch.setattr(ingest, "_message_values", poisoned)
+    bodies = [
+        text_body(number, f"55119876510{i:02d}", f"wamid.gc-{uuid.uuid4().hex}", "fine")
+        for i in range(10)
+    ]
+    bodies[3] = text_body(number, "5511987658888", f"wamid.gc-{uuid.uuid4().hex}", "POISON")
+    stats = fresh_stats(wa_app)
+    responses = await post_all(api, bodies, number.app_secret)
+    statuses = [r.status_code for r in responses]
+    assert statuses[3] >= 500 and statuses[:3] + statuses[4:] == [200] * 9
+    assert stats.retried_alone > 1  # its batch failed with others in it, who were redone
+    stored = await messages_of(wa_app, number.id)
+    assert len(stored) == 9 and all(m.content["text"] == "fine" for m in stored)
+    # The poisoned body's contact and conversation were rolled back with it.
+    assert await count_rows(wa_app, "contacts", wa_org.id) == 9
+    assert await count_rows(wa_app, "conversations", wa_org.id) == 9
+    assert not await session_rows(wa_app, Contact, wa_id="5511987658888")
+
+
+async def test_a_body_of_many_statuses_moves_every_message(
+    number: MetaNumber, api: httpx.AsyncClient, wa_app: FastAPI, sim: Simulator
+) -> None:
+    from tests.message.test_meta_webhook import _outbound
+
+    await sim.customer_sends(number.pnid, "5511987650003", type="text", text="hi")
+    [inbound] = await messages_of(wa_app, number.id)
+    wamids = [f"wamid.out-{uuid.uuid4().hex}" for _ in range(10)]
+    for wamid in wamids:
+        await _outbound(wa_app, number, wamid, inbound)
+    body = status_body(number, wamids[0], "delivered", 1700000200)
+    value = body["entry"][0]["changes"][0]["value"]
+    value["statuses"] = [
+        {**value["statuses"][0], "id": wamid, "status": "delivered" if i % 2 else "read"}
+        for i, wamid in enumerate(wamids)
+    ]
+    resp = await post_meta(api, body, number.app_secret)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["statuses"] == 10 and resp.json()["pending_statuses"] == 0
+    outbound = [m for m in await messages_of(wa_app, number.id) if m.direction == "outbound"]
+    assert sorted(m.status for m in outbound) == ["delivered"] * 5 + ["read"] * 5
