@@ -133,3 +133,10 @@ def test_field_names_keep_nested_segments_called_body() -> None:
     assert _field_name(("query", "limit")) == "limit"
     assert _field_name(("body",)) == "body"
     assert _field_name(("body", "items", 2, "title")) == "items.2.title"
+
+
+async def test_absurd_page_is_422_not_500(client: httpx.AsyncClient, org: Org) -> None:
+    # Found by schemathesis: an OFFSET beyond 64 bits crashed the SQLite driver.
+    resp = await client.get("/v1/users?page=6377317885971139584", headers=org.headers)
+    err = _assert_v1(resp, 422, "validation_error")
+    assert err["details"][0]["field"] == "page"

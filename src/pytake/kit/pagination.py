@@ -11,6 +11,8 @@ from pydantic import BaseModel
 T = TypeVar("T")
 
 MAX_LIMIT = 100
+# Keeps page * limit inside a 64-bit OFFSET on both engines (deeper lists want a cursor).
+MAX_PAGE = 1_000_000
 
 
 class PageMeta(BaseModel):
@@ -35,7 +37,7 @@ class PageParams(BaseModel):
 
 
 def page_params(
-    page: Annotated[int, Query(ge=1, description="Page number, from 1.")] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page number, from 1.")] = 1,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page (max {MAX_LIMIT}).")
     ] = 50,
