@@ -114,7 +114,7 @@ async def _replay(
 
 
 async def _serve(websocket: WebSocket, conn: Connection) -> None:
-    sender = asyncio.create_task(conn.send_loop())
+    sender = conn.sender = asyncio.create_task(conn.send_loop())
     reader = asyncio.create_task(_read_loop(websocket, conn))
     try:
         await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
@@ -127,6 +127,8 @@ async def _serve(websocket: WebSocket, conn: Connection) -> None:
     if conn.kicked is not None:
         log.info("websocket %s disconnected: %s", conn.id, conn.kicked[1])
         await _close(websocket, *conn.kicked)
+        # The peer is not reading: a graceful close would wait on its full buffers forever.
+        _abort_transport(websocket)
 
 
 async def _read_loop(websocket: WebSocket, conn: Connection) -> None:
@@ -142,6 +144,27 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
     # A stalled client may never read the close frame; don't wait on it for long.
     with contextlib.suppress(Exception):
         await asyncio.wait_for(websocket.close(code, reason), 1.0)
+
+
+def _abort_transport(websocket: WebSocket) -> None:
+    """Best effort: find the server's transport behind the ASGI `send` and abort it.
+
+    ASGI offers no way to drop a connection whose peer stopped reading; uvicorn's protocol
+    object (the `send` callable's owner, behind Starlette's wrappers) holds the transport.
+    """
+    candidates: list[Any] = [websocket._send]
+    for _ in range(8):
+        if not candidates:
+            return
+        fn = candidates.pop(0)
+        transport = getattr(getattr(fn, "__self__", None), "transport", None)
+        if transport is not None and hasattr(transport, "abort"):
+            transport.abort()
+            return
+        for cell in getattr(fn, "__closure__", None) or ():
+            with contextlib.suppress(ValueError):
+                if callable(cell.cell_contents):
+                    candidates.append(cell.cell_contents)
 
 
 class WsStatsOut(BaseModel):

@@ -38,7 +38,16 @@ class Counters:
 class Connection:
     """One socket: its principal once authenticated, its queue, and why it was dropped."""
 
-    __slots__ = ("id", "kicked", "org_key", "principal", "queue", "registry", "websocket")
+    __slots__ = (
+        "id",
+        "kicked",
+        "org_key",
+        "principal",
+        "queue",
+        "registry",
+        "sender",
+        "websocket",
+    )
 
     def __init__(self, registry: Registry, websocket: WebSocket, queue_size: int) -> None:
         self.id = next(_ids)
@@ -48,6 +57,7 @@ class Connection:
         self.org_key: str | None = None
         self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.kicked: tuple[int, str] | None = None
+        self.sender: asyncio.Task[None] | None = None
 
     def offer(self, text: str) -> None:
         if self.kicked is not None:
@@ -55,18 +65,21 @@ class Connection:
         try:
             self.queue.put_nowait(text)
         except asyncio.QueueFull:
-            self.kicked = (CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")
-            self.registry.slow_disconnects += 1
-            # Wake the sender so it stops; the endpoint then closes the socket.
-            self.queue.get_nowait()
-            self.queue.put_nowait("")
+            self.kick(CLOSE_SLOW_CONSUMER, "slow consumer: send queue full")
+
+    def kick(self, code: int, reason: str) -> None:
+        """Drop the connection: no more events, and the endpoint closes the socket."""
+        self.kicked = (code, reason)
+        self.registry.slow_disconnects += code == CLOSE_SLOW_CONSUMER
+        self.registry.unlisten(self)
+        # The sender is likely blocked writing to this very socket; stop it there.
+        if self.sender is not None:
+            self.sender.cancel()
 
     async def send_loop(self) -> None:
         """Drain the queue onto the socket until the connection is kicked or closed."""
         while True:
             text = await self.queue.get()
-            if self.kicked is not None:
-                return
             await self.websocket.send_text(text)
             self.registry.count_sent(self)
 
@@ -98,17 +111,22 @@ class Registry:
         org.total_connections += 1
         org.active_connections += 1
         org.authenticated_connections += 1
+        org.messages_received += 1  # the auth message, counted in totals on arrival
         self.totals.authenticated_connections += 1
+
+    def unlisten(self, conn: Connection) -> None:
+        """Stop offering events to the connection."""
+        members = self._by_org.get(conn.org_key or "")
+        if members is not None:
+            members.discard(conn)
+            if not members:
+                del self._by_org[conn.org_key or ""]
 
     def close(self, conn: Connection) -> None:
         self.totals.active_connections -= 1
         if conn.org_key is None:
             return
-        members = self._by_org.get(conn.org_key)
-        if members is not None:
-            members.discard(conn)
-            if not members:
-                del self._by_org[conn.org_key]
+        self.unlisten(conn)
         org = self.by_org_counters[conn.org_key]
         org.active_connections -= 1
         org.authenticated_connections -= 1
