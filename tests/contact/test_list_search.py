@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
-from tests.conftest import Org, register_org
+from pytake.contact import listing
+from tests.conftest import TEST_DATABASE_URL, Org, register_org
 from tests.contact.conftest import make_contact
+
+POSTGRES = bool(TEST_DATABASE_URL)
 
 
 async def test_limit_above_100_and_bad_opt_in_are_422(client: httpx.AsyncClient, org: Org) -> None:
@@ -27,7 +31,9 @@ async def test_pages_newest_first_with_meta(client: httpx.AsyncClient) -> None:
     body = first.json()
     assert body["meta"] == {
         "current_page": 1, "per_page": 2, "total": 5, "total_pages": 3, "total_is_estimate": False,
+        "next_cursor": body["meta"]["next_cursor"],
     }  # fmt: skip
+    assert isinstance(body["meta"]["next_cursor"], str)
     assert [c["id"] for c in body["data"]] == ids[::-1][:2]
     last = await client.get("/v1/contacts", params={"limit": 2, "page": 3}, headers=org.headers)
     assert [c["id"] for c in last.json()["data"]] == [ids[0]]
@@ -53,7 +59,7 @@ async def test_tags_filter_needs_all_tags_and_accepts_both_spellings(
     assert unknown.json() == {
         "data": [],
         "meta": {"current_page": 1, "per_page": 50, "total": 0, "total_pages": 0,
-                 "total_is_estimate": False},
+                 "total_is_estimate": False, "next_cursor": None},
     }  # fmt: skip
     partly = await client.get("/v1/contacts", params={"tags": "lead,nope"}, headers=org.headers)
     assert partly.json()["data"] == []
@@ -106,3 +112,107 @@ async def test_search_combines_with_filters(client: httpx.AsyncClient) -> None:
         "/v1/contacts", params={"search": "carla", "tags": "vip"}, headers=org.headers
     )
     assert [c["id"] for c in resp.json()["data"]] == [vip["id"]]
+
+
+async def _walk(
+    client: httpx.AsyncClient, org: Org, params: dict[str, str | int]
+) -> tuple[list[str], list[dict[str, object]]]:
+    """Every contact id of a list, following `meta.next_cursor`; and each page's meta."""
+    ids: list[str] = []
+    metas: list[dict[str, object]] = []
+    cursor: str | None = None
+    while True:
+        query = {**params, **({"cursor": cursor} if cursor else {})}
+        resp = await client.get("/v1/contacts", params=query, headers=org.headers)
+        assert resp.status_code == 200, resp.text
+        ids += [c["id"] for c in resp.json()["data"]]
+        metas.append(resp.json()["meta"])
+        cursor = resp.json()["meta"]["next_cursor"]
+        if cursor is None:
+            return ids, metas
+
+
+async def test_cursor_pages_match_page_numbers(client: httpx.AsyncClient) -> None:
+    org = await register_org(client)
+    made = [
+        await make_contact(client, org, f"+55119{7100_0000 + i}", tags=["odd"] if i % 2 else [])
+        for i in range(7)
+    ]
+    newest_first = [c["id"] for c in made][::-1]
+    ids, metas = await _walk(client, org, {"limit": 2})
+    assert ids == newest_first
+    assert [m["current_page"] for m in metas] == [1, 2, 3, 4]
+    assert all(m["total"] == 7 and m["total_pages"] == 4 for m in metas)
+    by_page = []
+    for page in range(1, 5):
+        resp = await client.get(
+            "/v1/contacts", params={"limit": 2, "page": page}, headers=org.headers
+        )
+        by_page += [c["id"] for c in resp.json()["data"]]
+    assert by_page == newest_first
+    odd, _ = await _walk(client, org, {"limit": 2, "tags": "odd"})
+    assert odd == [c["id"] for i, c in enumerate(made) if i % 2][::-1]
+    digits, _ = await _walk(client, org, {"limit": 2, "search": "1197100"})
+    assert digits == newest_first
+
+
+async def test_tag_filter_skips_deleted_contacts_and_keeps_order(
+    client: httpx.AsyncClient,
+) -> None:
+    org = await register_org(client)
+    made = [await make_contact(client, org, f"+55119{7200_0000 + i}", tags=["t"]) for i in range(4)]
+    gone = await client.delete(f"/v1/contacts/{made[2]['id']}", headers=org.headers)
+    assert gone.status_code == 204
+    # Tagged later than created: the list still follows the contacts' creation order.
+    late = await client.patch(
+        f"/v1/contacts/{made[0]['id']}", json={"tags": ["t", "u"]}, headers=org.headers
+    )
+    assert late.status_code == 200
+    bulk = await client.post(
+        "/v1/contacts/bulk/tags",
+        json={"action": "add", "tag": "u", "filter": {"ids": [made[3]["id"]]}},
+        headers=org.headers,
+    )
+    assert bulk.json()["affected"] == 1
+    ids, metas = await _walk(client, org, {"limit": 1, "tags": "t"})
+    assert ids == [made[3]["id"], made[1]["id"], made[0]["id"]]
+    assert metas[0]["total"] == 3
+    both, _ = await _walk(client, org, {"limit": 1, "tags": "u,t"})
+    assert both == [made[3]["id"], made[0]["id"]]
+
+
+async def test_bad_cursor_and_cursor_with_page_are_422(client: httpx.AsyncClient, org: Org) -> None:
+    for params in [{"cursor": "not-a-cursor"}, {"cursor": "W10"}, {"cursor": "e30", "page": 1}]:
+        resp = await client.get("/v1/contacts", params=params, headers=org.headers)
+        assert resp.status_code == 422, params
+        assert resp.json()["error"]["details"][0]["field"] == "cursor"
+    await make_contact(client, org, "+5511973000001")
+    await make_contact(client, org, "+5511973000002")
+    first = await client.get("/v1/contacts", params={"limit": 1}, headers=org.headers)
+    cursor = first.json()["meta"]["next_cursor"]
+    both = await client.get(
+        "/v1/contacts", params={"limit": 1, "page": 2, "cursor": cursor}, headers=org.headers
+    )
+    assert both.status_code == 422
+    assert both.json()["error"]["details"][0]["field"] == "cursor"
+
+
+async def test_filtered_total_is_exact_up_to_the_cap(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = await register_org(client)
+    for i in range(5):
+        await make_contact(client, org, f"+55119{7400_0000 + i}", name="Capped", tags=["c"])
+    monkeypatch.setattr(listing, "FILTERED_COUNT_CAP", 2)
+    for params in [{"tags": "c"}, {"search": "capped"}]:
+        first = await client.get("/v1/contacts", params={**params, "limit": 1}, headers=org.headers)
+        meta = first.json()["meta"]
+        if POSTGRES:  # beyond the cap: the planner's estimate, never below what was paged
+            assert meta["total_is_estimate"] is True and meta["total"] >= 3, meta
+        else:
+            assert meta["total_is_estimate"] is False and meta["total"] == 5, meta
+        last = await client.get(
+            "/v1/contacts", params={**params, "limit": 2, "page": 3}, headers=org.headers
+        )
+        assert last.json()["meta"]["total"] == 5  # the last page knows the total exactly
+        assert last.json()["meta"]["total_is_estimate"] is False

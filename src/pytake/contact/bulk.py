@@ -40,7 +40,8 @@ async def apply_tag(session: AsyncSession, principal: Principal, body: BulkTagIn
     count = await session.scalar(select(func.count()).select_from(missing.subquery())) or 0
     await session.execute(
         contact_tags_table.insert().from_select(
-            ["contact_id", "tag_id"], missing.add_columns(literal(tag_id, ContactTag.tag_id.type))
+            ["contact_id", "contact_created_at", "tag_id"],
+            missing.add_columns(Contact.created_at, literal(tag_id, ContactTag.tag_id.type)),
         )
     )
     return count

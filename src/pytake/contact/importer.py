@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -219,47 +219,47 @@ def _parse_batch(
     return rows
 
 
+async def _existing(session: AsyncSession, org_id: uuid.UUID, keys: list[str]) -> dict[str, Any]:
+    """The organisation's live contacts among these match keys, by key."""
+    if not keys:
+        return {}
+    found = await session.execute(
+        select(
+            Contact.id,
+            Contact.match_key,
+            Contact.name,
+            Contact.email,
+            Contact.attributes,
+            Contact.whatsapp_id,
+            Contact.created_at,
+        ).where(
+            Contact.organization_id == org_id,
+            Contact.deleted_at.is_(None),
+            Contact.match_key.in_(keys),
+        )
+    )
+    return {r.match_key: r for r in found.all()}
+
+
 async def _apply_batch(
     session: AsyncSession, job: ContactImportJob, records: list[list[str]]
 ) -> _Outcome:
     outcome = _Outcome()
     rows = _parse_batch(job.columns, records, job.rows_processed + 1, outcome)
     org_id = job.organization_id
-    existing = (
-        {
-            r.match_key: r
-            for r in (
-                await session.execute(
-                    select(
-                        Contact.id,
-                        Contact.match_key,
-                        Contact.name,
-                        Contact.email,
-                        Contact.attributes,
-                        Contact.whatsapp_id,
-                    ).where(
-                        Contact.organization_id == org_id,
-                        Contact.deleted_at.is_(None),
-                        Contact.match_key.in_(list(rows)),
-                    )
-                )
-            ).all()
-        }
-        if rows
-        else {}
-    )
+    existing = await _existing(session, org_id, list(rows))
     now = utcnow()
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    links: list[tuple[uuid.UUID, str]] = []
+    links: list[_Link] = []
     for key, row in rows.items():
         if (old := existing.get(key)) is None:
-            contact_id = uuid.uuid4()
+            contact_id, created_at = uuid.uuid4(), now
             inserts.append(_new_contact(org_id, contact_id, row, now))
         else:
-            contact_id = old.id
+            contact_id, created_at = old.id, old.created_at
             updates.append(_changed_contact(old, row, now))
-        links.extend((contact_id, t) for t in row.tags)
+        links.extend(_Link(contact_id, created_at, t) for t in row.tags)
     if inserts:
         await session.execute(insert(contacts_table), inserts)
     if updates:
@@ -330,13 +330,25 @@ def _changed_contact(old: Any, row: _Row, now: Any) -> dict[str, Any]:
     }
 
 
-async def _link(
-    session: AsyncSession, org_id: uuid.UUID, links: list[tuple[uuid.UUID, str]]
-) -> None:
+@dataclass(frozen=True)
+class _Link:
+    contact_id: uuid.UUID
+    contact_created_at: datetime
+    tag: str
+
+
+async def _link(session: AsyncSession, org_id: uuid.UUID, links: list[_Link]) -> None:
     if not links:
         return
-    ids = await tag_service.ensure_tags(session, org_id, {name for _, name in links})
-    rows = [{"contact_id": c, "tag_id": ids[name]} for c, name in set(links)]
+    ids = await tag_service.ensure_tags(session, org_id, {link.tag for link in links})
+    rows = [
+        {
+            "contact_id": k.contact_id,
+            "tag_id": ids[k.tag],
+            "contact_created_at": k.contact_created_at,
+        }
+        for k in set(links)
+    ]
     for start in range(0, len(rows), 5000):
         stmt = tag_service.dialect_insert(session, contact_tags_table).on_conflict_do_nothing()
         await session.execute(stmt, rows[start : start + 5000])

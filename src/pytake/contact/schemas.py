@@ -89,9 +89,23 @@ class ContactUpdateIn(BaseModel):
 
 
 class ContactListMeta(PageMeta):
+    total: int = Field(
+        description=(
+            "Contacts matching. Exact up to 10,000 for an unfiltered list and up to 1,000 when "
+            "`search`, `tags` or `opt_in` is given; above that, on PostgreSQL, the query planner's "
+            "estimate (never below the contacts already paged through) and `total_is_estimate` is "
+            "true. Always exact on the last page, and on SQLite."
+        )
+    )
     total_is_estimate: bool = Field(
-        default=False,
-        description="True when more than 10,000 contacts match and `total` is an estimate.",
+        default=False, description="True when `total` is an estimate (see `total`)."
+    )
+    next_cursor: str | None = Field(
+        default=None,
+        description=(
+            "Pass as `cursor` to get the next page (same filters and `limit`); null on the last "
+            "page. Cursor pages cost the same however deep; `page` numbers cost more the deeper."
+        ),
     )
 
 

@@ -13,6 +13,9 @@ import unicodedata
 from pytake.kit.phone import digits, match_key
 
 _PHONE_QUERY = re.compile(r"^[\d\s+\-().]+$")
+# Digit n-grams (PostgreSQL's `contact_digit_grams(search_text)`, migration 0007) index every run
+# of at least this many digits; a phone query this long is looked up by its n-grams.
+DIGIT_GRAM = 5
 _SPACES = re.compile(r"\s+")
 
 
@@ -44,16 +47,32 @@ def contact_search_text(name: str | None, email: str | None, whatsapp_id: str | 
     return " ".join(p for p in parts if p)
 
 
+def _needle(query: str) -> str:
+    text = query.strip()
+    return digits(text) if _PHONE_QUERY.match(text) and digits(text) else fold(text)
+
+
+def digit_grams(query: str) -> list[str] | None:
+    """The digit n-grams a phone-like query's matches must contain, or None (not phone-like,
+    or too short to have one).
+
+    Every LIKE '%<digits>%' match lies inside one run of digits of `search_text`, so it holds all
+    n-grams of the query: a necessary condition that a GIN index answers from a few short posting
+    lists, where digit trigrams (only 1,000 of them) each list a few per cent of all contacts.
+    """
+    text = query.strip()
+    if not (_PHONE_QUERY.match(text) and len(needle := digits(text)) >= DIGIT_GRAM):
+        return None
+    return sorted({needle[i : i + DIGIT_GRAM] for i in range(len(needle) - DIGIT_GRAM + 1)})
+
+
 def search_pattern(query: str) -> str | None:
     """The LIKE pattern for a search query, or None when there is nothing to search for.
 
     A query made only of digits and phone punctuation matches phone digits, so '+55 61 9999-9999',
     '556199999999' and '(61) 99999-9999' all find the same contact.
     """
-    text = query.strip()
-    if not text:
-        return None
-    needle = digits(text) if _PHONE_QUERY.match(text) and digits(text) else fold(text)
+    needle = _needle(query)
     if not needle:
         return None
     escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

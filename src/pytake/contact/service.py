@@ -2,29 +2,26 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, select
+from sqlalchemy import ColumnElement, Select, Text, and_, cast, exists, func, literal, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from pytake.auth.principal import Principal
 from pytake.contact import tags as tag_service
 from pytake.contact.schemas import ContactCreateIn, ContactUpdateIn
-from pytake.contact.search import contact_search_text, search_pattern
+from pytake.contact.search import contact_search_text, digit_grams, search_pattern
 from pytake.errors import Conflict, NotFound, ValidationFailed
-from pytake.kit.pagination import PageParams
 from pytake.kit.phone import InvalidPhoneNumber, match_key, normalise_e164
 from pytake.models.base import Base, utcnow
 from pytake.models.contact import Contact, ContactTag
 from pytake.tenancy import get_scoped, scoped
-
-# Lists count exactly up to this many matches; beyond it `total` is an estimate (see list_contacts).
-COUNT_CAP = 10_000
 
 
 @dataclass
@@ -68,7 +65,7 @@ def reachable_contacts(
     """SELECT of the ids of an organisation's reachable contacts, optionally having all tags."""
     stmt = select(Contact.id).where(Contact.organization_id == organization_id, reachable_clause())
     for tag_id in tag_ids or []:
-        stmt = stmt.where(_has_tag(tag_id))
+        stmt = stmt.where(has_tag(tag_id))
     return stmt
 
 
@@ -151,8 +148,10 @@ async def contact_activity(session: AsyncSession, contact: Contact) -> ContactAc
 # --- filtering ---------------------------------------------------------------------------------
 
 
-def _has_tag(tag_id: uuid.UUID) -> ColumnElement[bool]:
-    return exists().where(ContactTag.contact_id == Contact.id, ContactTag.tag_id == tag_id)
+def has_tag(tag_id: uuid.UUID) -> ColumnElement[bool]:
+    # An alias: the list may already join contact_tags (see listing), which would correlate.
+    link = aliased(ContactTag)
+    return exists().where(link.contact_id == Contact.id, link.tag_id == tag_id)
 
 
 def live_contacts(principal: Principal) -> Select[Any]:
@@ -160,67 +159,65 @@ def live_contacts(principal: Principal) -> Select[Any]:
     return scoped(select(Contact).where(Contact.deleted_at.is_(None)), Contact, principal)
 
 
-async def filter_clauses(
+def search_clauses(session: AsyncSession, query: str) -> list[ColumnElement[bool]]:
+    """WHERE clauses of a search: a substring of `search_text` (see contact.search)."""
+    pattern = search_pattern(query)
+    if pattern is None:
+        return []
+    like = Contact.search_text.like(pattern, escape="\\")
+    grams = digit_grams(query)
+    if grams is None or session.get_bind().dialect.name != "postgresql":
+        return [like]
+    # The digit n-gram GIN index (migration 0007) finds the few candidates; LIKE keeps the exact
+    # meaning. Casts: the index expression is text[] and `@>` wants both sides alike.
+    indexed = func.contact_digit_grams(Contact.search_text)
+    wanted = cast(postgresql.array([literal(g, Text) for g in grams]), postgresql.ARRAY(Text))
+    return [indexed.op("@>")(wanted), like]
+
+
+@dataclass
+class Criteria:
+    """A filter as WHERE clauses on contacts, plus the ids of the tags contacts must all have."""
+
+    clauses: list[ColumnElement[bool]]
+    tag_ids: list[uuid.UUID]
+
+    def all_clauses(self) -> list[ColumnElement[bool]]:
+        return [*self.clauses, *(has_tag(t) for t in self.tag_ids)]
+
+
+async def criteria(
     session: AsyncSession, principal: Principal, filt: ContactFilter
-) -> list[ColumnElement[bool]] | None:
-    """WHERE clauses for a filter; None when it cannot match anything (an unknown tag)."""
+) -> Criteria | None:
+    """The filter's criteria; None when it cannot match anything (an unknown tag, no ids)."""
     clauses: list[ColumnElement[bool]] = []
-    if filt.search and (pattern := search_pattern(filt.search)) is not None:
-        clauses.append(Contact.search_text.like(pattern, escape="\\"))
+    if filt.search:
+        clauses.extend(search_clauses(session, filt.search))
     if filt.opt_in is not None:
         clauses.append(Contact.opt_in.is_(filt.opt_in))
     if filt.ids is not None:
         if not filt.ids:
             return None
         clauses.append(Contact.id.in_(filt.ids))
+    tag_ids: list[uuid.UUID] = []
     if filt.tags:
         ids = await tag_service.tag_ids(session, principal.organization_id, filt.tags)
         if len(ids) < len(set(filt.tags)):
             return None
-        clauses.extend(_has_tag(tag_id) for tag_id in ids.values())
-    return clauses
+        tag_ids = list(dict.fromkeys(ids[name] for name in filt.tags))
+    return Criteria(clauses, tag_ids)
+
+
+async def filter_clauses(
+    session: AsyncSession, principal: Principal, filt: ContactFilter
+) -> list[ColumnElement[bool]] | None:
+    """WHERE clauses for a filter; None when it cannot match anything (an unknown tag)."""
+    found = await criteria(session, principal, filt)
+    return None if found is None else found.all_clauses()
 
 
 def newest_first(stmt: Select[Any]) -> Select[Any]:
     return stmt.order_by(Contact.created_at.desc(), Contact.id.desc())
-
-
-async def _count(
-    session: AsyncSession, stmt: Select[Any], offset: int, seen: int
-) -> tuple[int, bool]:
-    """(total, is_estimate): exact up to COUNT_CAP, then the planner's estimate on PostgreSQL."""
-    ids = stmt.with_only_columns(Contact.id).order_by(None)
-    capped = select(func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery())
-    total = await session.scalar(capped) or 0
-    if total <= COUNT_CAP:
-        return total, False
-    if session.get_bind().dialect.name != "postgresql":
-        exact = select(func.count()).select_from(ids.subquery())
-        return await session.scalar(exact) or 0, False
-    sql = ids.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True})
-    conn = await session.connection()
-    explained = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}")
-    doc: Any = explained.scalar()
-    estimate = int((json.loads(doc) if isinstance(doc, str) else doc)[0]["Plan"]["Plan Rows"])
-    return max(estimate, COUNT_CAP + 1, offset + seen), True
-
-
-async def list_contacts(
-    session: AsyncSession, principal: Principal, params: PageParams, filt: ContactFilter
-) -> tuple[list[Contact], int, bool]:
-    """A page of live contacts, newest first (ties by id), with (total, total_is_estimate)."""
-    clauses = await filter_clauses(session, principal, filt)
-    if clauses is None:
-        return [], 0, False
-    base = live_contacts(principal).where(*clauses)
-    # Page the ids first (an index-only walk on PostgreSQL), then load just those rows.
-    page_ids = newest_first(base.with_only_columns(Contact.id)).offset(params.offset)
-    page_ids = page_ids.limit(params.limit)
-    rows = list(
-        await session.scalars(newest_first(select(Contact).where(Contact.id.in_(page_ids))))
-    )
-    total, estimate = await _count(session, base, params.offset, len(rows))
-    return rows, total, estimate
 
 
 # --- the contact resource --------------------------------------------------------------------

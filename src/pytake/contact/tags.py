@@ -83,14 +83,18 @@ async def replace_contact_tags(session: AsyncSession, contact: Contact, names: l
     if ids:
         unlink = unlink.where(ContactTag.tag_id.not_in(list(ids.values())))
     await session.execute(unlink)
-    await link_tags(session, [contact.id], list(ids.values()))
+    await link_tags(session, [contact], list(ids.values()))
 
 
 async def link_tags(
-    session: AsyncSession, contact_ids: Sequence[uuid.UUID], ids: Sequence[uuid.UUID]
+    session: AsyncSession, contacts: Sequence[Contact], ids: Sequence[uuid.UUID]
 ) -> None:
     """Attach tags to contacts; links that already exist are left alone."""
-    rows = [{"contact_id": c, "tag_id": t} for c in contact_ids for t in ids]
+    rows = [
+        {"contact_id": c.id, "tag_id": t, "contact_created_at": c.created_at}
+        for c in contacts
+        for t in ids
+    ]
     if rows:
         stmt = dialect_insert(session, ContactTag.__table__).values(rows)
         await session.execute(stmt.on_conflict_do_nothing())
