@@ -177,6 +177,8 @@ async def test_tag_filter_skips_deleted_contacts_and_keeps_order(
     ids, metas = await _walk(client, org, {"limit": 1, "tags": "t"})
     assert ids == [made[3]["id"], made[1]["id"], made[0]["id"]]
     assert metas[0]["total"] == 3
+    tags = (await client.get("/v1/tags", headers=org.headers)).json()
+    assert {t["name"]: t["contact_count"] for t in tags} == {"t": 3, "u": 2}
     both, _ = await _walk(client, org, {"limit": 1, "tags": "u,t"})
     assert both == [made[3]["id"], made[0]["id"]]
 
@@ -204,7 +206,13 @@ async def test_filtered_total_is_exact_up_to_the_cap(
     for i in range(5):
         await make_contact(client, org, f"+55119{7400_0000 + i}", name="Capped", tags=["c"])
     monkeypatch.setattr(listing, "FILTERED_COUNT_CAP", 2)
-    for params in [{"tags": "c"}, {"search": "capped"}]:
+    # A single tag is counted from its links alone, so it keeps the higher cap.
+    one_tag = await client.get(
+        "/v1/contacts", params={"tags": "c", "limit": 1}, headers=org.headers
+    )
+    assert one_tag.json()["meta"]["total"] == 5
+    assert one_tag.json()["meta"]["total_is_estimate"] is False
+    for params in [{"tags": "c", "opt_in": "true"}, {"search": "capped"}]:
         first = await client.get("/v1/contacts", params={**params, "limit": 1}, headers=org.headers)
         meta = first.json()["meta"]
         if POSTGRES:  # beyond the cap: the planner's estimate, never below what was paged

@@ -30,8 +30,8 @@ from pytake.errors import ValidationFailed
 from pytake.kit.pagination import PageParams
 from pytake.models.contact import Contact, ContactTag
 
-# Exact totals up to these many matches: an unfiltered count walks an index only; a filtered one
-# (search, tags, opt-in) checks each match, so it stops sooner.
+# Exact totals up to these many matches: an unfiltered (or single-tag) count walks an index
+# only; another filter (search, several tags, opt-in) checks each match, so it stops sooner.
 COUNT_CAP = 10_000
 FILTERED_COUNT_CAP = 1_000
 
@@ -79,6 +79,9 @@ class _Query:
     created_at: Any
     contact_id: Any
     filtered: bool
+    # A single tag and nothing else: its links are exactly its live contacts (deleting a contact
+    # removes its links), so they are counted without touching contacts.
+    links: Select[Any] | None = None
 
 
 async def _query(session: AsyncSession, principal: Principal, filt: ContactFilter) -> _Query | None:
@@ -94,7 +97,10 @@ async def _query(session: AsyncSession, principal: Principal, filt: ContactFilte
     ids = ids.join(
         ContactTag, (ContactTag.contact_id == Contact.id) & (ContactTag.tag_id == first)
     ).where(*(service.has_tag(t) for t in others))
-    return _Query(ids, ContactTag.contact_created_at, ContactTag.contact_id, True)
+    links = None
+    if not others and not found.clauses:
+        links = select(ContactTag.contact_id).where(ContactTag.tag_id == first)
+    return _Query(ids, ContactTag.contact_created_at, ContactTag.contact_id, True, links)
 
 
 async def list_contacts(
@@ -142,16 +148,18 @@ async def _load(session: AsyncSession, ids: list[uuid.UUID]) -> list[Contact]:
 
 async def _count(session: AsyncSession, query: _Query, seen: int) -> tuple[int, bool]:
     """(total, is_estimate): exact up to the cap, then the planner's estimate on PostgreSQL."""
-    cap = FILTERED_COUNT_CAP if query.filtered else COUNT_CAP
-    capped = select(func.count()).select_from(query.ids.limit(cap + 1).subquery())
+    matching = query.links if query.links is not None else query.ids
+    cheap = query.links is not None or not query.filtered
+    cap = COUNT_CAP if cheap else FILTERED_COUNT_CAP
+    capped = select(func.count()).select_from(matching.limit(cap + 1).subquery())
     total = await session.scalar(capped) or 0
     if total <= cap:
         return total, False
     dialect = session.get_bind().dialect
     if dialect.name != "postgresql":
-        exact = select(func.count()).select_from(query.ids.subquery())
+        exact = select(func.count()).select_from(matching.subquery())
         return await session.scalar(exact) or 0, False
-    sql = query.ids.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    sql = matching.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     conn = await session.connection()
     explained = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}")
     doc: Any = explained.scalar()

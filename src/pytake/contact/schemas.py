@@ -91,8 +91,9 @@ class ContactUpdateIn(BaseModel):
 class ContactListMeta(PageMeta):
     total: int = Field(
         description=(
-            "Contacts matching. Exact up to 10,000 for an unfiltered list and up to 1,000 when "
-            "`search`, `tags` or `opt_in` is given; above that, on PostgreSQL, the query planner's "
+            "Contacts matching. Exact up to 10,000 for an unfiltered list or a single tag, and up "
+            "to 1,000 with other filters (`search`, several tags, `opt_in`); above that, on "
+            "PostgreSQL, the query planner's "
             "estimate (never below the contacts already paged through) and `total_is_estimate` is "
             "true. Always exact on the last page, and on SQLite."
         )

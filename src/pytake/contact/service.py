@@ -7,7 +7,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, and_, cast, exists, func, literal, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    cast,
+    delete,
+    exists,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -332,9 +343,14 @@ async def update_contact(
 async def delete_contact(
     session: AsyncSession, principal: Principal, contact_id: uuid.UUID
 ) -> None:
-    """Soft delete: gone from lists and lookups, its number free again, its history kept."""
+    """Soft delete: gone from lists and lookups, its number free again, its history kept.
+
+    Its tag links go: contact_tags then holds live contacts only, so a tag's contacts are
+    counted from its links alone (listing, tag counts), without a probe per contact.
+    """
     contact = await get_contact(session, principal, contact_id)
     contact.deleted_at = utcnow()
+    await session.execute(delete(ContactTag).where(ContactTag.contact_id == contact.id))
     await session.flush()
 
 

@@ -6,6 +6,8 @@ Create Date: 2026-11-23 20:16:54.077756
 
 - contact_tags.contact_created_at (a copy of contacts.created_at) and the index
   (tag_id, contact_created_at, contact_id): a tag filter pages newest first from the links.
+- Links of deleted contacts are removed (deleting a contact now removes them), so a tag's links
+  count its live contacts.
 - PostgreSQL: `contact_digit_grams(text)` and a GIN index on it over contacts.search_text, for
   phone-number searches (contact.search.digit_grams). The model declares the index for
   PostgreSQL only (`ddl_if`): SQLite has no such function and searches by LIKE alone.
@@ -64,6 +66,11 @@ def upgrade() -> None:
             "UPDATE contact_tags SET contact_created_at ="
             " (SELECT created_at FROM contacts WHERE contacts.id = contact_tags.contact_id)"
         )
+    # Deleting a contact now removes its tag links (contact.service.delete_contact).
+    op.execute(
+        "DELETE FROM contact_tags WHERE contact_id IN"
+        " (SELECT id FROM contacts WHERE deleted_at IS NOT NULL)"
+    )
     with op.batch_alter_table("contact_tags", schema=None) as batch_op:
         batch_op.alter_column("contact_created_at", nullable=False)
         batch_op.drop_index(batch_op.f("ix_contact_tags_tag_id"))
