@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pytake import __version__
 from pytake.channel.health import health_loop
 from pytake.config import Settings, get_settings
+from pytake.contact.tasks import start_import_loop
 from pytake.db import create_engine, create_session_factory
 from pytake.errors import FieldError, PyTakeError, ServiceUnavailable, error_for_status, render
 from pytake.kit.responses import FastJSONResponse
@@ -44,6 +45,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await upgrade_to_head(engine)
     app.state.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
     await start_for_app(app)
+    imports = start_import_loop(app.state.session_factory, settings)  # resumes lost CSV imports
     health_task = None
     if settings.background_loops_in_process:
         health_task = asyncio.create_task(
@@ -52,6 +54,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if imports is not None:
+            await imports.stop()
         await stop_for_app(app)
         if health_task is not None:
             health_task.cancel()

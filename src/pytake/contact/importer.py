@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -357,17 +357,20 @@ async def _link(session: AsyncSession, org_id: uuid.UUID, links: list[_Link]) ->
 # --- running a job ----------------------------------------------------------------------------
 
 
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        ContactImportJob.status == "pending",
+        (ContactImportJob.status == "running")
+        & (ContactImportJob.heartbeat_at < now - STALE_AFTER),
+    )
+
+
 async def claim_import_job(
     session: AsyncSession, worker_id: str, job_id: uuid.UUID | None = None
 ) -> uuid.UUID | None:
     """Take a pending job (or one whose runner stopped heart-beating); returns its id."""
     now = utcnow()
-    claimable = or_(
-        ContactImportJob.status == "pending",
-        (ContactImportJob.status == "running")
-        & (ContactImportJob.heartbeat_at < now - STALE_AFTER),
-    )
-    pick = select(ContactImportJob.id).where(claimable).order_by(ContactImportJob.created_at)
+    pick = select(ContactImportJob.id).where(_claimable(now)).order_by(ContactImportJob.created_at)
     if job_id is not None:
         pick = pick.where(ContactImportJob.id == job_id)
     if session.get_bind().dialect.name == "postgresql":
@@ -375,22 +378,35 @@ async def claim_import_job(
     chosen = await session.scalar(pick.limit(1))
     if chosen is None:
         return None
-    await session.execute(
+    # Compare-and-set: on SQLite the SELECT takes no lock, so another runner may have won.
+    claimed = await session.execute(
         update(ContactImportJob)
-        .where(ContactImportJob.id == chosen)
-        .values(status="running", locked_by=worker_id, heartbeat_at=now, started_at=now)
+        .where(ContactImportJob.id == chosen, _claimable(now))
+        .values(
+            status="running",
+            locked_by=worker_id,
+            heartbeat_at=now,
+            started_at=func.coalesce(ContactImportJob.started_at, now),
+        )
     )
-    return chosen
+    return chosen if claimed.rowcount == 1 else None  # type: ignore[attr-defined]
 
 
 async def run_import_job(
     factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str | None = None
 ) -> None:
-    """Claim and process one job to the end (the in-process task and a future worker alike)."""
+    """Claim this job and process it to the end (the task started by the upload)."""
     worker_id = worker_id or f"inproc-{uuid.uuid4().hex[:8]}"
     async with unit_of_work(factory) as session:
         if await claim_import_job(session, worker_id, job_id) is None:
             return
+    await process_claimed_job(factory, job_id, worker_id)
+
+
+async def process_claimed_job(
+    factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str
+) -> None:
+    """Apply a job claimed by `worker_id` batch by batch from where it stands, to the end."""
     try:
         while await _next_batch(factory, job_id, worker_id):
             pass
@@ -406,7 +422,9 @@ async def _next_batch(
     for attempt in range(3):
         try:
             async with unit_of_work(factory) as session:
-                job = await session.get(ContactImportJob, job_id)
+                # Locked: a runner taking over a stale job waits for this batch, then sees it
+                # fresh (PostgreSQL; SQLite has one writer anyway).
+                job = await session.get(ContactImportJob, job_id, with_for_update=True)
                 if job is None or job.locked_by != worker_id or job.status != "running":
                     return False  # deleted, or another runner took it over
                 chunk = await asyncio.to_thread(
