@@ -54,7 +54,7 @@ import asyncio, json, sys
 import uvloop
 from pytake.whatsapp.simulator import Simulator, SimulatorSettings
 
-spec = json.loads(sys.argv[1])
+spec = json.loads(sys.stdin.readline())
 
 async def main():
     settings = SimulatorSettings(status_delays=(0.0, 0.0, 0.0), default_mps=10**9)
@@ -99,20 +99,32 @@ def postgres_pids() -> list[int]:
     return pids
 
 
-def child_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"}
+def child_env(src: Path = ROOT / "src") -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": f"{src}:{ROOT}"}
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu_seconds([pid]) for pid in pids}
+
+
+def cpu_since(before: dict[int, float], pids: list[int]) -> float:
+    """CPU used since `before` by these processes (backends that exited meanwhile are lost)."""
+    return sum(max(0.0, cpu_seconds([pid]) - before.get(pid, 0.0)) for pid in pids)
 
 
 class SimulatorProcess:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", SIMULATOR, json.dumps(spec)],
+            [sys.executable, "-c", SIMULATOR],
             env=child_env(),
             cwd=ROOT,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert self.proc.stdout is not None
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(spec) + "\n")
+        self.proc.stdin.close()
         started = json.loads(self.proc.stdout.readline())
         self.url: str = started["url"]
         self.graph_url: str = started["graph_url"]
@@ -397,11 +409,11 @@ async def worker_main(spec: dict[str, Any]) -> None:
     print(json.dumps(result), flush=True)
 
 
-def start_worker(spec: dict[str, Any]) -> subprocess.Popen[str]:
-    """Start the worker process; returns once its runner has started."""
+def start_worker(spec: dict[str, Any], src: Path) -> subprocess.Popen[str]:
+    """Start the worker process (PyTake imported from `src`); returns once its runner runs."""
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__)), "--worker-child", json.dumps(spec)],
-        env=child_env(),
+        env=child_env(src),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -460,9 +472,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "expected": expected,
             "timeout": args.timeout,
         }
-        pg_pids = postgres_pids()
-        cpu_before = (cpu_seconds([sim.proc.pid]), cpu_seconds(pg_pids))
-        proc = start_worker(spec)
+        pg_before = cpu_by_pid(postgres_pids())
+        sim_before = cpu_seconds([sim.proc.pid])
+        load_before = os.getloadavg()[0]
+        proc = start_worker(spec, Path(args.worker_src).resolve())
         try:
             if steady:
                 asyncio.run(queue_steadily(db, shop, args.rate, args.seconds))
@@ -471,8 +484,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        sim_cpu = cpu_seconds([sim.proc.pid]) - cpu_before[0]
-        pg_cpu = cpu_seconds(postgres_pids()) - cpu_before[1]
+        sim_cpu = cpu_seconds([sim.proc.pid]) - sim_before
+        pg_cpu = cpu_since(pg_before, postgres_pids())
+        load_after = os.getloadavg()[0]
         stored = asyncio.run(check_database(db, expected))
         callbacks = sim.sent_callbacks()
     finally:
@@ -485,6 +499,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sent = result["sent"]
     return {
         "mode": f"steady {args.rate}/s x {args.seconds}s" if steady else "backlog",
+        "worker_src": args.worker_src,
+        # Other work on the machine skews throughput (not CPU per message as much): say so.
+        "loadavg_1m_before_after": [round(load_before, 2), round(load_after, 2)],
         "messages": expected,
         "latency_ms": args.latency_ms,
         "tuning": spec["tuning"] or "defaults",
@@ -528,6 +545,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="steady mode: how long")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--worker-src",
+        default=str(ROOT / "src"),
+        help="where the worker imports pytake from (e.g. an export of an older commit, for A/B)",
+    )
     args = parser.parse_args()
     result = run(args)
     print(json.dumps(result, indent=2))

@@ -1,10 +1,12 @@
-"""The dispatcher: claim queued messages in batches, send them, record what happened.
+"""The dispatcher: claim queued messages, send them, record what happened.
 
-One `run_once` claims up to `batch_size` due rows, sends them concurrently (at most
-`concurrency` in flight, which is what throughput needs: 1,000/s at 100 ms is 100 in flight),
-and writes every outcome in one transaction. Retryable failures go back to `queued` with backoff
-and jitter; after `max_attempts` they fail. Rows left in `sending` by a dead worker are
-reconciled from status webhooks (see queue.reconcile_stale), never blindly resent.
+One `run_once` drains what is due as a pipeline: it keeps up to `concurrency` sends in flight
+(what throughput needs: 1,000/s at 100 ms is 100 in flight, by Little's law), claims more in
+batches as slots free up instead of waiting for the slowest send of a batch, and writes the
+outcomes in batches (one transaction every `flush_seconds` or `batch_size` outcomes).
+Retryable failures go back to `queued` with backoff and jitter; after `max_attempts` they fail.
+Rows left in `sending` by a dead worker are reconciled from status webhooks
+(see queue.reconcile_stale), never blindly resent.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pytake.kit.ssrf import UnsafeUrl
 from pytake.message.sending import queue
 from pytake.message.sending.queue import Job, Outcome, RetryPolicy
 from pytake.models import WhatsAppConfig
+from pytake.models.base import utcnow
 from pytake.whatsapp.provider import ProviderError, WhatsAppProvider
 
 log = logging.getLogger("pytake.message.dispatcher")
@@ -42,7 +45,8 @@ class SendingTuning:
     """Knobs of sending; read from Settings fields named `sending_<name>` when they exist."""
 
     batch_size: int = 200
-    concurrency: int = 100
+    # Sends in flight; the injected aiohttp session's connector limit must be at least this.
+    concurrency: int = 200
     max_attempts: int = 6
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 300.0
@@ -55,6 +59,11 @@ class SendingTuning:
     provider_cache_seconds: float = 30.0
     poll_seconds: float = 1.0
     reconcile_every_seconds: float = 5.0
+    # Outcomes wait at most this long to be written with others (sent_at is the provider's
+    # answer time, so this delays only the row update, not the recorded time).
+    flush_seconds: float = 0.05
+    # After a claim came back short, claim again this soon while sends are still in flight.
+    reclaim_seconds: float = 0.05
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SendingTuning:
@@ -124,17 +133,23 @@ def _unusable(reason: str) -> ProviderError:
     return ProviderError(reason, retryable=False, kind="not_supported", details=reason)
 
 
+async def send_one(providers: ProviderCache, job: Job) -> Outcome:
+    """Send one job; a provider failure becomes the outcome, it is not raised."""
+    try:
+        provider = await providers.get(job.channel_id)
+        result = await provider.send(job.outbound())
+    except ProviderError as exc:
+        return Outcome(job, error=exc)
+    return Outcome(job, result=result, at=utcnow())
+
+
 async def send_jobs(providers: ProviderCache, jobs: list[Job], concurrency: int) -> list[Outcome]:
     """Send every job (at most `concurrency` at once); failures become outcomes, not raises."""
     limit = asyncio.Semaphore(concurrency)
 
     async def one(job: Job) -> Outcome:
         async with limit:
-            try:
-                provider = await providers.get(job.channel_id)
-                return Outcome(job, result=await provider.send(job.outbound()))
-            except ProviderError as exc:
-                return Outcome(job, error=exc)
+            return await send_one(providers, job)
 
     return list(await asyncio.gather(*(one(job) for job in jobs)))
 
@@ -161,20 +176,22 @@ class Dispatcher:
         self.sent = 0
 
     async def run_once(self) -> float | None:
-        """One batch; returns seconds until more work is due (0 = at once)."""
+        """Drain what is due; returns seconds until more work is due (0 = at once)."""
         await self._maybe_reconcile()
-        async with unit_of_work(self.factory) as session:
-            jobs = await queue.claim_due(session, self.worker, self.tuning.batch_size)
-        if jobs:
-            outcomes = await send_jobs(self.providers, jobs, self.tuning.concurrency)
-            async with unit_of_work(self.factory) as session:
-                await queue.record_outcomes(session, self.worker, outcomes, self.policy)
-                await record_events(session, outcomes)
-            self.sent += sum(1 for o in outcomes if o.status == "sent")
-            if len(jobs) == self.tuning.batch_size:
-                return 0.0
+        await _Drain(self).run()
         async with self.factory() as session:
             return await queue.next_due_in(session)
+
+    async def claim(self, limit: int) -> list[Job]:
+        async with unit_of_work(self.factory) as session:
+            return await queue.claim_due(session, self.worker, limit)
+
+    async def record(self, outcomes: list[Outcome]) -> None:
+        """Write a batch of outcomes in one transaction."""
+        async with unit_of_work(self.factory) as session:
+            await queue.record_outcomes(session, self.worker, outcomes, self.policy)
+            await record_events(session, outcomes)
+        self.sent += sum(1 for o in outcomes if o.status == "sent")
 
     async def _maybe_reconcile(self) -> None:
         if time.monotonic() - self._last_reconcile < self.tuning.reconcile_every_seconds:
@@ -213,6 +230,118 @@ class Dispatcher:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+
+class _Drain:
+    """One run of the pipeline: claim, keep sends in flight, write outcomes in batches.
+
+    Sends run as tasks that only append their outcome; this coroutine alone claims and writes,
+    so the database sees a few statements per batch whatever the concurrency. It is woken when
+    enough slots are free to claim a batch, when a batch of outcomes is ready, or on a timer.
+    """
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.d = dispatcher
+        tuning = dispatcher.tuning
+        self.capacity = tuning.concurrency
+        # Claim when a quarter of the slots is free: fewer, fuller claims, sends never run dry.
+        self.claim_at = max(1, min(tuning.batch_size, tuning.concurrency // 4))
+        self.flush_at = tuning.batch_size
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.done: list[Outcome] = []
+        self.progress = asyncio.Event()
+        self.short_claim_at: float | None = None
+        self.last_flush = time.monotonic()
+
+    async def run(self) -> None:
+        try:
+            await self._pump()
+        except BaseException:
+            await self._abandon()
+            raise
+
+    async def _pump(self) -> None:
+        tuning = self.d.tuning
+        while True:
+            if self._may_claim():
+                want = min(self.capacity - len(self.tasks), tuning.batch_size)
+                jobs = await self.d.claim(want)
+                self.short_claim_at = time.monotonic() if len(jobs) < want else None
+                for job in jobs:
+                    self._start(job)
+            if self.done and self._flush_due():
+                batch, self.done = self.done, []
+                self.last_flush = time.monotonic()
+                await self.d.record(batch)
+            if not self.tasks and not self.done and self.short_claim_at is not None:
+                return  # nothing in flight and nothing more was due
+            await self._wait(tuning.flush_seconds)
+
+    def _may_claim(self) -> bool:
+        if self.capacity - len(self.tasks) < self.claim_at:
+            return False
+        if self.short_claim_at is None:
+            return True
+        # The queue ran dry; look again only now and then while sends finish.
+        return bool(self.tasks) and (
+            time.monotonic() - self.short_claim_at >= self.d.tuning.reclaim_seconds
+        )
+
+    def _flush_due(self) -> bool:
+        return (
+            len(self.done) >= self.flush_at
+            or not self.tasks
+            or time.monotonic() - self.last_flush >= self.d.tuning.flush_seconds
+        )
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.create_task(self._send(job))
+        self.tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    async def _send(self, job: Job) -> None:
+        try:
+            outcome = await send_one(self.d.providers, job)
+        except Exception:
+            # Not a provider answer (a bug, or an error the adapter did not wrap): whether the
+            # provider took it is unknown, so the row stays `sending` for reconciliation.
+            log.exception("sending message %s failed unexpectedly", job.id)
+            return
+        # Appended only now: `done` is swapped for a new list at every flush.
+        self.done.append(outcome)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        if (
+            len(self.done) >= self.flush_at
+            or not self.tasks
+            or (self.capacity - len(self.tasks) >= self.claim_at and self.short_claim_at is None)
+        ):
+            self.progress.set()
+
+    async def _wait(self, at_most: float) -> None:
+        if not self.tasks:
+            return
+        self.progress.clear()
+        timer = asyncio.get_running_loop().call_later(at_most, self.progress.set)
+        try:
+            await self.progress.wait()
+        finally:
+            timer.cancel()
+
+    async def _abandon(self) -> None:
+        """Cancelled or failed: stop the sends and keep what already came back.
+
+        A cancelled send may have reached the provider, so its row stays `sending` for
+        reconciliation; outcomes already known are written, shielded from the cancellation.
+        """
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.done:
+            batch, self.done = self.done, []
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.d.record(batch))
 
 
 async def record_events(session: AsyncSession, outcomes: list[Outcome]) -> None:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import String, and_, bindparam, func, select, update
+from sqlalchemy import String, and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.message.statuses import apply_pending_statuses
@@ -70,6 +70,8 @@ class Outcome:
     job: Job
     result: SendResult | None = None
     error: ProviderError | None = None
+    # When the provider accepted it (sent_at), which may be a moment before it is written.
+    at: datetime | None = None
     # Filled by record_outcomes: sent | queued | failed | sending (outcome unknown, reconcile)
     status: str = ""
 
@@ -171,7 +173,7 @@ def _sent_stmt() -> Any:
         .values(
             status="sent",
             provider_message_id=bindparam("b_pid", type_=String()),
-            sent_at=bindparam("b_now", type_=_TS),
+            sent_at=bindparam("b_sent", type_=_TS),
             claimed_by=None,
             next_attempt_at=None,
             error_code=None,
@@ -266,7 +268,8 @@ async def record_outcomes(
         base = {"b_id": outcome.job.id, "b_worker": worker, "b_now": now}
         if kind == "sent":
             assert outcome.result is not None
-            params[kind].append({**base, "b_pid": outcome.result.provider_message_id})
+            pid, sent_at = outcome.result.provider_message_id, outcome.at or now
+            params[kind].append({**base, "b_pid": pid, "b_sent": sent_at})
             outcome.status = "sent"
             continue
         assert outcome.error is not None
@@ -286,8 +289,42 @@ async def record_outcomes(
         "ambiguous": _ambiguous_stmt,
     }
     for kind, rows in params.items():
-        await session.execute(statements[kind](), rows)
+        if kind == "sent" and dialect_name(session) == "postgresql":
+            await _write_sent_pg(session, worker, rows, now)
+        else:
+            await session.execute(statements[kind](), rows)
     await _apply_early_statuses(session, outcomes)
+
+
+# One statement for the whole batch, the values as three arrays: an executemany runs the
+# UPDATE once per row (and SQLAlchemy processes every row's parameters in Python); this is the
+# hot path, one row per message sent.
+_SENT_MANY_PG = text(
+    """
+    UPDATE messages AS m
+    SET status = 'sent', provider_message_id = v.pid, sent_at = v.sent_at, claimed_by = NULL,
+        next_attempt_at = NULL, error_code = NULL, error_title = NULL, error_details = NULL,
+        updated_at = :now
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:pids AS varchar[]), CAST(:sent AS timestamptz[]))
+        AS v(id, pid, sent_at)
+    WHERE m.id = v.id AND m.status = 'sending' AND m.claimed_by = :worker
+    """
+)
+
+
+async def _write_sent_pg(
+    session: AsyncSession, worker: str, rows: list[dict[str, Any]], now: datetime
+) -> None:
+    await session.execute(
+        _SENT_MANY_PG,
+        {
+            "ids": [row["b_id"] for row in rows],
+            "pids": [row["b_pid"] for row in rows],
+            "sent": [row["b_sent"] for row in rows],
+            "now": now,
+            "worker": worker,
+        },
+    )
 
 
 async def _apply_early_statuses(session: AsyncSession, outcomes: list[Outcome]) -> None:
