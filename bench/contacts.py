@@ -33,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from pytake.contact.listing import Cursor  # noqa: E402
 from pytake.contact.search import contact_search_text, fold  # noqa: E402
 
 FIRST = ["João", "Maria", "José", "Ana", "Antônio", "Francisca", "Carlos", "Márcia", "Paulo",
@@ -133,7 +134,8 @@ async def seed(url: str, orgs: list[tuple[uuid.UUID, int]]) -> None:
     conn = await _admin(url)
     await conn.execute("DROP INDEX ix_contacts_search_text_trgm")
     await conn.execute("DROP INDEX ix_contacts_live_org_created")
-    await conn.execute("DROP INDEX ix_contact_tags_tag_id")
+    await conn.execute("DROP INDEX ix_contact_tags_tag_created")
+    await conn.execute("DROP INDEX ix_contacts_digit_grams")
     start = datetime(2025, 1, 1, tzinfo=UTC)
     rng = random.Random(7)
     for org_index, (org_id, count) in enumerate(orgs):
@@ -158,7 +160,7 @@ async def seed(url: str, orgs: list[tuple[uuid.UUID, int]]) -> None:
                     contact_search_text(name, email, number), created, created,
                 ))  # fmt: skip
                 for t in rng.sample(tag_ids, rng.choice([0, 1, 1, 2, 3])):
-                    links.append((cid, t))
+                    links.append((cid, t, created))
             await conn.copy_records_to_table(
                 "contacts",
                 columns=["id", "organization_id", "whatsapp_id", "match_key", "name", "email",
@@ -167,7 +169,9 @@ async def seed(url: str, orgs: list[tuple[uuid.UUID, int]]) -> None:
                 records=contacts,
             )  # fmt: skip
             await conn.copy_records_to_table(
-                "contact_tags", columns=["contact_id", "tag_id"], records=links
+                "contact_tags",
+                columns=["contact_id", "tag_id", "contact_created_at"],
+                records=links,
             )
             print(f"  seeded org {org_index}: {min(count, chunk + 100_000):,}", flush=True)
     t = time.perf_counter()
@@ -179,10 +183,35 @@ async def seed(url: str, orgs: list[tuple[uuid.UUID, int]]) -> None:
         "CREATE INDEX ix_contacts_live_org_created ON contacts (organization_id, created_at, id)"
         " WHERE deleted_at IS NULL"
     )
-    await conn.execute("CREATE INDEX ix_contact_tags_tag_id ON contact_tags (tag_id)")
+    await conn.execute(
+        "CREATE INDEX ix_contact_tags_tag_created ON contact_tags"
+        " (tag_id, contact_created_at, contact_id)"
+    )
+    await conn.execute(
+        "CREATE INDEX ix_contacts_digit_grams ON contacts"
+        " USING gin (contact_digit_grams(search_text))"
+    )
     await conn.execute("VACUUM ANALYZE")
     print(f"  indexes + vacuum analyze: {time.perf_counter() - t:.0f} s", flush=True)
     await conn.close()
+
+
+async def _cursor_at(
+    conn: asyncpg.Connection, org_id: uuid.UUID, seen: int, tag: str | None
+) -> str:
+    """The cursor a client would hold after paging through `seen` contacts of the list."""
+    join = (
+        "JOIN contact_tags ct ON ct.contact_id = c.id JOIN tags t ON t.id = ct.tag_id"
+        if tag
+        else ""
+    )
+    where = "AND t.name = $3" if tag else ""
+    row = await conn.fetchrow(
+        f"SELECT c.created_at, c.id FROM contacts c {join} WHERE c.organization_id = $1"
+        f" AND c.deleted_at IS NULL {where} ORDER BY c.created_at DESC, c.id DESC OFFSET $2 - 1 LIMIT 1",
+        *([org_id, seen, tag] if tag else [org_id, seen]),
+    )  # fmt: skip
+    return Cursor(row["created_at"], row["id"], seen).encode()
 
 
 async def timed(
@@ -205,13 +234,21 @@ async def latency(
     conn = await _admin(url)
     ids = [r[0] for r in await conn.fetch(
         "SELECT id FROM contacts WHERE organization_id = $1 ORDER BY random() LIMIT $2", org_id, n)]  # fmt: skip
-    await conn.close()
     deep = max(1, (count // 2) // 50)
+    cursors = {
+        "all": await _cursor_at(conn, org_id, (deep - 1) * 50, None),
+        "tag": await _cursor_at(conn, org_id, 50_000, TAGS[0]),
+    }
+    await conn.close()
     fragments = [fold(x)[:5] for x in LAST]
     scenarios = {
         "list, first page (limit 50)": [("/v1/contacts", {})] * n,
         "list, page 2000 (offset 99,950)": [("/v1/contacts", {"page": min(2000, deep)})] * n,
         f"list, page {deep:,} (offset {(deep - 1) * 50:,})": [("/v1/contacts", {"page": deep})] * n,
+        f"list, cursor after {(deep - 1) * 50:,} (keyset)": [
+            ("/v1/contacts", {"cursor": cursors["all"]})] * n,
+        "search by name fragment (3 letters)": [
+            ("/v1/contacts", {"search": rng.choice(fragments)[:3]}) for _ in range(n)],
         "search by name fragment (5 letters)": [
             ("/v1/contacts", {"search": rng.choice(fragments)}) for _ in range(n)],
         "search by phone fragment (8 digits, formatted)": [
@@ -221,6 +258,10 @@ async def latency(
             ("/v1/contacts", {"search": phone(0, rng.randrange(count))[1:5] + phone(0, rng.randrange(count))[6:]})
             for _ in range(n)],
         "filter by tag": [("/v1/contacts", {"tags": rng.choice(TAGS)}) for _ in range(n)],
+        f"filter by tag, cursor after 50,000 ('{TAGS[0]}')": [
+            ("/v1/contacts", {"tags": TAGS[0], "cursor": cursors["tag"]})] * n,
+        "filter by two tags": [
+            ("/v1/contacts", {"tags": ",".join(rng.sample(TAGS, 2))}) for _ in range(n)],
         "GET /v1/contacts/{id}": [(f"/v1/contacts/{i}", {}) for i in ids],
     }  # fmt: skip
     lines = []

@@ -139,3 +139,32 @@ async def test_export_of_unknown_tag_is_just_a_header(client: httpx.AsyncClient,
     assert resp.status_code == 200
     assert resp.text.strip().split(",")[:2] == ["id", "whatsapp_id"]
     assert len(resp.text.strip().splitlines()) == 1
+
+
+async def test_attributes_named_like_columns_survive_export_and_import(
+    client: httpx.AsyncClient,
+) -> None:
+    source = await register_org(client)
+    attributes = {"name": "Apelido", "email": "outro@example.com", "id": "ERP-7",
+                  "tags": "x;y", "attr.kind": "nested", "plan": "gold"}  # fmt: skip
+    await make_contact(
+        client, source, "+5511976000001", name="Real Name", email="real@example.com",
+        tags=["t"], attributes=attributes,
+    )  # fmt: skip
+    resp = await client.get("/v1/contacts/export", headers=source.headers)
+    header = next(csv.reader(io.StringIO(resp.text)))
+    # Sorted by attribute name; prefixed where the import would read something else.
+    assert header[8:] == ["attr.attr.kind", "attr.email", "attr.id", "attr.name", "plan",
+                          "attr.tags"]  # fmt: skip
+    row = next(csv.DictReader(io.StringIO(resp.text)))
+    assert (row["name"], row["email"], row["tags"]) == ("Real Name", "real@example.com", "t")
+    assert row["attr.name"] == "Apelido"
+
+    target = await register_org(client)
+    job = await _import(client, target, resp.content)
+    assert (job["status"], job["created"], job["failed"]) == ("completed", 1, 0), job
+    imported = (await client.get("/v1/contacts", headers=target.headers)).json()["data"][0]
+    assert imported["name"] == "Real Name"
+    assert imported["email"] == "real@example.com"
+    assert imported["tags"] == ["t"]
+    assert imported["attributes"] == attributes

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.auth.principal import Principal
 from pytake.contact import tags as tag_service
-from pytake.contact.importer import IGNORED_COLUMNS, KNOWN_COLUMNS
+from pytake.contact.importer import ATTRIBUTE_PREFIX, IGNORED_COLUMNS, KNOWN_COLUMNS
 from pytake.contact.service import ContactFilter, filter_clauses, live_contacts, newest_first
 from pytake.models.contact import Contact
 
@@ -39,8 +39,19 @@ async def _attribute_keys(session: AsyncSession, base: Any) -> list[str]:
             .where(Contact.id.in_(select(ids.c.id)))
             .distinct()
         )
-    reserved = set(KNOWN_COLUMNS) | set(IGNORED_COLUMNS) | set(BASE_COLUMNS)
-    return sorted(k for k in (await session.scalars(stmt)) if k not in reserved)
+    return sorted(await session.scalars(stmt))
+
+
+_RESERVED = set(KNOWN_COLUMNS) | set(IGNORED_COLUMNS) | set(BASE_COLUMNS)
+
+
+def attribute_column(key: str) -> str:
+    """The CSV column of an attribute: prefixed when the import would read it as something else
+    (a standard column, or a name that already carries the prefix)."""
+    folded = key.lower()
+    if folded in _RESERVED or folded.startswith(ATTRIBUTE_PREFIX):
+        return ATTRIBUTE_PREFIX + key
+    return key
 
 
 def _cell(value: Any) -> str:
@@ -65,7 +76,7 @@ async def export_csv(
         clauses = await filter_clauses(session, principal, filt)
         base = live_contacts(principal).where(*(clauses or []))
         keys = await _attribute_keys(session, base) if clauses is not None else []
-        yield _encode([BASE_COLUMNS + keys])
+        yield _encode([BASE_COLUMNS + [attribute_column(k) for k in keys]])
         if clauses is None:
             return
         cursor: tuple[Any, Any] | None = None

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -44,11 +44,18 @@ from pytake.tenancy import get_scoped
 log = logging.getLogger("pytake.contact.import")
 
 IMPORT_DIR = Path(tempfile.gettempdir()) / "pytake-imports"
-BATCH_ROWS = 1000
+BATCH_ROWS = 2000
+# A bulk import into a new organisation outruns autovacuum's statistics (or autovacuum is off),
+# and with stale ones PostgreSQL looks up match keys through the organisation's list index,
+# scanning all of its contacts per batch; ANALYZE as the job crosses these row counts.
+ANALYZE_AT = (2_000, 20_000, 200_000)
 STALE_AFTER = timedelta(minutes=2)
 KNOWN_COLUMNS = ("whatsapp_id", "name", "email", "tags", "opt_in")
 # Columns our own export writes that are not for the importer to set.
 IGNORED_COLUMNS = ("id", "created_at", "updated_at", "is_blocked", "last_message_at")
+# Export writes an attribute whose name is a standard column (or starts with the prefix) as
+# "attr.<name>"; import reads such a column back into that attribute.
+ATTRIBUTE_PREFIX = "attr."
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _TAG_SPLIT = re.compile(r"[,;|]")
 _TRUE = {"true", "1", "yes", "y", "sim", "t"}
@@ -158,6 +165,15 @@ class _RowError(ValueError):
         self.column, self.reason = column, reason
 
 
+def attribute_key(column: str) -> str | None:
+    """The attribute a CSV column holds, or None for a standard (or ignored) column."""
+    if column.startswith(ATTRIBUTE_PREFIX):
+        return column[len(ATTRIBUTE_PREFIX) :] or None
+    if column in KNOWN_COLUMNS or column in IGNORED_COLUMNS:
+        return None
+    return column
+
+
 def _parse_row(columns: list[str], record: list[str], number: int) -> _Row:
     if len(record) != len(columns):
         raise _RowError(None, f"Expected {len(columns)} columns, found {len(record)}")
@@ -182,8 +198,7 @@ def _parse_row(columns: list[str], record: list[str], number: int) -> _Row:
     tags = [t.strip() for t in _TAG_SPLIT.split(values.get("tags", "")) if t.strip()]
     if any(len(t) > 100 for t in tags):
         raise _RowError("tags", "Tag names are at most 100 characters")
-    skip = set(KNOWN_COLUMNS) | set(IGNORED_COLUMNS)
-    attributes = {c: v for c, v in values.items() if c not in skip and v}
+    attributes = {key: v for c, v in values.items() if v and (key := attribute_key(c))}
     return _Row(number, whatsapp_id, match_key(whatsapp_id), fields, attributes, tags)
 
 
@@ -434,6 +449,7 @@ async def _next_batch(
                     _mark_finished(job, "completed", None)
                     return False
                 outcome = await _apply_batch(session, job, chunk.rows)
+                await _analyze_if_due(session, job.rows_processed, len(chunk.rows))
                 job.resume_offset = chunk.next_offset
                 job.rows_processed += len(chunk.rows)
                 job.created_count += outcome.created
@@ -446,6 +462,13 @@ async def _next_batch(
             if attempt == 2:
                 raise
     return False
+
+
+async def _analyze_if_due(session: AsyncSession, before: int, rows: int) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if any(before < mark <= before + rows for mark in ANALYZE_AT):
+        await session.execute(text("ANALYZE contacts"))
 
 
 def _mark_finished(job: ContactImportJob, status: str, error: str | None) -> None:
