@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 import orjson
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.config import Settings
@@ -66,6 +66,24 @@ class Outcome:
     excerpt: str | None = None
     duration_ms: int | None = None
     error: str | None = None
+
+
+_RECORD_OUTCOME = (
+    update(WebhookDelivery.__table__)  # type: ignore[arg-type]
+    .where(WebhookDelivery.__table__.c.id == bindparam("delivery_id"))
+    .values(
+        claimed_until=None,
+        status=bindparam("status"),
+        last_attempt_at=bindparam("last_attempt_at"),
+        response_status=bindparam("response_status"),
+        response_excerpt=bindparam("response_excerpt"),
+        duration_ms=bindparam("duration_ms"),
+        error=bindparam("error"),
+        attempt_log=bindparam("attempt_log"),
+        delivered_at=bindparam("delivered_at"),
+        next_attempt_at=bindparam("next_attempt_at"),
+    )
+)
 
 
 class WebhookDeliveryLoop:
@@ -114,6 +132,13 @@ class WebhookDeliveryLoop:
         )
         if self._postgres:
             due = due.with_for_update(skip_locked=True)
+        async with self._factory() as session:
+            # A read first: an idle poll must not take SQLite's write lock.
+            if (
+                await session.scalar(select(WebhookDelivery.id).where(self._due(now)).limit(1))
+                is None
+            ):
+                return []
         async with unit_of_work(self._factory) as session:
             ids = list(
                 await session.scalars(
@@ -211,42 +236,40 @@ class WebhookDeliveryLoop:
     # --- recording ---------------------------------------------------------------------------
 
     async def _record(self, outcomes: list[Outcome]) -> None:
+        rows = [self._outcome_row(o) for o in outcomes]
         async with unit_of_work(self._factory) as session:
-            for outcome in outcomes:
-                await self._record_one(session, outcome)
+            # One executemany for the batch: a round trip per row costs more than the sends.
+            await session.execute(_RECORD_OUTCOME, rows)
             await self._track_endpoint_health(session, outcomes)
         self.delivered += sum(1 for o in outcomes if o.ok)
 
-    async def _record_one(self, session: AsyncSession, o: Outcome) -> None:
+    def _outcome_row(self, o: Outcome) -> dict[str, Any]:
         entry = {
             "at": iso(o.at),
             "response_status": o.response_status,
             "duration_ms": o.duration_ms,
             "error": o.error,
         }
-        values: dict[str, Any] = {
-            "claimed_until": None,
+        row: dict[str, Any] = {
+            "delivery_id": o.job.id,
             "last_attempt_at": o.at,
             "response_status": o.response_status,
             "response_excerpt": o.excerpt,
             "duration_ms": o.duration_ms,
             "error": o.error,
             "attempt_log": [*o.job.attempt_log, entry],
+            "delivered_at": None,
+            "next_attempt_at": None,
         }
         retries_left = o.job.attempts <= self._settings.webhook_max_retries
         if o.ok:
-            values.update(status="delivered", delivered_at=utcnow(), next_attempt_at=None)
+            row.update(status="delivered", delivered_at=utcnow())
         elif retries_left and o.job.endpoint_active:
             delay = self._settings.webhook_backoff_base_seconds * 2 ** (o.job.attempts - 1)
-            values.update(status="pending", next_attempt_at=utcnow() + timedelta(seconds=delay))
+            row.update(status="pending", next_attempt_at=utcnow() + timedelta(seconds=delay))
         else:
-            values.update(status="failed", next_attempt_at=None)
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id == o.job.id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+            row.update(status="failed")
+        return row
 
     async def _track_endpoint_health(self, session: AsyncSession, outcomes: list[Outcome]) -> None:
         """Clear an endpoint's failure streak on success; disable it after a day of failures."""

@@ -50,15 +50,22 @@ class Runner:
 
     async def _run(self, loop: BackgroundLoop) -> None:
         wakeup = self._wakeups[loop.name]
+        failures = 0
         while True:
             wakeup.clear()
             try:
                 due_in = await loop.run_once()
+                failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("background loop %s failed; retrying after a pause", loop.name)
-                due_in = self.poll_seconds
+                failures += 1
+                # Back off while e.g. the database is down, instead of logging every poll.
+                pause = min(60.0, self.poll_seconds * 2 ** (failures - 1))
+                if failures == 1 or failures % 10 == 0:
+                    log.exception("background loop %s failed (%d in a row)", loop.name, failures)
+                await asyncio.sleep(pause)
+                continue
             if due_in is not None and due_in <= 0:
                 continue
             timeout = self.poll_seconds if due_in is None else min(due_in, self.poll_seconds)
