@@ -52,18 +52,20 @@ def _needle(query: str) -> str:
     return digits(text) if _PHONE_QUERY.match(text) and digits(text) else fold(text)
 
 
-def digit_grams(query: str) -> list[str] | None:
+def digit_grams(query: str) -> list[int] | None:
     """The digit n-grams a phone-like query's matches must contain, or None (not phone-like,
     or too short to have one).
 
     Every LIKE '%<digits>%' match lies inside one run of digits of `search_text`, so it holds all
     n-grams of the query: a necessary condition that a GIN index answers from a few short posting
     lists, where digit trigrams (only 1,000 of them) each list a few per cent of all contacts.
+    As integers: all have DIGIT_GRAM digits, so no leading zero is lost, and an int4[] GIN index
+    is about half as costly to write as a text[] one (no collation-aware comparisons).
     """
     text = query.strip()
     if not (_PHONE_QUERY.match(text) and len(needle := digits(text)) >= DIGIT_GRAM):
         return None
-    return sorted({needle[i : i + DIGIT_GRAM] for i in range(len(needle) - DIGIT_GRAM + 1)})
+    return sorted({int(needle[i : i + DIGIT_GRAM]) for i in range(len(needle) - DIGIT_GRAM + 1)})
 
 
 def search_pattern(query: str) -> str | None:

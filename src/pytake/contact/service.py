@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Integer,
     Select,
-    Text,
     and_,
     cast,
     delete,
@@ -180,9 +180,9 @@ def search_clauses(session: AsyncSession, query: str) -> list[ColumnElement[bool
     if grams is None or session.get_bind().dialect.name != "postgresql":
         return [like]
     # The digit n-gram GIN index (migration 0007) finds the few candidates; LIKE keeps the exact
-    # meaning. Casts: the index expression is text[] and `@>` wants both sides alike.
+    # meaning. The cast: the index expression is int4[] and `@>` wants both sides alike.
     indexed = func.contact_digit_grams(Contact.search_text)
-    wanted = cast(postgresql.array([literal(g, Text) for g in grams]), postgresql.ARRAY(Text))
+    wanted = cast(postgresql.array([literal(g, Integer) for g in grams]), postgresql.ARRAY(Integer))
     return [indexed.op("@>")(wanted), like]
 
 
