@@ -53,6 +53,8 @@ class EventBus:
         self._wake_subscribers: list[WakeSubscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Event()
+        self._unmarked: list[int] = []
+        self._marked = asyncio.Event()
         self.published = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -60,6 +62,7 @@ class EventBus:
     async def start(self, engine: AsyncEngine) -> None:
         _BUSES[engine.sync_engine] = self
         self._tasks.append(asyncio.create_task(self._publish_loop(), name="events-publisher"))
+        self._tasks.append(asyncio.create_task(self._mark_loop(), name="events-marker"))
         if self._redis is not None:
             self._tasks.append(asyncio.create_task(self._redis_listener(), name="events-listener"))
             await self._subscribed.wait()
@@ -78,6 +81,9 @@ class EventBus:
 
     async def _drain(self) -> None:
         await self._outgoing.join()
+        if self._unmarked:
+            ids, self._unmarked = self._unmarked, []
+            await self._mark_published(ids)
 
     # --- subscribing -------------------------------------------------------------------------
 
@@ -118,13 +124,27 @@ class EventBus:
             try:
                 await self.publish(events, wake)
                 if events:
-                    await self._mark_published([e.id for e in events])
+                    # Marking is bookkeeping for the relay; it must not delay the next publish.
+                    self._unmarked.extend(e.id for e in events)
+                    self._marked.set()
             except Exception:
                 # The rows stay unpublished; the relay will carry them.
                 log.exception("publishing %d events failed", len(events))
             finally:
                 for _ in range(taken):
                     self._outgoing.task_done()
+
+    async def _mark_loop(self) -> None:
+        while True:
+            await self._marked.wait()
+            self._marked.clear()
+            ids, self._unmarked = self._unmarked, []
+            try:
+                await self._mark_published(ids)
+            except Exception:
+                log.exception(
+                    "marking %d events published failed (the relay may repeat them)", len(ids)
+                )
 
     async def _mark_published(self, ids: list[int]) -> None:
         async with unit_of_work(self._factory) as session:
