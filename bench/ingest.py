@@ -168,16 +168,20 @@ def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(after[pid] - before[pid] for pid in before if pid in after)
 
 
-def postgres_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    pids.append(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
-                pass
-    return pids
+async def postgres_pids(db: str) -> list[int]:
+    """The backends serving the bench database (other databases on this PostgreSQL, and its
+    shared WAL writer and checkpointer, are left out)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(_pg(db))
+    try:
+        rows = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return [row["pid"] for row in rows]
 
 
 @dataclass
@@ -410,14 +414,14 @@ def machine_busy_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
-async def run_client(spec: dict[str, Any], server: Server) -> dict[str, Any]:
+async def run_client(spec: dict[str, Any], server: Server, db: str) -> dict[str, Any]:
     """Run the load in a separate process; also count the server's, PostgreSQL's and the whole
     machine's CPU over the run (the machine figure shows anything else that was running)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "--client", json.dumps(spec), stdout=subprocess.PIPE
     )
     await asyncio.sleep(0.5)  # the pool's PostgreSQL backends exist by now (warm-up ran)
-    pg = postgres_pids()
+    pg = await postgres_pids(db)
     # Sampled around the whole client process, whose request building (before its clock starts)
     # is idle time for the server: the per-second figures are a slight underestimate.
     server_cpu, pg_cpu, busy = cpu_by_pid(server.pids()), cpu_by_pid(pg), machine_busy_seconds()
@@ -498,14 +502,22 @@ def _line(name: str, r: dict[str, Any], events: int, noop: float | None) -> str:
         f"| {name} | {r['requests']:,} | {rps:,.0f} | {rps * events:,.0f} | {ratio} "
         f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.0f} | {r['over_1s']} "
         f"| {errors} | {r['server_cpu_per_s']:.2f} | {r['postgres_cpu_per_s']:.2f} "
-        f"| {r['client_cpu_s'] / r['seconds']:.2f} | {r['machine_busy_per_s']:.2f} |"
+        f"| {r['client_cpu_s'] / r['seconds']:.2f} | {r['machine_busy_per_s']:.2f} "
+        f"| {cpu_ms(r):.2f} |"
     )
+
+
+def cpu_ms(r: dict[str, Any]) -> float:
+    """Server + PostgreSQL CPU milliseconds per acknowledged request: unlike requests/s, it
+    hardly moves when other work on the machine takes cores away."""
+    return (r["server_cpu_per_s"] + r["postgres_cpu_per_s"]) * 1000 / (r["ok"] / r["seconds"])
 
 
 HEADER = [
     "| workers · body | requests | requests/s | events/s | × no-work | p50 ms | p99 ms "
-    "| max ms | > 1 s | non-200 | server CPU | PostgreSQL CPU | client CPU | machine busy |",
-    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    "| max ms | > 1 s | non-200 | server CPU | PostgreSQL CPU | client CPU | machine busy "
+    "| CPU ms/request |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ]
 
 
@@ -520,22 +532,22 @@ async def run_workers(
         base = {"port": args.port, "connections": args.connections, "number": vars(number)}
         warm = {**base, "kind": "messages", "count": 2000, "tag": f"warm{workers}",
                 "customers": args.customers}  # fmt: skip
-        await run_client({**base, "kind": "noop", "count": 5000}, server)
-        await run_client(warm, server)
-        noop = await run_client({**base, "kind": "noop", "count": args.noop}, server)
+        await run_client({**base, "kind": "noop", "count": 5000}, server, args.db)
+        await run_client(warm, server, args.db)
+        noop = await run_client({**base, "kind": "noop", "count": args.noop}, server, args.db)
         noop_rps = noop["ok"] / noop["seconds"]
         lines.append(_line(f"{workers} · no-work GET {NOOP}", noop, 0, None))
         tag = f"w{workers}"
         spec = {**base, "kind": "messages", "count": args.messages, "tag": tag,
                 "customers": args.customers}  # fmt: skip
-        msgs = await run_client(spec, server)
+        msgs = await run_client(spec, server, args.db)
         lines.append(_line(f"{workers} · 1 message", msgs, 1, noop_rps))
         checks.append(
             f"{workers} worker(s), 1-message bodies: "
             + await verify_messages(args.db, number, tag, msgs["ok"], args.messages)
         )
         spec = {**base, "kind": "statuses", "count": args.statuses, "first": status_first}
-        stats = await run_client(spec, server)
+        stats = await run_client(spec, server, args.db)
         lines.append(_line(f"{workers} · 10 statuses", stats, 10, noop_rps))
         checks.append(
             f"{workers} worker(s), 10-status bodies: "

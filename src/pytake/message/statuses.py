@@ -8,12 +8,26 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Protocol, cast
 
-from sqlalchemy import String, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    DateTime,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    column,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.message.tables import insert_for, messages, pending_statuses
+from pytake.message.tables import dialect_name, insert_for, messages, pending_statuses
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.whatsapp.events import StatusUpdate
 
@@ -50,40 +64,83 @@ class StatusChange:
         )
 
 
-def _advance_statement(status: str) -> Any:
-    """UPDATE for one status kind, run once per message (executemany)."""
+class _Source(Protocol):
+    """Where an UPDATE reads each change's values: bind parameters, or unnested arrays."""
+
+    pid: Any
+    ts: Any
+    code: Any
+    title: Any
+    details: Any
+
+
+def _executemany_source() -> _Source:
+    return cast(
+        _Source,
+        SimpleNamespace(
+            pid=bindparam("b_pid", type_=String()),
+            ts=bindparam("b_ts", type_=UTCDateTime()),
+            code=bindparam("b_code", type_=Integer()),
+            title=bindparam("b_title", type_=String()),
+            details=bindparam("b_details", type_=String()),
+        ),
+    )
+
+
+def _unnest_source() -> _Source:
+    # PostgreSQL: the batch's changes as five arrays, joined in one UPDATE … FROM unnest(…).
+    arrays = func.unnest(
+        bindparam("b_pids", type_=ARRAY(String())),
+        bindparam("b_ts", type_=ARRAY(DateTime(timezone=True))),
+        bindparam("b_codes", type_=ARRAY(Integer())),
+        bindparam("b_titles", type_=ARRAY(String())),
+        bindparam("b_details", type_=ARRAY(String())),
+    )
+    derived = arrays.table_valued(
+        column("pid", String()),
+        column("ts", DateTime(timezone=True)),
+        column("code", Integer()),
+        column("title", String()),
+        column("details", String()),
+    ).render_derived(name="change")
+    return cast(_Source, derived.c)
+
+
+def _advance_statement(status: str, change: _Source) -> Any:
+    """UPDATE moving messages forward to `status` (outbound messages only; failed is final)."""
     m = messages
     where = and_(
         m.c.channel_id == bindparam("b_channel"),
-        m.c.provider_message_id == bindparam("b_pid"),
+        m.c.provider_message_id == change.pid,
         m.c.direction == "outbound",
+        m.c.status != "failed",
     )
-    ts = bindparam("b_ts", type_=UTCDateTime())
-    stamp = m.c[_STAMP[status]]
+    now = bindparam("b_now", type_=UTCDateTime())
     if status == "failed":
         return (
             update(m)
-            .where(where, m.c.status != "failed")
+            .where(where)
             .values(
                 status="failed",
-                failed_at=ts,
-                error_code=bindparam("b_code"),
-                error_title=bindparam("b_title", type_=String()),
-                error_details=bindparam("b_details", type_=String()),
-                updated_at=bindparam("b_now", type_=UTCDateTime()),
+                failed_at=change.ts,
+                error_code=change.code,
+                error_title=change.title,
+                error_details=change.details,
+                updated_at=now,
             )
         )
+    stamp = m.c[_STAMP[status]]
     # Timestamps of skipped steps are still worth keeping (a late `delivered` after `read`).
     return (
         update(m)
-        .where(where, m.c.status != "failed")
+        .where(where)
         .values(
             # Not `in_()`: its expanding parameter cannot run as executemany.
             status=case(
                 (or_(*(m.c.status == s for s in _BEFORE[status])), status), else_=m.c.status
             ),
-            **{stamp.name: func.coalesce(stamp, ts)},
-            updated_at=bindparam("b_now", type_=UTCDateTime()),
+            **{stamp.name: func.coalesce(stamp, change.ts)},
+            updated_at=now,
         )
     )
 
@@ -91,24 +148,52 @@ def _advance_statement(status: str) -> Any:
 async def _apply_known(
     session: AsyncSession, channel_id: uuid.UUID, changes: list[StatusChange]
 ) -> None:
-    by_status: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    now = utcnow()
+    by_status: dict[str, list[StatusChange]] = defaultdict(list)
     # In provider id order, so that concurrent batches lock the messages in one order.
     for change in sorted(changes, key=lambda c: c.provider_message_id):
-        by_status[change.status].append(
-            {
-                "b_channel": channel_id,
-                "b_pid": change.provider_message_id,
-                "b_ts": change.occurred_at,
-                "b_code": change.error_code,
-                "b_title": change.error_title,
-                "b_details": change.error_details,
-                "b_now": now,
-            }
-        )
+        by_status[change.status].append(change)
+    now = utcnow()
+    postgres = dialect_name(session) == "postgresql"
     for status in ("sent", "delivered", "read", "failed"):
-        if by_status.get(status):
-            await session.execute(_advance_statement(status), by_status[status])
+        if not by_status.get(status):
+            continue
+        if postgres:
+            await _advance_unnested(session, status, channel_id, by_status[status], now)
+        else:
+            params = [
+                {"b_channel": channel_id, "b_now": now, "b_pid": c.provider_message_id,
+                 "b_ts": c.occurred_at, "b_code": c.error_code, "b_title": c.error_title,
+                 "b_details": c.error_details}
+                for c in by_status[status]
+            ]  # fmt: skip
+            await session.execute(_advance_statement(status, _executemany_source()), params)
+
+
+async def _advance_unnested(
+    session: AsyncSession,
+    status: str,
+    channel_id: uuid.UUID,
+    changes: list[StatusChange],
+    now: datetime,
+) -> None:
+    """One statement for all of a kind. A message joins one change of the kind (the first):
+    an UPDATE … FROM updates a row once however many rows it joins."""
+    first: dict[str, StatusChange] = {}
+    for change in changes:
+        first.setdefault(change.provider_message_id, change)
+    kept = list(first.values())
+    await session.execute(
+        _advance_statement(status, _unnest_source()),
+        {
+            "b_channel": channel_id,
+            "b_now": now,
+            "b_pids": [c.provider_message_id for c in kept],
+            "b_ts": [c.occurred_at for c in kept],
+            "b_codes": [c.error_code for c in kept],
+            "b_titles": [c.error_title for c in kept],
+            "b_details": [c.error_details for c in kept],
+        },
+    )
 
 
 async def apply_statuses(

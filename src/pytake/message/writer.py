@@ -107,7 +107,8 @@ class IngestWriter:
                 try:
                     await self._write(batch)
                 except BaseException as exc:  # cancelled at shutdown: nobody may wait forever
-                    _fail(batch, exc)
+                    _fail(batch + self._waiting, exc)
+                    self._waiting = []
                     raise
         finally:
             self._task = None
