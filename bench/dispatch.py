@@ -103,13 +103,18 @@ def child_env(src: Path = ROOT / "src") -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{src}:{ROOT}"}
 
 
-def cpu_by_pid(pids: list[int]) -> dict[int, float]:
-    return {pid: cpu_seconds([pid]) for pid in pids}
-
-
-def cpu_since(before: dict[int, float], pids: list[int]) -> float:
-    """CPU used since `before` by these processes (backends that exited meanwhile are lost)."""
-    return sum(max(0.0, cpu_seconds([pid]) - before.get(pid, 0.0)) for pid in pids)
+def postgres_cpu_seconds() -> float:
+    """PostgreSQL's CPU so far: live processes plus what exited backends left in the
+    postmaster's children times (cutime, cstime), so backends that close mid-run still count."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in postgres_pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / tick
 
 
 class SimulatorProcess:
@@ -471,8 +476,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "tuning": tuning_from(args),
             "expected": expected,
             "timeout": args.timeout,
+            "uvloop": args.uvloop,
         }
-        pg_before = cpu_by_pid(postgres_pids())
+        pg_before = postgres_cpu_seconds()
         sim_before = cpu_seconds([sim.proc.pid])
         load_before = os.getloadavg()[0]
         proc = start_worker(spec, Path(args.worker_src).resolve())
@@ -485,7 +491,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 proc.kill()
                 proc.wait()
         sim_cpu = cpu_seconds([sim.proc.pid]) - sim_before
-        pg_cpu = cpu_since(pg_before, postgres_pids())
+        pg_cpu = postgres_cpu_seconds() - pg_before
         load_after = os.getloadavg()[0]
         stored = asyncio.run(check_database(db, expected))
         callbacks = sim.sent_callbacks()
@@ -500,6 +506,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "mode": f"steady {args.rate}/s x {args.seconds}s" if steady else "backlog",
         "worker_src": args.worker_src,
+        "worker_loop": "uvloop" if args.uvloop else "asyncio",
         # Other work on the machine skews throughput (not CPU per message as much): say so.
         "loadavg_1m_before_after": [round(load_before, 2), round(load_after, 2)],
         "messages": expected,
@@ -532,7 +539,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--worker-child":
-        asyncio.run(worker_main(json.loads(sys.argv[2])))
+        spec = json.loads(sys.argv[2])
+        if spec.get("uvloop"):
+            import uvloop
+
+            uvloop.run(worker_main(spec))
+        else:  # what `pytake worker` runs today: asyncio.run, the default loop
+            asyncio.run(worker_main(spec))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", default=DEFAULT_DB)
@@ -545,6 +558,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="steady mode: how long")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--uvloop", action="store_true", help="run the worker on uvloop")
     parser.add_argument(
         "--worker-src",
         default=str(ROOT / "src"),

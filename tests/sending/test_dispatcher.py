@@ -168,3 +168,54 @@ async def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     counts = _sim_counts(shop, ids)
     assert len(counts) == 200 and set(counts.values()) == {1}, counts.most_common(3)
     assert abandoned > 0  # the kill really left claimed rows behind
+
+
+async def test_cancelled_dispatcher_records_what_came_back_and_resends_nothing(
+    send_app: FastAPI, http: httpx.AsyncClient, shop: Shop
+) -> None:
+    wa_id = new_customer()
+    await shop.customer_writes(wa_id)
+    shop.number.sim_number.webhook_url = None  # no status webhooks: nothing to adopt from
+    await pause_dispatcher(send_app)
+    shop.sim.set_faults(latency_ms=150)  # sends are in flight when the loop is cancelled
+    state = send_app.state
+    try:
+        ids = await _queue(send_app, shop, wa_id, 300)
+        tuning = replace(TEST_TUNING, batch_size=50, concurrency=40)
+        worker = build_dispatcher(state.session_factory, state.settings, state.http, tuning)
+        task = asyncio.create_task(worker.run_forever())
+
+        async def some_sent() -> bool:
+            return sum(_sim_counts(shop, ids).values()) >= 60
+
+        await eventually(some_sent, timeout=60, every=0.01)
+        await asyncio.sleep(0.05)  # the next sends have been claimed and are in flight
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        shop.sim.set_faults(latency_ms=0)
+        await shop.sim.idle()
+        taken = set(_sim_counts(shop, ids))
+        statuses = await _statuses(send_app, ids)
+        async with state.session_factory() as session:
+            queued_again = set(
+                await session.scalars(
+                    select(Message.callback_data).where(
+                        Message.id.in_(ids), Message.status == "queued"
+                    )
+                )
+            )
+        # Whatever the provider took is `sent` (answered before the cancel) or still `sending`
+        # (cancelled in flight, for reconciliation): none of it is queued to go out again.
+        assert not taken & queued_again, statuses
+        assert statuses["sent"] >= 60, statuses
+        # Another worker sends the rest; the lease keeps the cancelled sends out of its way.
+        rest = build_dispatcher(state.session_factory, state.settings, state.http, tuning)
+        while await rest.run_once() == 0.0:
+            pass
+    finally:
+        shop.sim.set_faults(latency_ms=0)
+        resume_dispatcher(send_app)
+    counts = _sim_counts(shop, ids)
+    assert set(counts.values()) == {1}, counts.most_common(3)
+    final = await _statuses(send_app, ids)
+    assert final["sent"] + final["sending"] == 300 and final["queued"] == 0, final

@@ -272,7 +272,8 @@ class _Drain:
             if self.done and self._flush_due():
                 batch, self.done = self.done, []
                 self.last_flush = time.monotonic()
-                await self.d.record(batch)
+                # Shielded: a cancel mid-write must not roll back answers already received.
+                await asyncio.shield(self.d.record(batch))
             if not self.tasks and not self.done and self.short_claim_at is not None:
                 return  # nothing in flight and nothing more was due
             await self._wait(tuning.flush_seconds)
