@@ -6,6 +6,7 @@ Usage: python -m tests.sending.worker_process <database_url> <graph_url> <secret
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import aiohttp
@@ -29,7 +30,16 @@ async def main(database_url: str, graph_url: str, secret_key: str) -> None:
     async with aiohttp.ClientSession() as http:
         dispatcher = build_dispatcher(create_session_factory(engine), settings, http, tuning)
         print("ready", flush=True)
+        watchdog = asyncio.create_task(_exit_when_orphaned(os.getppid()))
         await dispatcher.run_forever()
+        watchdog.cancel()
+
+
+async def _exit_when_orphaned(parent: int) -> None:
+    # If the test run is killed, don't linger as a busy orphan polling a deleted database.
+    while os.getppid() == parent:  # noqa: ASYNC110 - no event exists for parent death
+        await asyncio.sleep(0.5)
+    os._exit(3)
 
 
 if __name__ == "__main__":
