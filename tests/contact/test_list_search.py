@@ -224,3 +224,22 @@ async def test_filtered_total_is_exact_up_to_the_cap(
         )
         assert last.json()["meta"]["total"] == 5  # the last page knows the total exactly
         assert last.json()["meta"]["total_is_estimate"] is False
+
+
+async def test_filtered_total_from_the_planner_when_it_expects_many(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    org = await register_org(client)
+    for i in range(3):
+        await make_contact(client, org, f"+55119{7700_0000 + i}", name="Planned")
+    monkeypatch.setattr(listing, "SKIP_COUNT_ABOVE", 0)  # "expects many" for any estimate
+    first = await client.get(
+        "/v1/contacts", params={"search": "planned", "limit": 1}, headers=org.headers
+    )
+    meta = first.json()["meta"]
+    assert meta["total_is_estimate"] is POSTGRES, meta  # SQLite always counts
+    assert meta["total"] >= 1 if POSTGRES else meta["total"] == 3
+    last = await client.get(
+        "/v1/contacts", params={"search": "planned", "limit": 2, "page": 2}, headers=org.headers
+    )
+    assert (last.json()["meta"]["total"], last.json()["meta"]["total_is_estimate"]) == (3, False)

@@ -34,6 +34,8 @@ from pytake.models.contact import Contact, ContactTag
 # only; another filter (search, several tags, opt-in) checks each match, so it stops sooner.
 COUNT_CAP = 10_000
 FILTERED_COUNT_CAP = 1_000
+# ... unless the planner expects more than this many, when its estimate is given without counting.
+SKIP_COUNT_ABOVE = 10 * FILTERED_COUNT_CAP
 
 
 @dataclass(frozen=True)
@@ -147,21 +149,35 @@ async def _load(session: AsyncSession, ids: list[uuid.UUID]) -> list[Contact]:
 
 
 async def _count(session: AsyncSession, query: _Query, seen: int) -> tuple[int, bool]:
-    """(total, is_estimate): exact up to the cap, then the planner's estimate on PostgreSQL."""
+    """(total, is_estimate): exact up to the cap, then the planner's estimate on PostgreSQL.
+
+    A filtered list asks the planner first: counting even 1,000 matches of a common name or of
+    two popular tags means probing thousands of rows, so when the planner expects far more than
+    the cap (SKIP_COUNT_ABOVE) its estimate is the answer at once.
+    """
     matching = query.links if query.links is not None else query.ids
     cheap = query.links is not None or not query.filtered
     cap = COUNT_CAP if cheap else FILTERED_COUNT_CAP
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres and not cheap:
+        estimate = await _estimate(session, matching)
+        if estimate > SKIP_COUNT_ABOVE:
+            return max(estimate, seen), True
     capped = select(func.count()).select_from(matching.limit(cap + 1).subquery())
     total = await session.scalar(capped) or 0
     if total <= cap:
         return total, False
-    dialect = session.get_bind().dialect
-    if dialect.name != "postgresql":
+    if not postgres:
         exact = select(func.count()).select_from(matching.subquery())
         return await session.scalar(exact) or 0, False
-    sql = matching.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return max(await _estimate(session, matching), cap + 1, seen), True
+
+
+async def _estimate(session: AsyncSession, stmt: Select[Any]) -> int:
+    """The PostgreSQL planner's row estimate for a query (EXPLAIN: planned, not run)."""
+    dialect = session.get_bind().dialect
+    sql = stmt.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
     conn = await session.connection()
     explained = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}")
     doc: Any = explained.scalar()
-    estimate = int((json.loads(doc) if isinstance(doc, str) else doc)[0]["Plan"]["Plan Rows"])
-    return max(estimate, cap + 1, seen), True
+    return int((json.loads(doc) if isinstance(doc, str) else doc)[0]["Plan"]["Plan Rows"])

@@ -91,11 +91,12 @@ class ContactUpdateIn(BaseModel):
 class ContactListMeta(PageMeta):
     total: int = Field(
         description=(
-            "Contacts matching. Exact up to 10,000 for an unfiltered list or a single tag, and up "
-            "to 1,000 with other filters (`search`, several tags, `opt_in`); above that, on "
-            "PostgreSQL, the query planner's "
-            "estimate (never below the contacts already paged through) and `total_is_estimate` is "
-            "true. Always exact on the last page, and on SQLite."
+            "Contacts matching; exact whenever `total_is_estimate` is false. An unfiltered list "
+            "or a single tag is counted exactly up to 10,000 matches; other filters (`search`, "
+            "several tags, `opt_in`) up to 1,000, and not at all when PostgreSQL's query planner "
+            "expects more than 10,000. Beyond that, on PostgreSQL, `total` is the planner's "
+            "estimate (never below the contacts already paged through) and `total_is_estimate` "
+            "is true. Always exact on the last page, and on SQLite."
         )
     )
     total_is_estimate: bool = Field(
