@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,15 @@ class PendingEvent:
     transaction: SessionTransaction | None
 
 
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """One event to record: what happened, in which organisation, with its payload."""
+
+    organization_id: uuid.UUID
+    type: str
+    data: dict[str, Any]
+
+
 async def record(
     session: AsyncSession, organization_id: uuid.UUID, type: str, data: dict[str, Any]
 ) -> None:
@@ -33,51 +43,77 @@ async def record(
     Writes the outbox row and a webhook delivery for each of the organisation's active endpoints
     subscribed to `type`; the realtime bus carries it only after the transaction commits.
     """
-    if type not in EVENT_TYPES:
-        raise ValueError(f"unknown event type {type!r}")
-    payload = jsonable(data)
+    await record_many(session, [DomainEvent(organization_id, type, data)])
+
+
+async def record_many(session: AsyncSession, events: list[DomainEvent]) -> None:
+    """Record several events with one INSERT each for the outbox and the deliveries.
+
+    For batch producers (webhook ingest, the dispatcher), where a round trip per event would
+    dominate the cost of the change itself.
+    """
+    if not events:
+        return
+    for event in events:
+        if event.type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {event.type!r}")
     now = utcnow()
-    event_id = await session.scalar(
-        insert(Event)
-        .values(organization_id=organization_id, type=type, payload=payload, created_at=now)
-        .returning(Event.id)
-    )
-    assert event_id is not None
-    await _enqueue_deliveries(session, organization_id, type, event_id, now)
-    committed = CommittedEvent(event_id, str(organization_id), type, payload, iso(now))
+    rows = [
+        {
+            "organization_id": e.organization_id,
+            "type": e.type,
+            "payload": jsonable(e.data),
+            "created_at": now,
+        }
+        for e in events
+    ]
+    ids = (
+        await session.scalars(insert(Event).returning(Event.id, sort_by_parameter_order=True), rows)
+    ).all()
+    await _enqueue_deliveries(session, events, ids, now)
     sync = session.sync_session
     pending: list[PendingEvent] = sync.info.setdefault(PENDING_KEY, [])
-    pending.append(PendingEvent(committed, _innermost_transaction(sync)))
+    transaction = _innermost_transaction(sync)
+    for event_id, row in zip(ids, rows, strict=True):
+        committed = CommittedEvent(
+            event_id, str(row["organization_id"]), row["type"], row["payload"], iso(now)
+        )
+        pending.append(PendingEvent(committed, transaction))
 
 
 async def _enqueue_deliveries(
-    session: AsyncSession, organization_id: uuid.UUID, type: str, event_id: int, now: Any
+    session: AsyncSession, events: list[DomainEvent], event_ids: Sequence[int], now: Any
 ) -> None:
     # Read on every call: endpoints change in other processes, so nothing is cached.
+    organizations = {e.organization_id for e in events}
     endpoints = await session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.events).where(
-            WebhookEndpoint.organization_id == organization_id,
+        select(WebhookEndpoint.id, WebhookEndpoint.organization_id, WebhookEndpoint.events).where(
+            WebhookEndpoint.organization_id.in_(organizations),
             WebhookEndpoint.is_active.is_(True),
         )
     )
+    by_org: dict[uuid.UUID, list[tuple[uuid.UUID, list[str]]]] = {}
+    for endpoint_id, org_id, subscribed in endpoints:
+        by_org.setdefault(org_id, []).append((endpoint_id, subscribed))
     rows = [
         {
             "id": uuid.uuid4(),
-            "organization_id": organization_id,
+            "organization_id": event.organization_id,
             "endpoint_id": endpoint_id,
             "event_id": event_id,
-            "event_type": type,
+            "event_type": event.type,
             "status": "pending",
             "attempts": 0,
             "next_attempt_at": now,
             "attempt_log": [],
             "created_at": now,
         }
-        for endpoint_id, subscribed in endpoints
-        if type in subscribed
+        for event, event_id in zip(events, event_ids, strict=True)
+        for endpoint_id, subscribed in by_org.get(event.organization_id, ())
+        if event.type in subscribed
     ]
     if rows:
-        await session.execute(insert(WebhookDelivery).values(rows))
+        await session.execute(insert(WebhookDelivery), rows)
         wake_after_commit(session, "webhooks")
 
 
