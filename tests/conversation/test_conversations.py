@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import add_user, register_org
 from tests.sending.support import Shop, eventually, new_customer
@@ -128,11 +127,6 @@ async def test_reply_read_and_window(http: httpx.AsyncClient, shop: Shop) -> Non
     assert after.json()["unread_count"] == 0 and after.json()["message_count"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ingest (helper-2) opens a new conversation when the customer writes after a "
-    "resolve instead of reopening the resolved one",
-)
 async def test_resolved_conversation_reopens_on_new_inbound(
     http: httpx.AsyncClient, shop: Shop
 ) -> None:

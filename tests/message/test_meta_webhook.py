@@ -112,7 +112,7 @@ async def test_signed_message_is_stored(
     assert await count_rows(wa_app, "contacts", wa_org.id) == 1
 
 
-async def test_resolved_conversation_is_not_reused(
+async def test_resolved_conversation_reopens_and_closed_one_is_not_reused(
     number: MetaNumber, sim: Simulator, wa_app: FastAPI
 ) -> None:
     await sim.customer_sends(number.pnid, CUSTOMER, type="text", text="one")
@@ -123,8 +123,18 @@ async def test_resolved_conversation_is_not_reused(
         conversation.status = "resolved"
     await sim.customer_sends(number.pnid, CUSTOMER, type="text", text="two")
     second = (await messages_of(wa_app, number.id))[-1]
-    assert second.conversation_id != first.conversation_id
-    assert second.contact_id == first.contact_id
+    assert second.conversation_id == first.conversation_id
+    [reopened] = await session_rows(wa_app, Conversation, id=first.conversation_id)
+    assert reopened.status == "open" and reopened.resolved_at is None
+
+    async with wa_app.state.session_factory() as session, session.begin():
+        conversation = await session.get(Conversation, first.conversation_id)
+        assert conversation is not None
+        conversation.status = "closed"
+    await sim.customer_sends(number.pnid, CUSTOMER, type="text", text="three")
+    third = (await messages_of(wa_app, number.id))[-1]
+    assert third.conversation_id != first.conversation_id
+    assert third.contact_id == first.contact_id
 
 
 async def test_wrong_or_missing_signature_stores_nothing(

@@ -51,7 +51,10 @@ class CommittedEvent:
 
 def jsonable(value: Any) -> Any:
     """UUIDs, datetimes (UTC, `Z`) and nested containers as plain JSON values."""
-    return orjson.loads(orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS))
+    # `default=str` covers UUID look-alikes such as asyncpg's own UUID type from Core queries.
+    return orjson.loads(
+        orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS, default=str)
+    )
 
 
 def iso(dt: Any) -> str:

@@ -19,7 +19,10 @@ from sqlalchemy import String, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.config import Settings
+from pytake.events import record_many
 from pytake.kit.phone import from_wa_id, match_key
+from pytake.message.ingest_events import Stored as _Stored
+from pytake.message.ingest_events import ingest_events_of, without_nul
 from pytake.message.statuses import apply_pending_statuses, apply_statuses
 from pytake.message.tables import (
     channel_events,
@@ -156,11 +159,15 @@ async def _store_messages(
     rows: list[_Row],
     results: list[IngestResult],
 ) -> None:
-    contact_ids = await _contacts_for(session, channel, rows)
+    new_contacts: set[uuid.UUID] = set()
+    new_conversations: set[uuid.UUID] = set()
+    contact_ids = await _contacts_for(session, channel, rows, new_contacts)
     await _lock_contacts(session, sorted(set(contact_ids.values())))
     fresh = await _without_known(session, channel, rows)
     conversation_ids = (
-        await _conversations_for(session, channel, fresh, contact_ids) if fresh else {}
+        await _conversations_for(session, channel, fresh, contact_ids, new_conversations)
+        if fresh
+        else {}
     )
     inserted = (
         await _insert_messages(session, channel, fresh, contact_ids, conversation_ids)
@@ -181,6 +188,17 @@ async def _store_messages(
     echoes = [r.event.provider_message_id for r in stored if not r.inbound]
     if echoes:
         await apply_pending_statuses(session, channel.id, echoes)
+    await record_many(
+        session,
+        await ingest_events_of(
+            session,
+            channel,
+            _Stored(stored, inserted, contact_ids, conversation_ids),
+            new_contacts,
+            new_conversations,
+            opted,
+        ),
+    )
 
 
 def _attribute(
@@ -202,9 +220,10 @@ def _attribute(
 
 
 async def _contacts_for(
-    session: AsyncSession, channel: Channel, rows: list[_Row]
+    session: AsyncSession, channel: Channel, rows: list[_Row], created: set[uuid.UUID]
 ) -> dict[str, uuid.UUID]:
-    """Contact id per match key, creating missing contacts (one live contact per WhatsApp user)."""
+    """Contact id per match key, creating missing contacts (one live contact per WhatsApp user);
+    the ids of contacts this call created are added to `created`."""
     wanted = {row.key: row for row in rows}
     found = await _select_contacts(session, channel.organization_id, set(wanted))
     # Sorted, so that concurrent batches wait on each other's new contacts in one order
@@ -215,11 +234,13 @@ async def _contacts_for(
         values = [_new_contact(channel, wanted[key], now) for key in missing]
         await session.execute(insert_for(session, contacts).on_conflict_do_nothing(), values)
         found.update(await _select_contacts(session, channel.organization_id, set(missing)))
+        # A concurrent ingest may have won the insert: only our own ids count as created.
+        created.update(v["id"] for v in values if found.get(v["match_key"]) == v["id"])
     return found
 
 
 def _new_contact(channel: Channel, row: _Row, now: datetime) -> dict[str, Any]:
-    profile = row.event.profile_name if isinstance(row.event, InboundMessage) else None
+    profile = without_nul(row.event.profile_name) if isinstance(row.event, InboundMessage) else None
     return {
         "id": uuid.uuid4(),
         "organization_id": channel.organization_id,
@@ -294,28 +315,49 @@ async def _without_known(session: AsyncSession, channel: Channel, rows: list[_Ro
 
 
 async def _conversations_for(
-    session: AsyncSession, channel: Channel, rows: list[_Row], contact_ids: dict[str, uuid.UUID]
+    session: AsyncSession,
+    channel: Channel,
+    rows: list[_Row],
+    contact_ids: dict[str, uuid.UUID],
+    created: set[uuid.UUID],
 ) -> dict[uuid.UUID, uuid.UUID]:
-    """Conversation id per contact: the newest live one on this channel, else a new one."""
+    """Conversation id per contact: the newest live or resolved one on this channel (a resolved
+    one reopens when the customer writes again), else a new one (added to `created`)."""
     wanted = {contact_ids[row.key] for row in rows}
     c = conversations.c
     result = await session.execute(
-        select(c.contact_id, c.id)
+        select(c.contact_id, c.id, c.status)
         .where(
             c.organization_id == channel.organization_id,
             c.channel_id == channel.id,
             c.contact_id.in_(wanted),
-            c.status.in_(LIVE_CONVERSATION_STATUSES),
+            c.status.in_((*LIVE_CONVERSATION_STATUSES, "resolved")),
         )
         .order_by(c.created_at)
     )
-    found = {contact_id: conversation_id for contact_id, conversation_id in result.all()}
+    newest = {
+        contact_id: (conversation_id, status) for contact_id, conversation_id, status in result
+    }
+    found = {contact_id: conversation_id for contact_id, (conversation_id, _) in newest.items()}
+    writing = {contact_ids[row.key] for row in rows if row.inbound}
+    reopen = sorted(
+        conv
+        for contact, (conv, status) in newest.items()
+        if status == "resolved" and contact in writing
+    )
+    if reopen:
+        await session.execute(
+            update(conversations)
+            .where(c.id.in_(reopen), c.status == "resolved")
+            .values(status="open", resolved_at=None, updated_at=utcnow())
+        )
     missing = [contact_id for contact_id in wanted if contact_id not in found]
     if missing:
         now = utcnow()
         values = [_new_conversation(channel, contact_id, now) for contact_id in missing]
         await session.execute(insert_for(session, conversations), values)
         found.update({v["contact_id"]: v["id"] for v in values})
+        created.update(v["id"] for v in values)
     return found
 
 
@@ -344,7 +386,7 @@ def _message_values(
     channel: Channel, row: _Row, contact_id: uuid.UUID, conversation_id: uuid.UUID, now: datetime
 ) -> dict[str, Any]:
     event = row.event
-    content = dict(event.content)
+    content = without_nul(dict(event.content))
     error = None
     if isinstance(event, InboundMessage):
         if event.forwarded:
@@ -470,7 +512,11 @@ async def _touch_contacts(
     params = []
     for contact_id, group in sorted(grouped.items()):
         inbound = [r for r in group if r.inbound]
-        profiles = [r.event.profile_name for r in inbound if isinstance(r.event, InboundMessage)]
+        profiles = [
+            without_nul(r.event.profile_name)
+            for r in inbound
+            if isinstance(r.event, InboundMessage)
+        ]
         params.append(
             {
                 "b_id": contact_id,

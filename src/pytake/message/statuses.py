@@ -27,6 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pytake.events import DomainEvent, record_many
 from pytake.message.tables import dialect_name, insert_for, messages, pending_statuses
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.whatsapp.events import StatusUpdate
@@ -152,6 +153,75 @@ async def _apply_known(
     # In provider id order, so that concurrent batches lock the messages in one order.
     for change in sorted(changes, key=lambda c: c.provider_message_id):
         by_status[change.status].append(change)
+    before = await _current_states(session, channel_id, {c.provider_message_id for c in changes})
+    await _advance(session, channel_id, by_status)
+    await record_many(session, _status_events(before, by_status))
+
+
+async def _current_states(
+    session: AsyncSession, channel_id: uuid.UUID, provider_ids: set[str]
+) -> dict[str, Any]:
+    """The outbound messages the changes concern, locked on PostgreSQL (in id order, as the
+    UPDATEs will), so that what we compare against is what the UPDATEs change."""
+    m = messages
+    stmt = (
+        select(
+            m.c.provider_message_id, m.c.id, m.c.organization_id, m.c.conversation_id, m.c.status
+        )
+        .where(
+            m.c.channel_id == channel_id,
+            m.c.provider_message_id.in_(provider_ids),
+            m.c.direction == "outbound",
+        )
+        .order_by(m.c.provider_message_id)
+    )
+    if dialect_name(session) == "postgresql":
+        stmt = stmt.with_for_update()
+    return {row.provider_message_id: row for row in (await session.execute(stmt)).all()}
+
+
+def _status_events(
+    before: dict[str, Any], by_status: dict[str, list[StatusChange]]
+) -> list[DomainEvent]:
+    """`message.<status>` for each message a change really moved forward, replayed in the
+    order the UPDATEs ran, so duplicates and late statuses record nothing."""
+    current = {pid: row.status for pid, row in before.items()}
+    events: list[DomainEvent] = []
+    for status in ("sent", "delivered", "read", "failed"):
+        for change in by_status.get(status, ()):
+            pid, state = change.provider_message_id, current.get(change.provider_message_id)
+            if state is None or state == "failed":
+                continue
+            if status != "failed" and state not in _BEFORE[status]:
+                continue
+            current[pid] = status
+            events.append(_status_event(before[pid], change))
+    return events
+
+
+def _status_event(row: Any, change: StatusChange) -> DomainEvent:
+    data: dict[str, Any] = {
+        "message": {
+            "id": row.id,
+            "whatsapp_message_id": change.provider_message_id,
+            "conversation_id": row.conversation_id,
+            "status": change.status,
+        },
+        "status": change.status,
+        "timestamp": change.occurred_at,
+    }
+    if change.status == "failed":
+        data["error"] = {
+            "code": change.error_code,
+            "title": change.error_title,
+            "details": change.error_details,
+        }
+    return DomainEvent(row.organization_id, f"message.{change.status}", data)
+
+
+async def _advance(
+    session: AsyncSession, channel_id: uuid.UUID, by_status: dict[str, list[StatusChange]]
+) -> None:
     now = utcnow()
     postgres = dialect_name(session) == "postgresql"
     for status in ("sent", "delivered", "read", "failed"):

@@ -1,0 +1,127 @@
+"""The domain events an ingest batch records: message.received, conversation.created,
+contact.created and contact.updated (opt-outs), in the batch's own transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pytake.events import DomainEvent
+from pytake.message.tables import contacts
+
+_NUL = "\x00"
+
+
+def without_nul(value: Any) -> Any:
+    """The value with NUL characters replaced: PostgreSQL text and JSONB cannot hold them, and
+    a body that can never be stored would be retried by Meta for days."""
+    if isinstance(value, str):
+        return value.replace(_NUL, "\ufffd") if _NUL in value else value
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What a batch stored: its rows (ingest's `_Row`s) and the ids they were given."""
+
+    rows: list[Any]
+    message_ids: dict[str, uuid.UUID]
+    contact_ids: dict[str, uuid.UUID]
+    conversation_ids: dict[uuid.UUID, uuid.UUID]
+
+
+async def ingest_events_of(
+    session: AsyncSession,
+    channel: Any,
+    stored: Stored,
+    new_contacts: set[uuid.UUID],
+    new_conversations: set[uuid.UUID],
+    opted_out: set[uuid.UUID],
+) -> list[DomainEvent]:
+    """The events for one stored batch, contacts and conversations before their messages."""
+    org = channel.organization_id
+    people = await _contact_briefs(session, set(stored.contact_ids.values()))
+    events = [
+        DomainEvent(org, "contact.created", {"contact": people[c]}) for c in sorted(new_contacts)
+    ]
+    seen: set[uuid.UUID] = set()
+    for row in stored.rows:
+        contact_id = stored.contact_ids[row.key]
+        conversation_id = stored.conversation_ids[contact_id]
+        if conversation_id in new_conversations and conversation_id not in seen:
+            seen.add(conversation_id)
+            events.append(
+                _conversation_created(org, channel.id, conversation_id, people[contact_id])
+            )
+        if row.inbound:
+            events.append(_message_received(org, row, stored, people[contact_id], conversation_id))
+    events += [
+        DomainEvent(org, "contact.updated", {"contact": people[c], "changes": ["opt_in"]})
+        for c in sorted(opted_out)
+    ]
+    return events
+
+
+async def _contact_briefs(
+    session: AsyncSession, contact_ids: set[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    c = contacts.c
+    result = await session.execute(
+        select(c.id, c.name, c.profile_name, c.whatsapp_id, c.opt_in).where(c.id.in_(contact_ids))
+    )
+    return {
+        row.id: {
+            "id": row.id,
+            "name": row.name or row.profile_name,
+            "whatsapp_id": row.whatsapp_id,
+            "opt_in": row.opt_in,
+        }
+        for row in result
+    }
+
+
+def _conversation_created(
+    org: uuid.UUID, channel_id: uuid.UUID, conversation_id: uuid.UUID, contact: dict[str, Any]
+) -> DomainEvent:
+    conversation = {
+        "id": conversation_id,
+        "status": "open",
+        "contact_id": contact["id"],
+        "channel_id": channel_id,
+        "assigned_to_id": None,
+    }
+    return DomainEvent(
+        org, "conversation.created", {"conversation": conversation, "contact": contact}
+    )
+
+
+def _message_received(
+    org: uuid.UUID,
+    row: Any,
+    stored: Stored,
+    contact: dict[str, Any],
+    conversation_id: uuid.UUID,
+) -> DomainEvent:
+    event = row.event
+    message = {
+        "id": stored.message_ids[event.provider_message_id],
+        "whatsapp_message_id": event.provider_message_id,
+        "type": event.type,
+        "content": without_nul(dict(event.content)),
+        "context_message_id": event.context_message_id,
+        "created_at": event.timestamp,
+    }
+    data = {
+        "message": message,
+        "conversation": {"id": conversation_id, "status": "open"},
+        "contact": contact,
+    }
+    return DomainEvent(org, "message.received", data)
