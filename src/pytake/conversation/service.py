@@ -24,6 +24,7 @@ from pytake.conversation.schemas import (
 )
 from pytake.db import unit_of_work
 from pytake.errors import ValidationFailed
+from pytake.events import record
 from pytake.kit.pagination import PageParams
 from pytake.message.sending.errors import whatsapp_error
 from pytake.message.sending.service import SendingContext
@@ -233,21 +234,17 @@ def _assign(conversation: Conversation, user: User | None) -> None:
 async def record_conversation_event(
     session: AsyncSession, conversation: Conversation, event: str
 ) -> None:
-    """EVENTS: conversation.assigned / conversation.resolved.
-
-    Call site for `pytake.events.record(session, organization_id, type, data)`; inert until
-    the events outbox and its migration land (see the sending report).
-    """
+    """conversation.assigned / conversation.resolved, in the change's transaction."""
     data = {
         "conversation": {
-            "id": str(conversation.id),
+            "id": conversation.id,
             "status": conversation.status,
-            "assigned_to": str(conversation.assigned_to_id)
-            if conversation.assigned_to_id
-            else None,
+            "contact_id": conversation.contact_id,
+            "channel_id": conversation.channel_id,
+            "assigned_to_id": conversation.assigned_to_id,
         }
     }
-    _ = (session, conversation.organization_id, event, data)
+    await record(session, conversation.organization_id, event, data)
 
 
 async def mark_read(

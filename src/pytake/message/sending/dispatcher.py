@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pytake.channel.providers import provider_for
 from pytake.config import Settings
 from pytake.db import unit_of_work
+from pytake.events import DomainEvent, record_many
 from pytake.kit.crypto import SecretUnreadable
 from pytake.kit.ssrf import UnsafeUrl
 from pytake.message.sending import queue
@@ -346,28 +347,33 @@ class _Drain:
 
 
 async def record_events(session: AsyncSession, outcomes: list[Outcome]) -> None:
-    """EVENTS: message.sent / message.failed for each settled outcome.
+    """message.sent / message.failed for each settled outcome, in the outcomes' transaction
+    (one batch of inserts however many outcomes)."""
+    await record_many(
+        session, [_outcome_event(o) for o in outcomes if o.status in ("sent", "failed")]
+    )
 
-    Call site for `pytake.events.record(session, organization_id, type, data)`; left inert
-    until the events outbox and its migration land (see the sending report).
-    """
-    for outcome in outcomes:
-        if outcome.status not in ("sent", "failed"):
-            continue
-        data: dict[str, Any] = {
-            "message": {
-                "id": str(outcome.job.id),
-                "whatsapp_message_id": outcome.result.provider_message_id
-                if outcome.result
-                else None,
-                "type": outcome.job.type,
-                "status": outcome.status,
-            },
-            "conversation": {"id": str(outcome.job.conversation_id)},
+
+def _outcome_event(outcome: Outcome) -> DomainEvent:
+    job = outcome.job
+    data: dict[str, Any] = {
+        "message": {
+            "id": job.id,
+            "whatsapp_message_id": outcome.result.provider_message_id if outcome.result else None,
+            "conversation_id": job.conversation_id,
+            "type": job.type,
+            "status": outcome.status,
+        },
+        "status": outcome.status,
+        "timestamp": outcome.at or utcnow(),
+    }
+    if outcome.error is not None:
+        data["error"] = {
+            "code": outcome.error.code,
+            "title": outcome.error.title,
+            "details": outcome.error.plain_explanation,
         }
-        if outcome.error is not None:
-            data["message"]["error"] = {"code": outcome.error.code, "title": outcome.error.title}
-        _ = (session, outcome.job.organization_id, f"message.{outcome.status}", data)
+    return DomainEvent(job.organization_id, f"message.{outcome.status}", data)
 
 
 def build_dispatcher(

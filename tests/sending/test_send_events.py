@@ -1,0 +1,77 @@
+"""Sending and conversation changes record their domain events: message.sent / message.failed,
+conversation.assigned / conversation.resolved."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from pytake.models.event import Event
+from tests.conftest import add_user
+from tests.sending.support import Shop, new_customer
+
+
+async def _event_types(app: FastAPI, shop: Shop, kind: str) -> list[Event]:
+    async with app.state.session_factory() as session:
+        rows = await session.scalars(
+            select(Event)
+            .where(Event.organization_id == uuid.UUID(shop.org.id), Event.type.like(kind + "%"))
+            .order_by(Event.id)
+        )
+        return list(rows)
+
+
+async def test_sent_and_failed_sends_record_events(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI
+) -> None:
+    wa_id = new_customer()
+    await shop.customer_writes(wa_id)
+    ok = await http.post(
+        "/v1/messages",
+        json={"to": wa_id, "type": "text", "text": {"body": "Hi"}},
+        headers=shop.headers,
+    )
+    assert ok.status_code == 201, ok.text
+    shop.sim.state.close_window(shop.number.pnid, wa_id)  # Meta answers 131047 from now on
+    failed = await http.post(
+        "/v1/messages",
+        json={"to": wa_id, "type": "text", "text": {"body": "Late"}},
+        headers=shop.headers,
+    )
+    assert failed.status_code == 422, failed.text
+    events = [
+        e for e in await _event_types(send_app, shop, "message.") if e.type != "message.received"
+    ]
+    sent = [e for e in events if e.type == "message.sent"]
+    assert [e.payload["message"]["id"] for e in sent] == [ok.json()["id"]]
+    assert sent[0].payload["message"]["whatsapp_message_id"] == ok.json()["whatsapp_message_id"]
+    [fail] = [e for e in events if e.type == "message.failed"]
+    assert fail.payload["message"]["id"] == failed.json()["error"]["message_id"]
+    assert fail.payload["error"]["code"] == 131047
+
+
+async def test_assign_and_resolve_record_events(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI
+) -> None:
+    wa_id = new_customer()
+    await shop.customer_writes(wa_id)
+    [conversation] = (await http.get("/v1/conversations", headers=shop.headers)).json()["data"]
+    agent_id, _ = await add_user(http, shop.org, "agent")
+    url = f"/v1/conversations/{conversation['id']}"
+    assert (
+        await http.patch(url, json={"assigned_to": agent_id}, headers=shop.headers)
+    ).status_code == 200
+    assert (
+        await http.patch(url, json={"status": "resolved"}, headers=shop.headers)
+    ).status_code == 200
+    events = await _event_types(send_app, shop, "conversation.")
+    assert [e.type for e in events] == [
+        "conversation.created",
+        "conversation.assigned",
+        "conversation.resolved",
+    ]
+    assert events[1].payload["conversation"]["assigned_to_id"] == agent_id
+    assert events[2].payload["conversation"]["status"] == "resolved"
