@@ -250,6 +250,7 @@ class _Drain:
         self.flush_at = tuning.batch_size
         self.tasks: set[asyncio.Task[None]] = set()
         self.done: list[Outcome] = []
+        self.writing: set[asyncio.Future[None]] = set()
         self.progress = asyncio.Event()
         self.short_claim_at: float | None = None
         self.last_flush = time.monotonic()
@@ -274,7 +275,7 @@ class _Drain:
                 batch, self.done = self.done, []
                 self.last_flush = time.monotonic()
                 # Shielded: a cancel mid-write must not roll back answers already received.
-                await asyncio.shield(self.d.record(batch))
+                await asyncio.shield(self._write(batch))
             if not self.tasks and not self.done and self.short_claim_at is not None:
                 return  # nothing in flight and nothing more was due
             await self._wait(tuning.flush_seconds)
@@ -342,8 +343,16 @@ class _Drain:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.done:
             batch, self.done = self.done, []
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.d.record(batch))
+            self._write(batch)
+        # A shielded write outlives the cancel that interrupted its await: finish them all
+        # before the drain reports itself stopped, so no answer is still in the air.
+        await asyncio.gather(*self.writing, return_exceptions=True)
+
+    def _write(self, batch: list[Outcome]) -> asyncio.Future[None]:
+        write = asyncio.ensure_future(self.d.record(batch))
+        self.writing.add(write)
+        write.add_done_callback(self.writing.discard)
+        return write
 
 
 async def record_events(session: AsyncSession, outcomes: list[Outcome]) -> None:
