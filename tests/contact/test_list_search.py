@@ -179,8 +179,9 @@ async def test_tag_filter_skips_deleted_contacts_and_keeps_order(
     assert metas[0]["total"] == 3
     tags = (await client.get("/v1/tags", headers=org.headers)).json()
     assert {t["name"]: t["contact_count"] for t in tags} == {"t": 3, "u": 2}
-    both, _ = await _walk(client, org, {"limit": 1, "tags": "u,t"})
+    both, both_metas = await _walk(client, org, {"limit": 1, "tags": "u,t"})
     assert both == [made[3]["id"], made[0]["id"]]
+    assert both_metas[0]["total"] == 2  # counted from the links of both tags
 
 
 async def test_bad_cursor_and_cursor_with_page_are_422(client: httpx.AsyncClient, org: Org) -> None:

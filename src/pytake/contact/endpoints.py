@@ -100,7 +100,7 @@ async def list_contacts(
     """Live contacts, newest first (ties by id), by `page` number or by `cursor`.
 
     `meta.total` is exact up to 10,000 matches (1,000 with a search or several filters, when the
-    planner does not expect far more); beyond that (PostgreSQL) it is the query planner's
+    planner does not expect over 2,000); beyond that (PostgreSQL) it is the query planner's
     estimate and `meta.total_is_estimate` is true. Walk a long list with
     `cursor` = `meta.next_cursor`: each page then costs the same however deep it is.
     """

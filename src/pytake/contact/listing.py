@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select, tuple_
+from sqlalchemy import ColumnElement, Select, exists, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from pytake.auth.principal import Principal
 from pytake.contact import service
@@ -35,7 +36,7 @@ from pytake.models.contact import Contact, ContactTag
 COUNT_CAP = 10_000
 FILTERED_COUNT_CAP = 1_000
 # ... unless the planner expects more than this many, when its estimate is given without counting.
-SKIP_COUNT_ABOVE = 10 * FILTERED_COUNT_CAP
+SKIP_COUNT_ABOVE = 2 * FILTERED_COUNT_CAP
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,10 @@ class _Query:
     created_at: Any
     contact_id: Any
     filtered: bool
-    # A single tag and nothing else: its links are exactly its live contacts (deleting a contact
-    # removes its links), so they are counted without touching contacts.
+    # Tags and nothing else: links are kept for live contacts only (deleting a contact removes
+    # them), so the matches are counted from contact_tags' indexes without touching contacts.
     links: Select[Any] | None = None
+    single_tag: bool = False
 
 
 async def _query(session: AsyncSession, principal: Principal, filt: ContactFilter) -> _Query | None:
@@ -100,9 +102,21 @@ async def _query(session: AsyncSession, principal: Principal, filt: ContactFilte
         ContactTag, (ContactTag.contact_id == Contact.id) & (ContactTag.tag_id == first)
     ).where(*(service.has_tag(t) for t in others))
     links = None
-    if not others and not found.clauses:
+    if not found.clauses:
         links = select(ContactTag.contact_id).where(ContactTag.tag_id == first)
-    return _Query(ids, ContactTag.contact_created_at, ContactTag.contact_id, True, links)
+        for tag_id in others:
+            other = aliased(ContactTag)
+            links = links.where(
+                exists().where(other.contact_id == ContactTag.contact_id, other.tag_id == tag_id)
+            )
+    return _Query(
+        ids,
+        ContactTag.contact_created_at,
+        ContactTag.contact_id,
+        True,
+        links,
+        single_tag=links is not None and not others,
+    )
 
 
 async def list_contacts(
@@ -152,11 +166,11 @@ async def _count(session: AsyncSession, query: _Query, seen: int) -> tuple[int, 
     """(total, is_estimate): exact up to the cap, then the planner's estimate on PostgreSQL.
 
     A filtered list asks the planner first: counting even 1,000 matches of a common name or of
-    two popular tags means probing thousands of rows, so when the planner expects far more than
+    two popular tags means probing thousands of rows, so when the planner expects more than
     the cap (SKIP_COUNT_ABOVE) its estimate is the answer at once.
     """
     matching = query.links if query.links is not None else query.ids
-    cheap = query.links is not None or not query.filtered
+    cheap = query.single_tag or not query.filtered
     cap = COUNT_CAP if cheap else FILTERED_COUNT_CAP
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres and not cheap:

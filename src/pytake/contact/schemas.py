@@ -94,7 +94,7 @@ class ContactListMeta(PageMeta):
             "Contacts matching; exact whenever `total_is_estimate` is false. An unfiltered list "
             "or a single tag is counted exactly up to 10,000 matches; other filters (`search`, "
             "several tags, `opt_in`) up to 1,000, and not at all when PostgreSQL's query planner "
-            "expects more than 10,000. Beyond that, on PostgreSQL, `total` is the planner's "
+            "expects more than 2,000. Beyond that, on PostgreSQL, `total` is the planner's "
             "estimate (never below the contacts already paged through) and `total_is_estimate` "
             "is true. Always exact on the last page, and on SQLite."
         )
