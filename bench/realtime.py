@@ -28,6 +28,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
@@ -111,6 +112,43 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], dic
     return server, env
 
 
+def read_json(path: str) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_json(path: str, value: Any) -> None:
+    Path(path).write_text(json.dumps(value))
+
+
+async def produce(args: argparse.Namespace) -> None:
+    """The producer process: commit events at the rate, note each commit's end."""
+    settings = Settings(_env_file=None)  # PYTAKE_* from the environment the parent passed
+    orgs = read_json(args.orgs_file)
+    engine = create_engine(settings.database_url, pool_size=50, max_overflow=0)
+    factory = create_session_factory(engine)
+    runtime = await start_runtime(settings, engine, factory, run_loops=False)
+    committed: dict[int, float] = {}
+
+    async def one(seq: int) -> None:
+        async with unit_of_work(factory) as session:
+            org = uuid.UUID(orgs[seq % len(orgs)])
+            await record(session, org, "contact.updated", {"seq": seq})
+        committed[seq] = time.perf_counter()
+
+    start = time.perf_counter()
+    pending = []
+    for seq in range(args.rate * args.seconds):  # on schedule, concurrently with the others
+        delay = start + seq / args.rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        pending.append(asyncio.create_task(one(seq)))
+    await asyncio.gather(*pending)
+    elapsed = time.perf_counter() - start
+    await runtime.stop()
+    await engine.dispose()
+    write_json(args.produce, {"seconds": elapsed, "committed": committed})
+
+
 async def main(args: argparse.Namespace) -> None:
     server, env = start_server(args)
     base = f"http://127.0.0.1:{args.port}"
@@ -129,11 +167,15 @@ async def run(args: argparse.Namespace, base: str, pid: int, env: dict[str, str]
     per_org = args.connections // args.orgs
     received: dict[int, list[float]] = {}
 
+    opening = asyncio.Semaphore(50)  # connect in waves, as clients of a real site would
+
     async def client(token: str, ready: asyncio.Event) -> None:
-        async with connect(base.replace("http", "ws") + "/ws", max_queue=None) as ws:
+        async with opening:
+            ws = await connect(base.replace("http", "ws") + "/ws", max_queue=None, open_timeout=60)
             await ws.send(json.dumps({"type": "auth", "token": token}))
             assert json.loads(await ws.recv())["type"] == "auth_ok"
-            ready.set()
+        ready.set()
+        async with ws:
             async for raw in ws:
                 now = time.perf_counter()
                 seq = json.loads(raw)["data"]["seq"]
@@ -146,7 +188,9 @@ async def run(args: argparse.Namespace, base: str, pid: int, env: dict[str, str]
             readies.append(ready)
             tasks.append(asyncio.create_task(client(token, ready)))
             await asyncio.sleep(0)  # don't stampede the accept queue
-    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
+    opened = time.perf_counter()
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 300)
+    print(f"opened and authenticated in {time.perf_counter() - opened:.1f} s")
     await asyncio.sleep(2)
     after = rss_kib(pid)
     print(f"connections: {len(readies)} authenticated over {args.orgs} organisations")
@@ -155,34 +199,29 @@ async def run(args: argparse.Namespace, base: str, pid: int, env: dict[str, str]
         f"→ {(after - before) / len(readies):.1f} KiB per connection"
     )
 
-    settings = Settings(
-        _env_file=None,
-        database_url=env["PYTAKE_DATABASE_URL"],
-        redis_url=args.redis,
-        events_channel=env["PYTAKE_EVENTS_CHANNEL"],
-    )
-    engine = create_engine(settings.database_url)
-    factory = create_session_factory(engine)
-    runtime = await start_runtime(settings, engine, factory, run_loops=False)
-    committed: dict[int, float] = {}
+    # The producer is its own process (as a second server or a worker would be); CLOCK_MONOTONIC
+    # (perf_counter) is shared by the processes of one machine, so times compare directly.
+    out = Path(f"/tmp/pytake_bench_commits_{os.getpid()}.json")
+    orgs_file = out.with_suffix(".orgs")
+    write_json(str(orgs_file), [o for o, _ in orgs])
     total = args.rate * args.seconds
-    start = time.perf_counter()
-
-    async def produce(seq: int) -> None:
-        async with unit_of_work(factory) as session:
-            await record(
-                session, uuid.UUID(orgs[seq % len(orgs)][0]), "contact.updated", {"seq": seq}
-            )
-        committed[seq] = time.perf_counter()
-
-    producers = []
-    for seq in range(total):  # each event committed on schedule, concurrently with the others
-        delay = start + seq / args.rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        producers.append(asyncio.create_task(produce(seq)))
-    await asyncio.gather(*producers)
-    produced_in = time.perf_counter() - start
+    producer = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--produce",
+        str(out),
+        "--orgs-file",
+        str(orgs_file),
+        "--rate",
+        str(args.rate),
+        "--seconds",
+        str(args.seconds),
+        env=env,
+    )
+    await producer.wait()
+    produced = read_json(str(out))
+    committed = {int(k): v for k, v in produced["committed"].items()}
+    produced_in = produced["seconds"]
     await asyncio.sleep(3)
     latencies = sorted(
         (t - committed[seq]) * 1000 for seq, times in received.items() for t in times
@@ -195,8 +234,6 @@ async def run(args: argparse.Namespace, base: str, pid: int, env: dict[str, str]
         f"frames received {frames}/{expected}"
     )
     print(f"commit → receipt: p50 {q[49]:.1f} ms, p99 {q[98]:.1f} ms, max {latencies[-1]:.1f} ms")
-    await runtime.stop()
-    await engine.dispose()
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
@@ -217,6 +254,11 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--db", default="pytake_bench_realtime", help="PostgreSQL database")
+    parser.add_argument("--produce", help=argparse.SUPPRESS)
+    parser.add_argument("--orgs-file", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
-    arguments.port = arguments.port or free_port()
-    asyncio.run(main(arguments))
+    if arguments.produce:
+        asyncio.run(produce(arguments))
+    else:
+        arguments.port = arguments.port or free_port()
+        asyncio.run(main(arguments))
