@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -24,12 +23,13 @@ from pytake.contact.tasks import start_import_loop
 from pytake.db import create_engine, create_session_factory
 from pytake.errors import FieldError, PyTakeError, ServiceUnavailable, error_for_status, render
 from pytake.kit.responses import FastJSONResponse
+from pytake.message.sending.dispatcher import SendingTuning
 from pytake.migrate import upgrade_to_head
 from pytake.observability import ObservabilityMiddleware, request_id_var
 from pytake.openapi import install_openapi
 from pytake.ratelimit import RateLimiter
 from pytake.routing import include_routers
-from pytake.worker.runtime import start_for_app, stop_for_app
+from pytake.worker.runtime import provider_session, start_for_app, stop_for_app
 
 log = logging.getLogger("pytake.app")
 
@@ -43,7 +43,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.session_factory = create_session_factory(engine)
     if settings.auto_migrate:
         await upgrade_to_head(engine)
-    app.state.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+    # Requests send inline (and the health loop checks numbers) through this pool.
+    app.state.http = provider_session(SendingTuning.from_settings(settings).concurrency)
     await start_for_app(app)
     imports = start_import_loop(app.state.session_factory, settings)  # resumes lost CSV imports
     health_task = None

@@ -9,6 +9,7 @@ import signal
 from dataclasses import dataclass
 
 import aiohttp
+import orjson
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -16,6 +17,7 @@ from pytake.config import Settings
 from pytake.events.bus import EventBus
 from pytake.events.relay import EventsRelay
 from pytake.kit.net_guard import guarded_session
+from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
 from pytake.realtime.registry import Registry
 from pytake.webhook.delivery import WebhookDeliveryLoop
 from pytake.worker.runner import BackgroundLoop, Runner
@@ -29,13 +31,15 @@ class Runtime:
     redis: Redis | None = None
     runner: Runner | None = None
     http: aiohttp.ClientSession | None = None
+    provider_http: aiohttp.ClientSession | None = None
 
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.stop()
         await self.bus.stop(self.engine)
-        if self.http is not None:
-            await self.http.close()
+        for session in (self.http, self.provider_http):
+            if session is not None:
+                await session.close()
         if self.redis is not None:
             await self.redis.aclose()
 
@@ -59,11 +63,14 @@ async def start_runtime(
             timeout_seconds=settings.webhook_timeout_seconds,
             limit=settings.webhook_concurrency,
         )
+        tuning = SendingTuning.from_settings(settings)
+        runtime.provider_http = provider_session(tuning.concurrency)
         loops: list[BackgroundLoop] = [
             WebhookDeliveryLoop(
                 factory, settings, runtime.http, postgres=engine.dialect.name == "postgresql"
             ),
             EventsRelay(factory, bus, settings.events_relay_grace_seconds),
+            build_dispatcher(factory, settings, runtime.provider_http, tuning),
         ]
         runtime.runner = Runner(loops, settings.worker_poll_seconds)
         bus.on_wake(runtime.runner.wake)
@@ -71,6 +78,17 @@ async def start_runtime(
     if runtime.runner is not None:
         runtime.runner.start()
     return runtime
+
+
+def provider_session(concurrency: int) -> aiohttp.ClientSession:
+    """HTTP to WhatsApp providers: a pool as wide as the dispatcher's sends in flight (Little's
+    law: 1,000 messages/s at 100 ms needs 100), orjson bodies. Not the webhook session: the
+    provider URLs are Meta's (from settings) or gateways checked by `provider_for`."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency),
+        timeout=aiohttp.ClientTimeout(total=30),
+        json_serialize=lambda obj: orjson.dumps(obj).decode(),
+    )
 
 
 async def run_worker(settings: Settings) -> None:
