@@ -28,8 +28,7 @@ def _upgrade_on(connection: Connection) -> None:
     cfg.attributes["connection"] = connection
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
-    # "heads": branches from parallel work upgrade together until a merge revision joins them.
-    command.upgrade(cfg, "heads")
+    command.upgrade(cfg, "head")
 
 
 async def upgrade_to_head(engine: AsyncEngine) -> None:

@@ -54,3 +54,12 @@ async def test_upgrade_empty_database_has_no_drift(empty_database_url: str) -> N
     assert {"organizations", "users", "refresh_tokens", "api_keys", "alembic_version"} <= set(
         tables
     )
+
+
+def test_one_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from pytake.migrate import alembic_config
+
+    # Parallel work branches the history; a merge revision must join it before it lands.
+    assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
