@@ -63,6 +63,27 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'pytake.db'}"
 
 
+@pytest.fixture
+async def fresh_database_url(tmp_path) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """An empty database of its own (for tests whose background loops must not meet the
+    shared database's rows, and for migration tests)."""
+    if not TEST_DATABASE_URL:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
+        return
+    import asyncpg
+
+    url = make_url(TEST_DATABASE_URL)
+    name = f"pytake_empty_{uuid.uuid4().hex[:10]}"
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(False)
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
 @pytest.fixture(scope="session")
 def make_settings(database_url: str) -> Callable[..., Settings]:
     """Settings for a test app; keyword arguments override (e.g. lower rate limits)."""
@@ -82,6 +103,10 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "rate_limit_legacy_config": "100000/minute",
             "rate_limit_legacy_send": "100000/minute",
             "allow_private_urls": True,
+            # Apps share one database, so a long-lived app's loops would work other tests' rows
+            # (send their queued messages with its own settings). Tests that need the loops
+            # start an app of their own for just that test (tests/events/helpers.running_app).
+            "run_background_loops": False,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

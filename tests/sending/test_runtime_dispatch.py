@@ -3,16 +3,16 @@ embedded default, and in `pytake worker`): a message the request could not send 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from pytake.config import Settings
 from pytake.whatsapp.simulator import Simulator, SimulatorSettings
 from tests.channel.support import create_official
-from tests.conftest import LiveServer, client_for, register_org
+from tests.conftest import client_for, register_org
+from tests.events.helpers import running_app, serving
 from tests.sending.support import eventually, new_customer, sent_with_callback
 
 
@@ -23,21 +23,17 @@ async def own_sim() -> AsyncIterator[Simulator]:
 
 
 async def test_runtime_dispatcher_sends_what_the_request_had_to_queue(
-    own_sim: Simulator,
-    start_app: Callable[[Settings], Awaitable[FastAPI]],
-    make_settings: Callable[..., Settings],
+    own_sim: Simulator, make_settings: Callable[..., Settings], fresh_database_url: str
 ) -> None:
     settings = make_settings(
-        meta_graph_url=own_sim.graph_url, run_background_loops=True, worker_poll_seconds=0.1
+        database_url=fresh_database_url,
+        meta_graph_url=own_sim.graph_url,
+        run_background_loops=True,
+        worker_poll_seconds=0.1,
     )
-    app = await start_app(settings)
-    server = LiveServer(app)
-    url = await server.start()
-    try:
-        async with client_for(app) as http:
-            await _queued_then_sent(http, own_sim, url)
-    finally:
-        await server.stop()
+    # Its own database and lifespan: its dispatcher must not work other tests' queued rows.
+    async with running_app(settings) as app, serving(app) as url, client_for(app) as http:
+        await _queued_then_sent(http, own_sim, url)
 
 
 async def _queued_then_sent(http: httpx.AsyncClient, sim: Simulator, url: str) -> None:
