@@ -234,3 +234,11 @@ async def live_url(app: FastAPI) -> AsyncIterator[str]:
     url = await server.start()
     yield url
     await server.stop()
+
+
+# One simulator and one sending app for the whole session, registered here rather than in each
+# directory's conftest: a fixture registered in two conftests is two session instances, and a
+# second sending app's dispatcher would keep claiming the shared database's queued messages and
+# sending them to the other simulator (which answers 190 for tokens it never issued).
+from tests.channel.support import sim  # noqa: E402, F401
+from tests.sending.support import http, send_app, send_url, shop  # noqa: E402, F401
