@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +25,11 @@ from pytake.app import create_app
 from pytake.config import Settings
 
 TEST_DATABASE_URL = os.environ.get("PYTAKE_TEST_DATABASE_URL")
+# The team's shared material (real Meta webhook bodies…) sits at ../shared from the project root.
+SHARED_DIR = Path(
+    os.environ.get("PYTAKE_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared"
+)
+META_FIXTURES = SHARED_DIR / "fixtures" / "meta-webhooks"
 TEST_REDIS_URL = os.environ.get("PYTAKE_TEST_REDIS_URL")
 RUN_ID = uuid.uuid4().hex[:10]
 PASSWORD = "correct-horse-battery"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,11 +23,9 @@ from tests.channel.support import (
     messages_of,
     post_meta,
 )
-from tests.conftest import Org
+from tests.conftest import META_FIXTURES, Org
 
-FIXTURES = Path("/work/shared/fixtures/meta-webhooks")
-if not FIXTURES.exists():
-    FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "meta-webhooks"
+FIXTURES = META_FIXTURES
 CUSTOMER = "5511987654321"
 
 

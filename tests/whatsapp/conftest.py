@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -16,8 +15,9 @@ from aiohttp import web
 from pytake.whatsapp.cloud import CloudProvider
 from pytake.whatsapp.evolution import EvolutionClient
 from pytake.whatsapp.simulator import BusinessNumber, Simulator, SimulatorSettings
+from tests.conftest import META_FIXTURES
 
-FIXTURES = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "meta-webhooks"
+FIXTURES = META_FIXTURES
 PNID = "106540352242922"
 TOKEN = "sim-token-abc"
 APP_SECRET = "sim-app-secret"
