@@ -57,7 +57,7 @@ def _base_url(request: Request) -> str:
     return _settings(request).public_base_url or str(request.base_url)
 
 
-# ---- /api/v1/whatsapp-configs ------------------------------------------------------------
+# ---- /api/v1/whatsapp-configs (handlers with decorators for both surfaces serve /v1 too) ----
 
 
 @legacy_router.get("", response_model=ConfigListOut)
@@ -73,7 +73,8 @@ async def legacy_list(
 
 
 @legacy_router.post("", status_code=201, response_model=ConfigOut)
-async def legacy_create(
+@v1_router.post("", status_code=201, response_model=ConfigOut)
+async def create_config(
     body: ConfigCreateIn,
     request: Request,
     principal: Principal = Writer,
@@ -85,22 +86,23 @@ async def legacy_create(
 
 
 @legacy_router.get("/default", response_model=ConfigOut)
-async def legacy_get_default(
-    principal: Principal = Reader, session: AsyncSession = Session
-) -> ConfigOut:
+@v1_router.get("/default", response_model=ConfigOut)
+async def get_default(principal: Principal = Reader, session: AsyncSession = Session) -> ConfigOut:
     """The default number (used when a send names none)."""
     return service.to_out(await service.get_default(session, principal))
 
 
 @legacy_router.get("/{config_id}", response_model=ConfigOut)
-async def legacy_get(
+@v1_router.get("/{config_id}", response_model=ConfigOut)
+async def get_config(
     config_id: uuid.UUID, principal: Principal = Reader, session: AsyncSession = Session
 ) -> ConfigOut:
     return service.to_out(await service.get_config(session, principal, config_id))
 
 
 @legacy_router.put("/{config_id}", response_model=ConfigOut)
-async def legacy_update(
+@v1_router.patch("/{config_id}", response_model=ConfigOut)
+async def update_config(
     config_id: uuid.UUID,
     body: ConfigUpdateIn,
     request: Request,
@@ -197,42 +199,6 @@ async def v1_list(
 ) -> Page[ConfigOut]:
     configs, total = await service.list_configs(session, principal, active, provider, params)
     return Page[ConfigOut](data=[service.to_out(c) for c in configs], meta=page_meta(params, total))
-
-
-@v1_router.post("", status_code=201, response_model=ConfigOut)
-async def v1_create(
-    body: ConfigCreateIn,
-    request: Request,
-    principal: Principal = Writer,
-    session: AsyncSession = Session,
-) -> ConfigOut:
-    return service.to_out(await service.create_config(session, principal, _settings(request), body))
-
-
-@v1_router.get("/default", response_model=ConfigOut)
-async def v1_get_default(
-    principal: Principal = Reader, session: AsyncSession = Session
-) -> ConfigOut:
-    return service.to_out(await service.get_default(session, principal))
-
-
-@v1_router.get("/{config_id}", response_model=ConfigOut)
-async def v1_get(
-    config_id: uuid.UUID, principal: Principal = Reader, session: AsyncSession = Session
-) -> ConfigOut:
-    return service.to_out(await service.get_config(session, principal, config_id))
-
-
-@v1_router.patch("/{config_id}", response_model=ConfigOut)
-async def v1_update(
-    config_id: uuid.UUID,
-    body: ConfigUpdateIn,
-    request: Request,
-    principal: Principal = Writer,
-    session: AsyncSession = Session,
-) -> ConfigOut:
-    config = await service.update_config(session, principal, _settings(request), config_id, body)
-    return service.to_out(config)
 
 
 @v1_router.delete("/{config_id}", status_code=204)
