@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     webhook_batch_size: int = 100
     webhook_concurrency: int = 64
 
+    # Sending: how long an Idempotency-Key is remembered at least (then the worker deletes it,
+    # in batches, every few minutes).
+    idempotency_ttl_seconds: float = 24 * 3600
+    idempotency_prune_every_seconds: float = 300.0
+    idempotency_prune_batch_size: int = 1000
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key == DEFAULT_SECRET_KEY:

@@ -75,3 +75,28 @@ async def test_assign_and_resolve_record_events(
     ]
     assert events[1].payload["conversation"]["assigned_to_id"] == agent_id
     assert events[2].payload["conversation"]["status"] == "resolved"
+
+
+async def test_a_send_that_opens_a_conversation_records_conversation_created(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI
+) -> None:
+    wa_id = new_customer()  # never wrote: the send creates the contact and the conversation
+    shop.sim.register_template(shop.number.waba, "hello", "en_US", body="Hello")
+    body = {
+        "to": wa_id,
+        "type": "template",
+        "template": {"name": "hello", "language": {"code": "en_US"}},
+    }
+    first = await http.post("/v1/messages", json=body, headers=shop.headers)
+    again = await http.post("/v1/messages", json=body, headers=shop.headers)
+    assert first.status_code == again.status_code == 201, (first.text, again.text)
+    conversation_id = first.json()["conversation_id"]
+    assert again.json()["conversation_id"] == conversation_id  # the same live conversation
+    [created] = await _event_types(send_app, shop, "conversation.created")
+    assert created.payload["conversation"]["id"] == conversation_id
+    assert created.payload["conversation"]["status"] == "open"
+    assert created.payload["conversation"]["channel_id"] == shop.number.id
+    assert created.payload["contact"]["whatsapp_id"] == "+" + wa_id
+    # Recorded in the send's transaction, before the message's own outcome event.
+    [sent, _] = await _event_types(send_app, shop, "message.sent")
+    assert created.id < sent.id

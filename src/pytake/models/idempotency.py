@@ -17,7 +17,11 @@ class IdempotencyKey(IdMixin, TenantMixin, Base):
     """A client's `Idempotency-Key`: the request it first came with and the answer it got."""
 
     __tablename__ = "idempotency_keys"
-    __table_args__ = (Index("uq_idempotency_keys_org_key", "organization_id", "key", unique=True),)
+    __table_args__ = (
+        Index("uq_idempotency_keys_org_key", "organization_id", "key", unique=True),
+        # Pruning deletes the oldest keys in batches (pytake.message.sending.pruning).
+        Index("ix_idempotency_keys_created_at", "created_at"),
+    )
 
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64), comment="sha256 of method, path, body")

@@ -18,6 +18,7 @@ from pytake.events.bus import EventBus
 from pytake.events.relay import EventsRelay
 from pytake.kit.net_guard import guarded_session
 from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
+from pytake.message.sending.pruning import IdempotencyPruner
 from pytake.realtime.registry import Registry
 from pytake.webhook.delivery import WebhookDeliveryLoop
 from pytake.worker.runner import BackgroundLoop, Runner
@@ -71,6 +72,7 @@ async def start_runtime(
             ),
             EventsRelay(factory, bus, settings.events_relay_grace_seconds),
             build_dispatcher(factory, settings, runtime.provider_http, tuning),
+            IdempotencyPruner.from_settings(factory, settings),
         ]
         runtime.runner = Runner(loops, settings.worker_poll_seconds)
         bus.on_wake(runtime.runner.wake)

@@ -31,6 +31,7 @@ from pytake.contact.search import contact_search_text
 from pytake.contact.service import find_by_phone, valid_whatsapp_id
 from pytake.db import unit_of_work
 from pytake.errors import FieldError, NotFound, PyTakeError, ValidationFailed, render_v1
+from pytake.events import record, wake_after_commit
 from pytake.kit.phone import match_key
 from pytake.message.sending import queue
 from pytake.message.sending.dispatcher import (
@@ -191,8 +192,6 @@ async def send(
         if replay is None:
             raise
         return replay
-    if ctx.dispatcher is not None:
-        ctx.dispatcher.wake()
     try:
         reply = await _deliver(ctx, message)
     except PyTakeError as err:
@@ -301,6 +300,12 @@ async def _send_and_record(ctx: SendingContext, job: queue.Job) -> queue.Outcome
         async with unit_of_work(ctx.factory) as session:
             await queue.record_outcomes(session, ctx.worker, outcomes, ctx.tuning.policy())
             await record_events(session, outcomes)
+            if outcomes[0].status == "queued":
+                # The retry is the dispatcher's, maybe in a `pytake worker` process: tell it
+                # after commit (through Redis when there is one) rather than at its next poll.
+                wake_after_commit(session, Dispatcher.name)
+        if outcomes[0].status == "queued" and ctx.dispatcher is not None:
+            ctx.dispatcher.wake()
         return outcomes[0]
     except Exception:
         # The row stays `sending`; reconciliation settles it from the status webhooks.
@@ -498,7 +503,32 @@ async def live_conversation(
         )
         session.add(conversation)
         await session.flush()
+        await record(
+            session,
+            contact.organization_id,
+            "conversation.created",
+            _created(conversation, contact),
+        )
     return conversation
+
+
+def _created(conversation: Conversation, contact: Contact) -> dict[str, Any]:
+    # The same payload as a conversation a customer's first message opens (message ingest).
+    return {
+        "conversation": {
+            "id": conversation.id,
+            "status": conversation.status,
+            "contact_id": contact.id,
+            "channel_id": conversation.channel_id,
+            "assigned_to_id": conversation.assigned_to_id,
+        },
+        "contact": {
+            "id": contact.id,
+            "name": contact.name or contact.profile_name,
+            "whatsapp_id": contact.whatsapp_id,
+            "opt_in": contact.opt_in,
+        },
+    }
 
 
 async def _insert_message(
