@@ -24,11 +24,12 @@ from pytake.db import create_engine, create_session_factory
 from pytake.errors import FieldError, PyTakeError, ServiceUnavailable, error_for_status, render
 from pytake.kit.responses import FastJSONResponse
 from pytake.message.sending.dispatcher import SendingTuning
+from pytake.message.webhooks import MetaWebhookFastPath
 from pytake.migrate import upgrade_to_head
 from pytake.observability import ObservabilityMiddleware, request_id_var
 from pytake.openapi import install_openapi
 from pytake.ratelimit import RateLimiter
-from pytake.routing import include_routers
+from pytake.routing import META_WEBHOOK_PATH, include_routers
 from pytake.worker.runtime import provider_session, start_for_app, stop_for_app
 
 log = logging.getLogger("pytake.app")
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(
         settings.redis_url, settings.rate_limit_key_prefix, settings.rate_limit_enabled
     )
+    # Added first so that it runs inside the observability middleware.
+    app.add_middleware(MetaWebhookFastPath, path=META_WEBHOOK_PATH)
     app.add_middleware(ObservabilityMiddleware)
     _install_error_handlers(app)
     _install_operations_routes(app)

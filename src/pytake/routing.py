@@ -24,6 +24,10 @@ from pytake.webhook import endpoints as webhooks
 
 LimitDependency = Callable[..., Awaitable[None]]
 
+LEGACY_PREFIX = "/api/v1"
+# Served by pytake.message.webhooks.MetaWebhookFastPath ahead of the router (see there).
+META_WEBHOOK_PATH = LEGACY_PREFIX + inbound_webhooks.router.prefix + "/webhook"
+
 
 def _caller_key(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> str | None:
     """A rate-limit bucket for the caller without touching the database."""
@@ -73,7 +77,7 @@ def include_routers(app: FastAPI) -> None:
     ):
         v1.include_router(router)
 
-    legacy = APIRouter(prefix="/api/v1", responses=legacy_error_responses())
+    legacy = APIRouter(prefix=LEGACY_PREFIX, responses=legacy_error_responses())
     legacy.include_router(auth.legacy_auth_router, dependencies=[Depends(legacy_limit("auth"))])
     legacy.include_router(auth.legacy_router, dependencies=[Depends(legacy_limit("general"))])
     legacy.include_router(realtime.stats_router, dependencies=[Depends(legacy_limit("general"))])

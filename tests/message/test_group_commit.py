@@ -168,3 +168,29 @@ async def test_a_body_of_many_statuses_moves_every_message(
     assert resp.json()["statuses"] == 10 and resp.json()["pending_statuses"] == 0
     outbound = [m for m in await messages_of(wa_app, number.id) if m.direction == "outbound"]
     assert sorted(m.status for m in outbound) == ["delivered"] * 5 + ["read"] * 5
+
+
+async def test_two_batches_share_the_database_on_postgresql_one_on_sqlite(
+    number: MetaNumber, api: httpx.AsyncClient, wa_app: FastAPI, wa_org: Org
+) -> None:
+    # Batches overlap on PostgreSQL (one waits on the database while the next is formed); the
+    # locks on each customer's contact still make one contact and one conversation each.
+    senders = [f"55119876510{i:02d}" for i in range(10)]
+    bodies = [
+        text_body(number, senders[i % 10], f"wamid.ov-{uuid.uuid4().hex}", f"m{i}")
+        for i in range(300)
+    ]
+    stats = fresh_stats(wa_app)
+    responses = await post_all(api, bodies, number.app_secret)
+    assert [r.status_code for r in responses] == [200] * 300
+    postgres = wa_app.state.settings.database_url.startswith("postgresql")
+    assert stats.most_in_flight == (2 if postgres else 1)
+    assert stats.failed_batches == 0
+    stored = [
+        m
+        for m in await messages_of(wa_app, number.id)
+        if m.provider_message_id.startswith("wamid.ov-")
+    ]
+    assert len(stored) == 300
+    assert len({m.contact_id for m in stored}) == 10
+    assert len({m.conversation_id for m in stored}) == 10

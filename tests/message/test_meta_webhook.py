@@ -424,3 +424,21 @@ async def test_new_brazilian_contact_is_stored_in_e164(
     [contact] = await session_rows(wa_app, Contact, id=stored[0].contact_id)
     assert contact.whatsapp_id == "+5561988887777"
     assert await count_rows(wa_app, "contacts", wa_org.id) == 1
+
+
+async def test_the_webhook_is_served_ahead_of_the_router_with_request_id_and_metrics(
+    api: httpx.AsyncClient, number: MetaNumber
+) -> None:
+    # pytake.message.webhooks.MetaWebhookFastPath answers this route; it must keep what the
+    # observability middleware gives every route, and the legacy error envelope.
+    refused = await post_meta(api, {"object": "whatsapp_business_account", "entry": []}, None)
+    assert refused.status_code == 401
+    assert refused.json()["error"] and refused.json()["code"]
+    assert refused.headers["x-request-id"]
+    body = status_body(number, f"wamid.fast-{uuid.uuid4().hex}", "delivered", 1700000000)
+    accepted = await post_meta(api, body, number.app_secret)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "received"
+    assert accepted.headers["x-request-id"]
+    metrics = (await api.get("/metrics")).text
+    assert 'route="/api/v1/whatsapp/webhook",status="200"' in metrics
+    assert 'route="/api/v1/whatsapp/webhook",status="401"' in metrics

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
@@ -28,17 +28,21 @@ log = logging.getLogger("pytake.message.webhooks")
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refusing (413) anything above `limit` bytes without reading it all."""
-    declared = request.headers.get("content-length", "")
+    return await read_limited(request.stream(), request.headers.get("content-length", ""), limit)
+
+
+async def read_limited(chunks: AsyncIterator[bytes], declared: str, limit: int) -> bytes:
+    """Join a body's chunks, refusing (413) a declared or actual size above `limit` early."""
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"Webhook bodies are limited to {limit} bytes")
-    chunks: list[bytes] = []
+    parts: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    async for chunk in chunks:
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"Webhook bodies are limited to {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _malformed(reason: str) -> BadRequest:

@@ -147,13 +147,20 @@ def _advance_statement(status: str, change: _Source) -> Any:
 
 
 async def _apply_known(
-    session: AsyncSession, channel_id: uuid.UUID, changes: list[StatusChange]
+    session: AsyncSession,
+    channel_id: uuid.UUID,
+    changes: list[StatusChange],
+    before: dict[str, Any] | None = None,
 ) -> None:
+    """Move the messages forward and record an event per real move. `before` is the messages'
+    current state when the caller has already read (and locked) it."""
     by_status: dict[str, list[StatusChange]] = defaultdict(list)
     # In provider id order, so that concurrent batches lock the messages in one order.
     for change in sorted(changes, key=lambda c: c.provider_message_id):
         by_status[change.status].append(change)
-    before = await _current_states(session, channel_id, {c.provider_message_id for c in changes})
+    if before is None:
+        found = await _current_states(session, channel_id, {c.provider_message_id for c in changes})
+        before = {pid: row for pid, row in found.items() if row.direction == "outbound"}
     await _advance(session, channel_id, by_status)
     await record_many(session, _status_events(before, by_status))
 
@@ -161,18 +168,21 @@ async def _apply_known(
 async def _current_states(
     session: AsyncSession, channel_id: uuid.UUID, provider_ids: set[str]
 ) -> dict[str, Any]:
-    """The outbound messages the changes concern, locked on PostgreSQL (in id order, as the
-    UPDATEs will), so that what we compare against is what the UPDATEs change."""
+    """The messages (either direction) with these provider ids, locked on PostgreSQL in
+    provider id order (as the UPDATEs will), so that what we compare against is what the
+    UPDATEs change. One statement answers which ids are ours, which are inbound, and where
+    each outbound message stands."""
     m = messages
     stmt = (
         select(
-            m.c.provider_message_id, m.c.id, m.c.organization_id, m.c.conversation_id, m.c.status
+            m.c.provider_message_id,
+            m.c.id,
+            m.c.organization_id,
+            m.c.conversation_id,
+            m.c.status,
+            m.c.direction,
         )
-        .where(
-            m.c.channel_id == channel_id,
-            m.c.provider_message_id.in_(provider_ids),
-            m.c.direction == "outbound",
-        )
+        .where(m.c.channel_id == channel_id, m.c.provider_message_id.in_(provider_ids))
         .order_by(m.c.provider_message_id)
     )
     if dialect_name(session) == "postgresql":
@@ -274,32 +284,13 @@ async def apply_statuses(
 ) -> tuple[set[str], set[str]]:
     """Apply status webhooks; returns the provider ids (applied to known messages, kept as
     pending). Statuses of inbound messages are neither."""
-    ids = {e.provider_message_id for e in events}
-    known = set(
-        await session.scalars(
-            select(messages.c.provider_message_id).where(
-                messages.c.channel_id == channel_id,
-                messages.c.provider_message_id.in_(ids),
-                messages.c.direction == "outbound",
-            )
-        )
-    )
-    inbound = (
-        set(
-            await session.scalars(
-                select(messages.c.provider_message_id).where(
-                    messages.c.channel_id == channel_id,
-                    messages.c.provider_message_id.in_(ids - known),
-                )
-            )
-        )
-        if ids - known
-        else set()
-    )
+    found = await _current_states(session, channel_id, {e.provider_message_id for e in events})
+    before = {pid: row for pid, row in found.items() if row.direction == "outbound"}
+    known = set(before)
     applied = [StatusChange.from_event(e) for e in events if e.provider_message_id in known]
     if applied:
-        await _apply_known(session, channel_id, applied)
-    waiting = [e for e in events if e.provider_message_id not in known | inbound]
+        await _apply_known(session, channel_id, applied, before)
+    waiting = [e for e in events if e.provider_message_id not in found]
     if waiting:
         await _keep_pending(session, organization_id, channel_id, waiting)
     return known, {e.provider_message_id for e in waiting}

@@ -75,6 +75,7 @@ class WriterStats:
     largest_batch: int = 0
     failed_batches: int = 0
     retried_alone: int = 0
+    most_in_flight: int = 0  # batches whose transactions overlapped at most
 
 
 class IngestWriter:
@@ -84,7 +85,13 @@ class IngestWriter:
         self._factory = factory
         self._settings = settings
         self._waiting: list[MetaDelivery] = []
-        self._task: asyncio.Task[None] | None = None
+        self._draining = 0  # drains running; counted down in the drain itself (see _drain)
+        self._tasks: set[asyncio.Task[None]] = set()  # holds references to running drains
+        self._in_flight = 0
+        # Two batches in flight let one be parsed and sent while the other waits on the
+        # database; more added nothing measurable. SQLite has a single writer anyway.
+        sqlite = settings.database_url.startswith("sqlite")
+        self._max_drains = 1 if sqlite else max(1, settings.ingest_concurrent_batches)
         # Keyed by the ciphertext itself: a rotated secret is a new ciphertext, so this never
         # answers with a stale secret; it only saves the Fernet work per request.
         self._secrets: dict[str, str] = {}
@@ -95,8 +102,11 @@ class IngestWriter:
         loop = asyncio.get_running_loop()
         delivery.future = loop.create_future()
         self._waiting.append(delivery)
-        if self._task is None:
-            self._task = loop.create_task(self._drain())
+        if self._draining < self._max_drains:
+            self._draining += 1
+            task = loop.create_task(self._drain())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         # If the caller goes away the body is still stored; Meta's retry is then a duplicate.
         return await delivery.future
 
@@ -111,7 +121,9 @@ class IngestWriter:
                     self._waiting = []
                     raise
         finally:
-            self._task = None
+            # No await between the empty check and this: a body submitted from now on sees
+            # the free slot and starts a drain (a done-callback would leave a gap).
+            self._draining -= 1
 
     def _take(self) -> list[MetaDelivery]:
         events = 0
@@ -147,6 +159,14 @@ class IngestWriter:
 
     async def _transaction(self, batch: list[MetaDelivery]) -> list[IngestResult | PyTakeError]:
         """One transaction for the batch; returns each body's result or its refusal."""
+        self._in_flight += 1
+        self.stats.most_in_flight = max(self.stats.most_in_flight, self._in_flight)
+        try:
+            return await self._store(batch)
+        finally:
+            self._in_flight -= 1
+
+    async def _store(self, batch: list[MetaDelivery]) -> list[IngestResult | PyTakeError]:
         async with self._factory() as session, session.begin():
             keys = {key for delivery in batch for key in delivery.grouped}
             configs = await _configs_for(session, keys)
