@@ -387,11 +387,16 @@ async def worker_main(spec: dict[str, Any]) -> None:
     settings = settings_for(spec["db"], spec["graph_url"])
     engine = create_engine(spec["db"])
     tuning = SendingTuning(**spec["tuning"])
-    # The connector's limit caps requests in flight, so it must not be below the concurrency.
-    connector = aiohttp.TCPConnector(limit=tuning.concurrency)
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=30)
-    ) as http:
+    try:  # the provider session `pytake worker` uses (a pool as wide as the concurrency)
+        from pytake.worker.runtime import provider_session
+
+        http = provider_session(tuning.concurrency)
+    except ImportError:  # older code (--worker-src): the same pool, built here
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=tuning.concurrency),
+            timeout=aiohttp.ClientTimeout(total=30),
+        )
+    async with http:
         dispatcher = build_dispatcher(create_session_factory(engine), settings, http, tuning)
         runner = Runner([dispatcher], settings.worker_poll_seconds)
         before = resource.getrusage(resource.RUSAGE_SELF)

@@ -151,6 +151,8 @@ class WhatsAppProvider(Protocol):
 
 def normalize_recipient(to: str) -> str:
     """`+55 (11) 99999-9999` → `5511999999999`; other ids (JIDs, BSUIDs) pass unchanged."""
+    if to[:1] == "+" and to[1:].isdigit():
+        return to[1:]  # stored E.164, as every queued message has it (the send path's hot case)
     stripped = to.strip()
     candidate = stripped.lstrip("+")
     for char in " -().":
