@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
@@ -22,6 +23,10 @@ from pytake.errors import PyTakeError
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine tuned for the backend: SQLite in WAL mode, PostgreSQL with a pool."""
     url = make_url(database_url)
+    # orjson for JSON columns: several times faster than the standard library on the hot paths
+    # (message content, event payloads), and it also writes UUIDs and datetimes.
+    kwargs.setdefault("json_serializer", _json_dumps)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(
             url, connect_args={"timeout": 30}, pool_pre_ping=False, **kwargs
@@ -31,6 +36,10 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

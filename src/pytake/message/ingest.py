@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, bindparam, case, func, select, update
+from sqlalchemy import Integer, String, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.config import Settings
@@ -25,6 +25,8 @@ from pytake.message.ingest_events import Stored as _Stored
 from pytake.message.ingest_events import ingest_events_of, without_nul
 from pytake.message.statuses import apply_pending_statuses, apply_statuses
 from pytake.message.tables import (
+    BatchSource,
+    among,
     channel_events,
     contacts,
     conversations,
@@ -32,6 +34,7 @@ from pytake.message.tables import (
     insert_for,
     later,
     messages,
+    statement,
     whatsapp_configs,
 )
 from pytake.models.base import UTCDateTime, utcnow
@@ -268,43 +271,54 @@ def _new_contact(channel: Channel, row: _Row, now: datetime) -> dict[str, Any]:
 async def _select_contacts(
     session: AsyncSession, organization_id: uuid.UUID, keys: set[str]
 ) -> dict[str, uuid.UUID]:
-    result = await session.execute(
-        select(contacts.c.match_key, contacts.c.id).where(
-            contacts.c.organization_id == organization_id,
-            contacts.c.match_key.in_(keys),
-            contacts.c.deleted_at.is_(None),
-        )
+    c = contacts.c
+    stmt = statement(
+        session,
+        "select_contacts",
+        lambda: select(c.match_key, c.id).where(
+            c.organization_id == bindparam("org"),
+            among(session, c.match_key, "keys"),
+            c.deleted_at.is_(None),
+        ),
     )
+    result = await session.execute(stmt, {"org": organization_id, "keys": list(keys)})
     return {key: contact_id for key, contact_id in result.all()}
 
 
 async def _lock_contacts(session: AsyncSession, contact_ids: list[uuid.UUID]) -> None:
     """Serialise concurrent ingests of one customer (deduplication and conversation choice)."""
+    c = contacts.c
     if dialect_name(session) == "postgresql":
-        await session.execute(
-            select(contacts.c.id)
-            .where(contacts.c.id.in_(contact_ids))
-            .order_by(contacts.c.id)
-            .with_for_update()
+        stmt = statement(
+            session,
+            "lock_contacts",
+            lambda: (
+                select(c.id).where(among(session, c.id, "ids")).order_by(c.id).with_for_update()
+            ),
         )
     else:
         # SQLite has one writer: taking the write lock now makes the reads below current.
-        await session.execute(
-            update(contacts)
-            .where(contacts.c.id.in_(contact_ids))
-            .values(updated_at=contacts.c.updated_at)
+        stmt = statement(
+            session,
+            "lock_contacts",
+            lambda: (
+                update(contacts).where(among(session, c.id, "ids")).values(updated_at=c.updated_at)
+            ),
         )
+    await session.execute(stmt, {"ids": contact_ids})
 
 
 async def _without_known(session: AsyncSession, channel: Channel, rows: list[_Row]) -> list[_Row]:
-    ids = {row.event.provider_message_id for row in rows}
-    known = set(
-        await session.scalars(
-            select(messages.c.provider_message_id).where(
-                messages.c.channel_id == channel.id, messages.c.provider_message_id.in_(ids)
-            )
-        )
+    m = messages.c
+    stmt = statement(
+        session,
+        "known_messages",
+        lambda: select(m.provider_message_id).where(
+            m.channel_id == bindparam("channel"), among(session, m.provider_message_id, "ids")
+        ),
     )
+    ids = list({row.event.provider_message_id for row in rows})
+    known = set(await session.scalars(stmt, {"channel": channel.id, "ids": ids}))
     fresh: list[_Row] = []
     for row in rows:
         pid = row.event.provider_message_id
@@ -325,15 +339,22 @@ async def _conversations_for(
     one reopens when the customer writes again), else a new one (added to `created`)."""
     wanted = {contact_ids[row.key] for row in rows}
     c = conversations.c
+    stmt = statement(
+        session,
+        "select_conversations",
+        lambda: (
+            select(c.contact_id, c.id, c.status)
+            .where(
+                c.organization_id == bindparam("org"),
+                c.channel_id == bindparam("channel"),
+                among(session, c.contact_id, "contacts"),
+                c.status.in_((*LIVE_CONVERSATION_STATUSES, "resolved")),
+            )
+            .order_by(c.created_at)
+        ),
+    )
     result = await session.execute(
-        select(c.contact_id, c.id, c.status)
-        .where(
-            c.organization_id == channel.organization_id,
-            c.channel_id == channel.id,
-            c.contact_id.in_(wanted),
-            c.status.in_((*LIVE_CONVERSATION_STATUSES, "resolved")),
-        )
-        .order_by(c.created_at)
+        stmt, {"org": channel.organization_id, "channel": channel.id, "contacts": list(wanted)}
     )
     newest = {
         contact_id: (conversation_id, status) for contact_id, conversation_id, status in result
@@ -420,6 +441,14 @@ def _message_values(
     }
 
 
+_MESSAGE_COLUMNS = [
+    "id", "organization_id", "conversation_id", "contact_id", "channel_id", "direction", "type",
+    "content", "status", "provider_message_id", "context_provider_message_id", "callback_data",
+    "provider_timestamp", "sent_at", "delivered_at", "read_at", "failed_at", "error_code",
+    "error_title", "error_details", "created_at", "updated_at",
+]  # fmt: skip
+
+
 async def _insert_messages(
     session: AsyncSession,
     channel: Channel,
@@ -434,14 +463,20 @@ async def _insert_messages(
     for row in sorted(rows, key=lambda r: r.event.provider_message_id):
         contact_id = contact_ids[row.key]
         values.append(_message_values(channel, row, contact_id, conversation_ids[contact_id], now))
-    # Executemany form: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues"), pages
-    # it under the bind-parameter limit and caches the compiled statement.
-    stmt = (
-        insert_for(session, messages)
-        .on_conflict_do_nothing()
-        .returning(messages.c.provider_message_id, messages.c.id)
-    )
-    return {pid: mid for pid, mid in (await session.execute(stmt, values)).all()}
+    m = messages.c
+    source = BatchSource(session, "new", **{name: m[name].type for name in _MESSAGE_COLUMNS})
+
+    def build() -> Any:
+        stmt = insert_for(session, messages)
+        if source.unnest:
+            columns = select(*(source.c[n] for n in _MESSAGE_COLUMNS))
+            stmt = stmt.from_select(_MESSAGE_COLUMNS, columns)
+        return stmt.on_conflict_do_nothing().returning(m.provider_message_id, m.id)
+
+    # SQLite: an executemany of VALUES, which SQLAlchemy sends as multi-row INSERTs.
+    params = source.params(values) if source.unnest else values
+    stmt = statement(session, "insert_messages", build)
+    return {pid: mid for pid, mid in (await session.execute(stmt, params)).all()}
 
 
 def _latest(times: list[datetime]) -> datetime | None:
@@ -459,34 +494,40 @@ async def _touch_conversations(
         grouped.setdefault(conversation_ids[contact_ids[row.key]], []).append(row)
     c = conversations.c
     ts = UTCDateTime()
-    stmt = (
-        update(conversations)
-        .where(c.id == bindparam("b_id"))
-        .values(
-            message_count=c.message_count + bindparam("b_count"),
-            unread_count=c.unread_count + bindparam("b_unread"),
-            last_message_at=later(c.last_message_at, bindparam("b_last", type_=ts)),
-            last_inbound_at=later(c.last_inbound_at, bindparam("b_last_in", type_=ts)),
-            window_expires_at=later(c.window_expires_at, bindparam("b_window", type_=ts)),
-            updated_at=bindparam("b_now", type_=ts),
-        )
+    touch = BatchSource(
+        session, "touch", id=c.id.type, count=Integer(), unread=Integer(), last=ts, last_in=ts,
+        window=ts,
+    )  # fmt: skip
+    stmt = statement(
+        session,
+        "touch_conversations",
+        lambda: (
+            update(conversations)
+            .where(c.id == touch.c.id)
+            .values(
+                message_count=c.message_count + touch.c.count,
+                unread_count=c.unread_count + touch.c.unread,
+                last_message_at=later(c.last_message_at, touch.c.last),
+                last_inbound_at=later(c.last_inbound_at, touch.c.last_in),
+                window_expires_at=later(c.window_expires_at, touch.c.window),
+                updated_at=bindparam("b_now", type_=ts),
+            )
+        ),
     )
-    now = utcnow()
     params = []
     for conversation_id, group in sorted(grouped.items()):
         last_in = _latest([r.event.timestamp for r in group if r.inbound])
         params.append(
             {
-                "b_id": conversation_id,
-                "b_count": len(group),
-                "b_unread": sum(1 for r in group if r.inbound),
-                "b_last": _latest([r.event.timestamp for r in group]),
-                "b_last_in": last_in,
-                "b_window": last_in + CUSTOMER_SERVICE_WINDOW if last_in else None,
-                "b_now": now,
+                "id": conversation_id,
+                "count": len(group),
+                "unread": sum(1 for r in group if r.inbound),
+                "last": _latest([r.event.timestamp for r in group]),
+                "last_in": last_in,
+                "window": last_in + CUSTOMER_SERVICE_WINDOW if last_in else None,
             }
         )
-    await session.execute(stmt, params)
+    await session.execute(stmt, touch.params(params, now=utcnow()))
 
 
 async def _touch_contacts(
@@ -497,18 +538,24 @@ async def _touch_contacts(
         grouped.setdefault(contact_ids[row.key], []).append(row)
     c = contacts.c
     ts = UTCDateTime()
-    stmt = (
-        update(contacts)
-        .where(c.id == bindparam("b_id"))
-        .values(
-            profile_name=func.coalesce(bindparam("b_profile", type_=String()), c.profile_name),
-            wa_id=func.coalesce(bindparam("b_wa", type_=String()), c.wa_id),
-            last_message_at=later(c.last_message_at, bindparam("b_last", type_=ts)),
-            last_inbound_at=later(c.last_inbound_at, bindparam("b_last_in", type_=ts)),
-            updated_at=bindparam("b_now", type_=ts),
-        )
+    touch = BatchSource(
+        session, "touch", id=c.id.type, profile=String(), wa=String(), last=ts, last_in=ts
     )
-    now = utcnow()
+    stmt = statement(
+        session,
+        "touch_contacts",
+        lambda: (
+            update(contacts)
+            .where(c.id == touch.c.id)
+            .values(
+                profile_name=func.coalesce(touch.c.profile, c.profile_name),
+                wa_id=func.coalesce(touch.c.wa, c.wa_id),
+                last_message_at=later(c.last_message_at, touch.c.last),
+                last_inbound_at=later(c.last_inbound_at, touch.c.last_in),
+                updated_at=bindparam("b_now", type_=ts),
+            )
+        ),
+    )
     params = []
     for contact_id, group in sorted(grouped.items()):
         inbound = [r for r in group if r.inbound]
@@ -519,15 +566,14 @@ async def _touch_contacts(
         ]
         params.append(
             {
-                "b_id": contact_id,
-                "b_profile": next((p for p in reversed(profiles) if p), None),
-                "b_wa": inbound[-1].party if inbound else None,
-                "b_last": _latest([r.event.timestamp for r in group]),
-                "b_last_in": _latest([r.event.timestamp for r in inbound]),
-                "b_now": now,
+                "id": contact_id,
+                "profile": next((p for p in reversed(profiles) if p), None),
+                "wa": inbound[-1].party if inbound else None,
+                "last": _latest([r.event.timestamp for r in group]),
+                "last_in": _latest([r.event.timestamp for r in inbound]),
             }
         )
-    await session.execute(stmt, params)
+    await session.execute(stmt, touch.params(params, now=utcnow()))
 
 
 def is_opt_out(text: Any, keywords: list[str]) -> bool:

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.events import DomainEvent
-from pytake.message.tables import contacts
+from pytake.message.tables import among, contacts, statement
 
 _NUL = "\x00"
 
@@ -74,9 +74,14 @@ async def _contact_briefs(
     session: AsyncSession, contact_ids: set[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, Any]]:
     c = contacts.c
-    result = await session.execute(
-        select(c.id, c.name, c.profile_name, c.whatsapp_id, c.opt_in).where(c.id.in_(contact_ids))
+    stmt = statement(
+        session,
+        "contact_briefs",
+        lambda: select(c.id, c.name, c.profile_name, c.whatsapp_id, c.opt_in).where(
+            among(session, c.id, "ids")
+        ),
     )
+    result = await session.execute(stmt, {"ids": list(contact_ids)})
     return {
         row.id: {
             "id": row.id,

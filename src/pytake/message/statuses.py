@@ -7,6 +7,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, Protocol, cast
@@ -28,7 +29,14 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.events import DomainEvent, record_many
-from pytake.message.tables import dialect_name, insert_for, messages, pending_statuses
+from pytake.message.tables import (
+    among,
+    dialect_name,
+    insert_for,
+    messages,
+    pending_statuses,
+    statement,
+)
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.whatsapp.events import StatusUpdate
 
@@ -173,21 +181,28 @@ async def _current_states(
     UPDATEs change. One statement answers which ids are ours, which are inbound, and where
     each outbound message stands."""
     m = messages
-    stmt = (
-        select(
-            m.c.provider_message_id,
-            m.c.id,
-            m.c.organization_id,
-            m.c.conversation_id,
-            m.c.status,
-            m.c.direction,
+
+    def build() -> Any:
+        stmt = (
+            select(
+                m.c.provider_message_id,
+                m.c.id,
+                m.c.organization_id,
+                m.c.conversation_id,
+                m.c.status,
+                m.c.direction,
+            )
+            .where(
+                m.c.channel_id == bindparam("channel"),
+                among(session, m.c.provider_message_id, "ids"),
+            )
+            .order_by(m.c.provider_message_id)
         )
-        .where(m.c.channel_id == channel_id, m.c.provider_message_id.in_(provider_ids))
-        .order_by(m.c.provider_message_id)
-    )
-    if dialect_name(session) == "postgresql":
-        stmt = stmt.with_for_update()
-    return {row.provider_message_id: row for row in (await session.execute(stmt)).all()}
+        return stmt.with_for_update() if dialect_name(session) == "postgresql" else stmt
+
+    stmt = statement(session, "message_states", build)
+    rows = await session.execute(stmt, {"channel": channel_id, "ids": list(provider_ids)})
+    return {row.provider_message_id: row for row in rows.all()}
 
 
 def _status_events(
@@ -246,7 +261,12 @@ async def _advance(
                  "b_details": c.error_details}
                 for c in by_status[status]
             ]  # fmt: skip
-            await session.execute(_advance_statement(status, _executemany_source()), params)
+            stmt = statement(
+                session,
+                f"advance_{status}",
+                partial(_advance_statement, status, _executemany_source()),
+            )
+            await session.execute(stmt, params)
 
 
 async def _advance_unnested(
@@ -262,8 +282,11 @@ async def _advance_unnested(
     for change in changes:
         first.setdefault(change.provider_message_id, change)
     kept = list(first.values())
+    stmt = statement(
+        session, f"advance_{status}", lambda: _advance_statement(status, _unnest_source())
+    )
     await session.execute(
-        _advance_statement(status, _unnest_source()),
+        stmt,
         {
             "b_channel": channel_id,
             "b_now": now,
