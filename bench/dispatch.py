@@ -8,8 +8,9 @@ encrypted as the app does) and `--customers` contacts with open conversations, t
   latency on every Graph call, the number's throughput limit raised out of the way, customers'
   24 h windows open and status webhooks off (inbound ingestion has its own bench);
 - one worker: `build_dispatcher` registered with `pytake.worker.runner.Runner`, the loop runner
-  `pytake worker` uses, on a plain aiohttp session sized to the dispatcher's concurrency. It
-  stops when it has sent every message.
+  `pytake worker` uses, on its provider session (`provider_session`, a pool as wide as the
+  dispatcher's concurrency) and its event loop (uvloop; `--loop asyncio` for the default
+  loop). It stops when it has sent every message.
 
 Figures: messages/s (first claim to last outcome written), the worker's CPU seconds per message
 (its own getrusage, from just before the runner starts; the total incl. imports comes from
@@ -549,7 +550,7 @@ def main() -> None:
             import uvloop
 
             uvloop.run(worker_main(spec))
-        else:  # what `pytake worker` runs today: asyncio.run, the default loop
+        else:  # --loop asyncio: the default loop (PYTAKE_WORKER_EVENT_LOOP=asyncio)
             asyncio.run(worker_main(spec))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -563,13 +564,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="steady mode: how long")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--keep-db", action="store_true")
-    parser.add_argument("--uvloop", action="store_true", help="run the worker on uvloop")
+    parser.add_argument(
+        "--loop",
+        choices=["uvloop", "asyncio"],
+        default="uvloop",
+        help="the worker's event loop (pytake worker's default: uvloop)",
+    )
+    parser.add_argument("--uvloop", action="store_true", help="same as --loop uvloop")
     parser.add_argument(
         "--worker-src",
         default=str(ROOT / "src"),
         help="where the worker imports pytake from (e.g. an export of an older commit, for A/B)",
     )
     args = parser.parse_args()
+    args.uvloop = args.uvloop or args.loop == "uvloop"
     result = run(args)
     print(json.dumps(result, indent=2))
     if not result["ok"]:

@@ -91,11 +91,11 @@ def migrate() -> None:
 def worker() -> None:
     """Run the background loops only (outgoing webhooks, events relay); any number of them."""
     from pytake.observability import configure_logging
-    from pytake.worker.runtime import run_worker
+    from pytake.worker.runtime import run_worker_process
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
-    asyncio.run(run_worker(settings))
+    run_worker_process(settings)
 
 
 @app.command("create-admin")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ from pytake.message.sending.pruning import IdempotencyPruner
 from pytake.realtime.registry import Registry
 from pytake.webhook.delivery import WebhookDeliveryLoop
 from pytake.worker.runner import BackgroundLoop, Runner
+
+log = logging.getLogger("pytake.worker")
 
 
 @dataclass
@@ -91,6 +94,24 @@ def provider_session(concurrency: int) -> aiohttp.ClientSession:
         timeout=aiohttp.ClientTimeout(total=30),
         json_serialize=lambda obj: orjson.dumps(obj).decode(),
     )
+
+
+def run_worker_process(settings: Settings) -> None:
+    """`pytake worker`'s entry point: `run_worker` on the event loop settings choose.
+
+    uvloop by default: the dispatcher spends most of its CPU in socket reads, writes and
+    polling, which uvloop does in C (bench/dispatch.py measures both); plain asyncio where
+    uvloop is not installed (it comes with uvicorn[standard], except on Windows).
+    """
+    if settings.worker_event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            log.warning("uvloop is not installed; the worker runs on the default asyncio loop")
+        else:
+            uvloop.run(run_worker(settings))
+            return
+    asyncio.run(run_worker(settings))
 
 
 async def run_worker(settings: Settings) -> None:
