@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     worker_event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     ws_auth_timeout_seconds: float = 10.0
     ws_send_queue_size: int = 256
+    # With Redis, each serve process writes its WebSocket counts this often for /api/v1/ws/stats
+    # (an entry not refreshed for three periods counts as a process that has gone).
+    ws_stats_report_seconds: float = 5.0
     webhook_timeout_seconds: float = 10.0
     webhook_max_retries: int = 3
     webhook_backoff_base_seconds: float = 1.0

@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 from pytake.config import Settings
 from tests.conftest import TEST_REDIS_URL, Org, add_user, create_api_key, register_org
 from tests.events.helpers import (
+    eventually,
     inbound_message,
     produce,
     running_app,
@@ -266,3 +267,33 @@ async def test_event_from_one_server_reaches_a_socket_on_another_through_redis(
     ):
         await produce(app, org.id, "message.received", inbound_message("via redis"))
         assert (await recv(ws))["data"]["message"] == "via redis"
+
+
+async def _authenticated_on(base: str, org: Org) -> int:
+    async with httpx.AsyncClient(base_url=base) as http:
+        resp = await http.get("/api/v1/ws/stats", headers=org.headers)
+        assert resp.status_code == 200, resp.text
+        return int(resp.json()["authenticated_connections"])
+
+
+@pytest.mark.skipif(not TEST_REDIS_URL, reason="stats across processes need PYTAKE_TEST_REDIS_URL")
+async def test_stats_count_the_sockets_of_every_server_sharing_redis(
+    make_settings: Callable[..., Settings], client: httpx.AsyncClient
+) -> None:
+    org = await register_org(client)
+    settings = make_settings(ws_stats_report_seconds=0.05, run_background_loops=False)
+    async with (
+        running_app(settings) as one,
+        serving(one) as first,
+        running_app(settings) as two,
+        serving(two) as second,
+    ):
+        async with (
+            await authed(first, org.token),
+            await authed(second, org.token),
+            await authed(second, org.token),
+        ):
+            # Either server answers for all three sockets once the other has reported.
+            await eventually(lambda: _equals(_authenticated_on(first, org), 3))
+            await eventually(lambda: _equals(_authenticated_on(second, org), 3))
+        await eventually(lambda: _equals(_authenticated_on(first, org), 0))

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 import orjson
@@ -55,11 +55,13 @@ class EventBus:
         self._subscribed = asyncio.Event()
         self._unmarked: list[int] = []
         self._marked = asyncio.Event()
+        self._running = False
         self.published = 0
 
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, engine: AsyncEngine) -> None:
+        self._running = True
         _BUSES[engine.sync_engine] = self
         self._tasks.append(asyncio.create_task(self._publish_loop(), name="events-publisher"))
         self._tasks.append(asyncio.create_task(self._mark_loop(), name="events-marker"))
@@ -67,7 +69,13 @@ class EventBus:
             self._tasks.append(asyncio.create_task(self._redis_listener(), name="events-listener"))
             await self._subscribed.wait()
 
+    def run_alongside(self, work: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
+        """Run `work` as a task of the bus (it uses the bus's Redis): stop() cancels it."""
+        if self._running:
+            self._tasks.append(asyncio.create_task(work(), name=name))
+
     async def stop(self, engine: AsyncEngine) -> None:
+        self._running = False
         _BUSES.pop(engine.sync_engine, None)
         # Let what was committed go out before shutting down.
         with contextlib.suppress(TimeoutError):

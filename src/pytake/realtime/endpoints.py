@@ -28,6 +28,7 @@ from pytake.events.types import CommittedEvent, iso
 from pytake.models.event import Event
 from pytake.realtime.frames import frame_for, required_scope
 from pytake.realtime.registry import Connection, Registry, may_receive
+from pytake.realtime.stats import shared_stats
 
 log = logging.getLogger("pytake.realtime")
 
@@ -49,6 +50,7 @@ class AuthRefused(Exception):
 @ws_router.websocket("/ws")
 async def websocket_endpoint(websocket: WebSocket) -> None:
     registry: Registry = websocket.app.state.realtime
+    shared_stats(websocket.app)  # this process now has sockets to report
     await websocket.accept()
     conn = registry.open(websocket)
     try:
@@ -180,9 +182,13 @@ class WsStatsOut(BaseModel):
 async def ws_stats(
     request: Request, principal: Principal = Depends(current_principal)
 ) -> dict[str, Any]:
-    """WebSocket figures of this server process: an org admin's organisation, or (super admin)
-    all connections including those not yet authenticated."""
+    """WebSocket figures of every serve process (with Redis; else this one's): an org admin's
+    organisation, or (super admin) all connections including those not yet authenticated."""
     if not principal.is_org_admin:
         raise PermissionDenied("Only organisation admins can read WebSocket statistics")
+    scope = None if principal.sees_all_organizations else principal.organization_id
+    shared = shared_stats(request.app)
+    if shared is not None:
+        return await shared.stats(scope)
     registry: Registry = request.app.state.realtime
-    return registry.stats(None if principal.sees_all_organizations else principal.organization_id)
+    return registry.stats(scope)

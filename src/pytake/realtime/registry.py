@@ -34,6 +34,18 @@ class Counters:
     messages_sent: int = 0
     messages_received: int = 0
 
+    def as_list(self) -> list[int]:
+        return [getattr(self, name) for name in COUNTER_NAMES]
+
+
+COUNTER_NAMES = (
+    "total_connections",
+    "active_connections",
+    "authenticated_connections",
+    "messages_sent",
+    "messages_received",
+)
+
 
 class Connection:
     """One socket: its principal once authenticated, its queue, and why it was dropped."""
@@ -157,19 +169,26 @@ class Registry:
     def connections_of(self, organization_id: uuid.UUID) -> int:
         return len(self._by_org.get(str(organization_id), ()))
 
+    def organisations(self) -> list[str]:
+        """Organisations this process has counters for (any that ever had a connection)."""
+        return list(self.by_org_counters)
+
+    def counters_of(self, organization_id: str | None) -> list[int]:
+        """The counters in COUNTER_NAMES order: one organisation's, or (None) the totals."""
+        if organization_id is None:
+            return self.totals.as_list()
+        counters = self.by_org_counters.get(organization_id)
+        return counters.as_list() if counters is not None else [0] * len(COUNTER_NAMES)
+
+    def uptime(self) -> float:
+        return time.monotonic() - self.started
+
     def stats(self, organization_id: uuid.UUID | None) -> dict[str, int]:
         """The /api/v1/ws/stats body: this process's figures, for one organisation or all."""
-        counters = (
-            self.totals if organization_id is None else self.by_org_counters[str(organization_id)]
-        )
-        return {
-            "total_connections": counters.total_connections,
-            "active_connections": counters.active_connections,
-            "authenticated_connections": counters.authenticated_connections,
-            "uptime_seconds": int(time.monotonic() - self.started),
-            "messages_sent": counters.messages_sent,
-            "messages_received": counters.messages_received,
-        }
+        org = None if organization_id is None else str(organization_id)
+        figures = dict(zip(COUNTER_NAMES, self.counters_of(org), strict=True))
+        figures["uptime_seconds"] = int(self.uptime())
+        return figures
 
 
 def may_receive(principal: Principal | None, scopes: tuple[str, ...]) -> bool:
