@@ -4,15 +4,19 @@ each answered only after its own rows are committed, none able to spoil the othe
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from typing import Any
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from pytake.message import ingest
-from pytake.message.writer import IngestWriter, WriterStats
+from pytake.message.receive import parse_meta
+from pytake.message.writer import IngestWriter, MetaDelivery, WriterStats
 from pytake.models import Contact, Conversation
 from pytake.whatsapp.simulator import Simulator
 from tests.channel.support import MetaNumber, count_rows, create_official, messages_of, post_meta
@@ -194,3 +198,38 @@ async def test_two_batches_share_the_database_on_postgresql_one_on_sqlite(
     assert len(stored) == 300
     assert len({m.contact_id for m in stored}) == 10
     assert len({m.conversation_id for m in stored}) == 10
+
+
+def test_a_body_touching_what_a_batch_in_flight_touches_waits_for_it() -> None:
+    # Two batches in flight must not let `read` overtake `delivered` of the same message (nor a
+    # customer's second message overtake the first): such a body, and every later body that
+    # touches what it touches, waits for the next batch, in arrival order.
+    number = cast(MetaNumber, SimpleNamespace(pnid="111", waba="222"))
+
+    def delivery(body: dict[str, Any]) -> MetaDelivery:
+        return MetaDelivery(json.dumps(body).encode(), None, parse_meta(json.dumps(body).encode()))
+
+    in_flight = delivery(status_body(number, "wamid.A", "delivered", 1700000000))
+    read_a = delivery(status_body(number, "wamid.A", "read", 1700000001))
+    other = delivery(status_body(number, "wamid.B", "delivered", 1700000002))
+    from_ana = delivery(text_body(number, "5511900000001", "wamid.C", "hi"))
+    read_a_and_ana = delivery(_merged(number, "wamid.A", "5511900000001"))
+    ana_again = delivery(text_body(number, "5511900000001", "wamid.D", "again"))
+
+    writer = IngestWriter.__new__(IngestWriter)
+    writer._in_flight_touches = Counter(in_flight.touches)
+    writer._waiting = [read_a, other, read_a_and_ana, from_ana, ana_again]
+    assert writer._take() == [other]
+    # read_a_and_ana waits behind read_a, so Ana's later messages wait behind it too.
+    assert writer._waiting == [read_a, read_a_and_ana, from_ana, ana_again]
+    writer._in_flight_touches = Counter()
+    assert writer._take() == [read_a, read_a_and_ana, from_ana, ana_again]
+
+
+def _merged(number: MetaNumber, wamid: str, sender: str) -> dict:
+    """One body with a status for `wamid` and a message from `sender`."""
+    body = text_body(number, sender, f"wamid.{uuid.uuid4().hex}", "both")
+    status = status_body(number, wamid, "read", 1700000003)
+    value = body["entry"][0]["changes"][0]["value"]
+    value["statuses"] = status["entry"][0]["changes"][0]["value"]["statuses"]
+    return body

@@ -7,8 +7,8 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
 from datetime import datetime
+from functools import partial
 from types import SimpleNamespace
 from typing import Any, Protocol, cast
 

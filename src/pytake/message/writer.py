@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -30,7 +31,13 @@ from pytake.kit.crypto import SecretUnreadable, secret_box
 from pytake.message.ingest import Channel, IngestResult, ingest_parts
 from pytake.message.tables import whatsapp_configs
 from pytake.whatsapp.cloud import verify_signature
-from pytake.whatsapp.events import Event, TemplateStatusUpdate
+from pytake.whatsapp.events import (
+    Event,
+    InboundMessage,
+    MessageEcho,
+    StatusUpdate,
+    TemplateStatusUpdate,
+)
 
 log = logging.getLogger("pytake.message.writer")
 
@@ -47,10 +54,24 @@ class MetaDelivery:
     signature: str | None
     grouped: dict[str, list[Event]]
     future: asyncio.Future[IngestResult] = field(init=False)
+    size: int = field(init=False)
+    touches: frozenset[str] = field(init=False)
 
-    @property
-    def size(self) -> int:
-        return sum(len(events) for events in self.grouped.values())
+    def __post_init__(self) -> None:
+        self.size = sum(len(events) for events in self.grouped.values())
+        self.touches = frozenset(_touched(key, e) for key, ev in self.grouped.items() for e in ev)
+
+
+def _touched(number: str, event: Event) -> str:
+    """What an event changes, for ordering: a message's status, a customer's conversation, or
+    (anything else) the number itself."""
+    if isinstance(event, StatusUpdate):
+        return "m:" + event.provider_message_id
+    if isinstance(event, InboundMessage):
+        return f"p:{number}:{event.sender}"
+    if isinstance(event, MessageEcho):
+        return f"p:{number}:{event.recipient}"
+    return "n:" + number
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +109,8 @@ class IngestWriter:
         self._draining = 0  # drains running; counted down in the drain itself (see _drain)
         self._tasks: set[asyncio.Task[None]] = set()  # holds references to running drains
         self._in_flight = 0
+        # What the batches in flight touch (see _take); counted, as bodies of one batch overlap.
+        self._in_flight_touches: Counter[str] = Counter()
         # Two batches in flight let one be parsed and sent while the other waits on the
         # database; more added nothing measurable. SQLite has a single writer anyway.
         sqlite = settings.database_url.startswith("sqlite")
@@ -114,26 +137,47 @@ class IngestWriter:
         try:
             while self._waiting:
                 batch = self._take()
+                if not batch:  # all wait for the batch in flight, whose drain takes them next
+                    return
+                touches = [delivery.touches for delivery in batch]
+                self._in_flight_touches.update(t for group in touches for t in group)
                 try:
                     await self._write(batch)
                 except BaseException as exc:  # cancelled at shutdown: nobody may wait forever
                     _fail(batch + self._waiting, exc)
                     self._waiting = []
                     raise
+                finally:
+                    for group in touches:
+                        self._in_flight_touches.subtract(group)
+                    self._in_flight_touches = +self._in_flight_touches
         finally:
             # No await between the empty check and this: a body submitted from now on sees
             # the free slot and starts a drain (a done-callback would leave a gap).
             self._draining -= 1
 
     def _take(self) -> list[MetaDelivery]:
+        """The next batch, in arrival order. With two batches in flight, a body that touches
+        what the other batch touches (a message's status, a customer) waits for it: one
+        process then commits a number's changes to a message or customer in the order Meta
+        sent them (`delivered` before `read`, so both events are recorded)."""
+        blocked = set(self._in_flight_touches)
+        batch: list[MetaDelivery] = []
+        later: list[MetaDelivery] = []
         events = 0
-        count = 0
-        for delivery in self._waiting:
-            if count and (count >= MAX_BATCH_BODIES or events + delivery.size > MAX_BATCH_EVENTS):
+        for index, delivery in enumerate(self._waiting):
+            if batch and (
+                len(batch) >= MAX_BATCH_BODIES or events + delivery.size > MAX_BATCH_EVENTS
+            ):
+                later += self._waiting[index:]
                 break
+            if blocked and not blocked.isdisjoint(delivery.touches):
+                blocked |= delivery.touches  # what follows it must not overtake it either
+                later.append(delivery)
+                continue
+            batch.append(delivery)
             events += delivery.size
-            count += 1
-        batch, self._waiting = self._waiting[:count], self._waiting[count:]
+        self._waiting = later
         return batch
 
     async def _write(self, batch: list[MetaDelivery]) -> None:
