@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from pytake.config import Settings
 from pytake.db import create_engine, create_session_factory, unit_of_work
-from pytake.events import CommittedEvent, record
+from pytake.events import CommittedEvent, DomainEvent, record, record_many
 from pytake.models import Event
 from tests.conftest import Org, register_org
 from tests.events.helpers import eventually, inbound_message, produce, running_app, wait_until
@@ -127,3 +127,27 @@ async def _relay_scenario(relaying: FastAPI, org: Org) -> None:
         return (await _rows(relaying, org.id))[0].published_at is not None
 
     await eventually(marked)
+
+
+async def test_a_batch_of_events_keeps_its_order_in_ids_rows_and_publication(
+    app: FastAPI, org: Org, collector: Collector
+) -> None:
+    # record_many inserts a batch with one statement (arrays on PostgreSQL); each event must
+    # get its own payload, ids must ascend in the batch's order, and the bus publish them so.
+    org_id = uuid.UUID(org.id)
+    batch = [
+        DomainEvent(org_id, kind, {"n": n, "contact": {"id": uuid.uuid4()}})
+        for n, kind in enumerate(
+            ["contact.created", "conversation.created"] + ["message.read"] * 60
+        )
+    ]
+    async with unit_of_work(app.state.session_factory) as session:
+        await record_many(session, batch)
+    await wait_until(lambda: len(collector.events) == len(batch))
+    assert [e.data["n"] for e in collector.events] == list(range(len(batch)))
+    assert collector.types() == [e.type for e in batch]
+    rows = await _rows(app, org.id)
+    assert [r.payload["n"] for r in rows[-len(batch) :]] == list(range(len(batch)))
+    assert [r.type for r in rows[-len(batch) :]] == [e.type for e in batch]
+    assert [r.id for r in rows[-len(batch) :]] == [e.id for e in collector.events]
+    assert rows[-1].payload["contact"]["id"] == str(batch[-1].data["contact"]["id"])

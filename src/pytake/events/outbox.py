@@ -5,20 +5,70 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import ARRAY, String, Table, Uuid, bindparam, column, func, insert, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from pytake.events.types import EVENT_TYPES, CommittedEvent, iso, jsonable
-from pytake.models.base import utcnow
+from pytake.models.base import UTCDateTime, utcnow
 from pytake.models.event import Event
 from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
 
 _EVENTS = cast(Table, Event.__table__)
-# Built once: a reused statement keeps its cache key; ids in the order of the rows.
+# Statements built once (a reused statement keeps its cache key). Core, not the ORM's bulk
+# insert: ingest records ten events per status body, and the ORM's per-row bookkeeping was a
+# tenth of a status batch's CPU.
 _INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+
+
+def _insert_events_from_arrays() -> Any:
+    """PostgreSQL: the batch as three arrays, inserted in their order (WITH ORDINALITY), so
+    the sequence gives the rows ascending ids in that order whatever order RETURNING uses."""
+    new = (
+        func.unnest(
+            bindparam("orgs", type_=ARRAY(Uuid())),
+            bindparam("types", type_=ARRAY(String())),
+            bindparam("payloads", type_=ARRAY(JSONB())),
+        )
+        .table_valued(
+            column("organization_id", Uuid()),
+            column("type", String()),
+            column("payload", JSONB()),
+            with_ordinality="ord",
+        )
+        .render_derived(name="new")
+    )
+    rows = select(
+        new.c.organization_id, new.c.type, new.c.payload, bindparam("now", type_=UTCDateTime())
+    ).order_by(new.c.ord)
+    columns = ["organization_id", "type", "payload", "created_at"]
+    return insert(_EVENTS).from_select(columns, rows).returning(_EVENTS.c.id)
+
+
+_INSERT_EVENTS_FROM_ARRAYS = _insert_events_from_arrays()
+
+
+async def _insert_events(
+    session: AsyncSession, rows: list[dict[str, Any]], now: datetime
+) -> list[int]:
+    """Insert outbox rows; their ids, in the order of `rows`."""
+    if session.get_bind().dialect.name != "postgresql":
+        return list((await session.scalars(_INSERT_EVENTS, rows)).all())
+    # One parameter set whatever the batch size: SQLAlchemy's per-row parameter handling of an
+    # executemany was most of what recording ten status events cost.
+    params = {
+        "orgs": [r["organization_id"] for r in rows],
+        "types": [r["type"] for r in rows],
+        "payloads": [r["payload"] for r in rows],
+        "now": now,
+    }
+    return sorted((await session.scalars(_INSERT_EVENTS_FROM_ARRAYS, params)).all())
+
+
 _INSERT_DELIVERIES = insert(cast(Table, WebhookDelivery.__table__))
 # Built once too (bench/realtime.py: building the SELECT took a third of its own cost).
 _SUBSCRIBED_ENDPOINTS = select(
@@ -70,18 +120,12 @@ async def record_many(session: AsyncSession, events: list[DomainEvent]) -> None:
         if event.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event.type!r}")
     now = utcnow()
+    payloads = jsonable([e.data for e in events])  # one pass for the batch
     rows = [
-        {
-            "organization_id": e.organization_id,
-            "type": e.type,
-            "payload": jsonable(e.data),
-            "created_at": now,
-        }
-        for e in events
+        {"organization_id": e.organization_id, "type": e.type, "payload": p, "created_at": now}
+        for e, p in zip(events, payloads, strict=True)
     ]
-    # Core, not the ORM's bulk insert: ingest records ten events per status body, and the ORM's
-    # per-row bookkeeping was a tenth of a status batch's CPU.
-    ids = (await session.scalars(_INSERT_EVENTS, rows)).all()
+    ids = await _insert_events(session, rows, now)
     await _enqueue_deliveries(session, events, ids, now)
     sync = session.sync_session
     pending: list[PendingEvent] = sync.info.setdefault(PENDING_KEY, [])
