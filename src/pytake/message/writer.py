@@ -29,7 +29,7 @@ from pytake.config import Settings
 from pytake.errors import AuthenticationFailed, NotFound, PyTakeError
 from pytake.kit.crypto import SecretUnreadable, secret_box
 from pytake.message.ingest import Channel, IngestResult, ingest_parts
-from pytake.message.tables import whatsapp_configs
+from pytake.message.tables import among, statement, whatsapp_configs
 from pytake.whatsapp.cloud import verify_signature
 from pytake.whatsapp.events import (
     Event,
@@ -275,21 +275,28 @@ class IngestWriter:
 
 async def _configs_for(session: AsyncSession, keys: Iterable[str]) -> list[_Config]:
     c = whatsapp_configs.c
-    wanted = set(keys)
-    rows = await session.execute(
-        select(
-            c.id,
-            c.organization_id,
-            c.phone_number_id,
-            c.business_account_id,
-            c.app_secret_encrypted,
-        )
-        .where(
-            c.provider == "official",
-            or_(c.phone_number_id.in_(wanted), c.business_account_id.in_(wanted)),
-        )
-        .order_by(c.id)
+    stmt = statement(
+        session,
+        "writer_configs",
+        lambda: (
+            select(
+                c.id,
+                c.organization_id,
+                c.phone_number_id,
+                c.business_account_id,
+                c.app_secret_encrypted,
+            )
+            .where(
+                c.provider == "official",
+                or_(
+                    among(session, c.phone_number_id, "keys"),
+                    among(session, c.business_account_id, "keys"),
+                ),
+            )
+            .order_by(c.id)
+        ),
     )
+    rows = await session.execute(stmt, {"keys": list(set(keys))})
     return [_Config(*row) for row in rows.all()]
 
 
