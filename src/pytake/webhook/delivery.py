@@ -37,6 +37,8 @@ from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
 log = logging.getLogger("pytake.webhook")
 
 EXCERPT_CHARS = 500
+# Full batches one run delivers back to back before handing control back to the runner.
+PIPELINED_BATCHES = 10
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -103,15 +105,32 @@ class WebhookDeliveryLoop:
         self._postgres = postgres
         self._lease = timedelta(seconds=settings.webhook_timeout_seconds + 30)
         self._semaphore = asyncio.Semaphore(settings.webhook_concurrency)
+        # Keyed by the ciphertext itself: a rotated secret is a new ciphertext, so this never
+        # signs with a stale secret; it saves the Fernet work per delivery.
+        self._secrets: dict[str, str] = {}
         self.delivered = 0
 
     async def run_once(self) -> float | None:
-        jobs = await self._claim()
-        if jobs:
-            outcomes = await asyncio.gather(*(self._attempt(job) for job in jobs))
-            await self._record(outcomes)
-            if len(jobs) == self._settings.webhook_batch_size:
+        """Deliver due batches while they come full, each batch's outcomes being recorded while
+        the next is claimed and sent (its rows stay leased until then, so no claim takes them
+        twice); the last outcomes are recorded before returning, even when cancelled."""
+        recording: asyncio.Future[None] | None = None
+        try:
+            for _ in range(PIPELINED_BATCHES):
+                jobs = await self._claim()
+                if not jobs:
+                    break
+                outcomes = await asyncio.gather(*(self._attempt(job) for job in jobs))
+                if recording is not None:
+                    await recording
+                recording = asyncio.ensure_future(self._record(outcomes))
+                if len(jobs) < self._settings.webhook_batch_size:
+                    break
+            else:
                 return 0
+        finally:
+            if recording is not None:
+                await recording
         return await self._next_due_in()
 
     # --- claiming ----------------------------------------------------------------------------
@@ -196,7 +215,7 @@ class WebhookDeliveryLoop:
         if not job.endpoint_active and job.event_type != "ping":
             return Outcome(job, at, False, error="endpoint is disabled")
         try:
-            secret = secret_box(self._settings).decrypt(job.secret_encrypted)
+            secret = self._secret(job.secret_encrypted)
         except SecretUnreadable:
             return Outcome(job, at, False, error="signing secret cannot be decrypted")
         headers = {
@@ -211,6 +230,14 @@ class WebhookDeliveryLoop:
             outcome = await self._post(job, at, headers)
         outcome.duration_ms = round((time.perf_counter() - started) * 1000)
         return outcome
+
+    def _secret(self, encrypted: str) -> str:
+        secret = self._secrets.get(encrypted)
+        if secret is None:
+            if len(self._secrets) > 10_000:  # endpoints come and go; don't grow forever
+                self._secrets.clear()
+            secret = self._secrets[encrypted] = secret_box(self._settings).decrypt(encrypted)
+        return secret
 
     async def _post(self, job: Job, at: datetime, headers: dict[str, str]) -> Outcome:
         try:
