@@ -13,7 +13,8 @@ Four processes of ours run on this machine, plus PostgreSQL and Redis:
   or a worker would. It is a group-commit writer, like the Meta webhook ingest's
   (`message/writer.py`): events fall due on a fixed schedule (`--rate`), a writer takes every
   event waiting at that moment (at most `--max-batch`) and commits them in one transaction, with
-  at most `--writers` transactions in flight. `--max-batch 1` is one transaction per event.
+  at most `--writers` transactions in flight (default 2, as the ingest writer keeps). `--max-batch
+  1` is one transaction per event.
 - the bench itself, which only orchestrates and measures.
 
 Connections are spread over organisations (`--orgs`, default 200 × 10 connections) and each event
@@ -764,7 +765,12 @@ if __name__ == "__main__":
     parser.add_argument("--orgs", type=int, default=200)
     parser.add_argument("--rate", type=int, default=500, help="events per second")
     parser.add_argument("--seconds", type=int, default=20)
-    parser.add_argument("--writers", type=int, default=4, help="producer transactions in flight")
+    parser.add_argument(
+        "--writers",
+        type=int,
+        default=2,
+        help="producer transactions in flight (2, as ingest_concurrent_batches)",
+    )
     parser.add_argument(
         "--max-batch", type=int, default=100, help="events per transaction, at most"
     )
