@@ -445,6 +445,16 @@ def finish_worker(proc: subprocess.Popen[str]) -> tuple[dict[str, Any], float]:
     return json.loads(line), usage.ru_utime + usage.ru_stime
 
 
+def start_profiler(pid: int, out: str, seconds: float) -> subprocess.Popen[bytes] | None:
+    """py-spy on the worker (raw stacks into `out`), from just after its runner started."""
+    if not out:
+        return None
+    py_spy = Path(sys.executable).parent / "py-spy"
+    command = [str(py_spy), "record", "-p", str(pid), "-d", str(int(seconds)), "-r", "200"]
+    command += ["-f", "raw", "-o", out, "--nonblocking"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -488,6 +498,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sim_before = cpu_seconds([sim.proc.pid])
         load_before = os.getloadavg()[0]
         proc = start_worker(spec, Path(args.worker_src).resolve())
+        profiler = start_profiler(proc.pid, args.profile, args.profile_seconds)
         try:
             if steady:
                 asyncio.run(queue_steadily(db, shop, args.rate, args.seconds))
@@ -496,6 +507,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+            if profiler is not None:
+                profiler.wait()
         sim_cpu = cpu_seconds([sim.proc.pid]) - sim_before
         pg_cpu = postgres_cpu_seconds() - pg_before
         load_after = os.getloadavg()[0]
@@ -564,6 +577,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="steady mode: how long")
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--profile", default="", help="py-spy raw stacks of the worker, to this file"
+    )
+    parser.add_argument("--profile-seconds", type=float, default=15.0)
     parser.add_argument(
         "--loop",
         choices=["uvloop", "asyncio"],

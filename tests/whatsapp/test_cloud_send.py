@@ -4,6 +4,7 @@ Graph errors come back as typed ProviderErrors."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -11,11 +12,22 @@ import pytest
 
 from pytake.whatsapp import OutboundMessage, ProviderError
 from pytake.whatsapp.cloud import CloudProvider
+from pytake.whatsapp.cloud.client import GraphConnector
 from pytake.whatsapp.simulator import Simulator
 
 from .conftest import CUSTOMER, PNID, TOKEN, WABA
 
 pytestmark = pytest.mark.usefixtures("open_window")
+
+
+@pytest.fixture(params=["aiohttp", "graph pool"])
+async def http(request: pytest.FixtureRequest) -> AsyncIterator[aiohttp.ClientSession]:
+    """Every send case on both paths: plain aiohttp, and the worker's provider session whose
+    connector carries the lean keep-alive pool the adapter sends through."""
+    connector = GraphConnector(limit=10) if request.param == "graph pool" else None
+    async with aiohttp.ClientSession(connector=connector) as session:
+        yield session
+
 
 ENVELOPE = {"messaging_product": "whatsapp", "recipient_type": "individual", "to": CUSTOMER}
 

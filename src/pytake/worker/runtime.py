@@ -22,6 +22,7 @@ from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
 from pytake.message.sending.pruning import IdempotencyPruner
 from pytake.realtime.registry import Registry
 from pytake.webhook.delivery import WebhookDeliveryLoop
+from pytake.whatsapp.cloud.client import GraphConnector
 from pytake.worker.runner import BackgroundLoop, Runner
 
 log = logging.getLogger("pytake.worker")
@@ -87,10 +88,11 @@ async def start_runtime(
 
 def provider_session(concurrency: int) -> aiohttp.ClientSession:
     """HTTP to WhatsApp providers: a pool as wide as the dispatcher's sends in flight (Little's
-    law: 1,000 messages/s at 100 ms needs 100), orjson bodies. Not the webhook session: the
-    provider URLs are Meta's (from settings) or gateways checked by `provider_for`."""
+    law: 1,000 messages/s at 100 ms needs 100), orjson bodies, and the Cloud adapter's lean
+    keep-alive pool for sends (`GraphConnector`). Not the webhook session: the provider URLs
+    are Meta's (from settings) or gateways checked by `provider_for`."""
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency),
+        connector=GraphConnector(limit=concurrency, limit_per_host=concurrency),
         timeout=aiohttp.ClientTimeout(total=30),
         json_serialize=lambda obj: orjson.dumps(obj).decode(),
     )

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.message.statuses import apply_pending_statuses
 from pytake.message.tables import dialect_name, messages, pending_statuses
 from pytake.models.base import UTCDateTime, utcnow
+from pytake.whatsapp.cloud.client import ProviderUnreachable
 from pytake.whatsapp.provider import OutboundMessage, ProviderError, SendResult
 
 _RETURNED = (
@@ -254,7 +255,9 @@ def _classify(outcome: Outcome, policy: RetryPolicy) -> str:
 def _never_reached(error: ProviderError) -> bool:
     # A refused connection cannot have delivered anything; a timeout or a dropped response can.
     cause = error.__cause__
-    return isinstance(cause, aiohttp.ClientConnectorError | ConnectionRefusedError)
+    return isinstance(
+        cause, aiohttp.ClientConnectorError | ConnectionRefusedError | ProviderUnreachable
+    )
 
 
 async def record_outcomes(
