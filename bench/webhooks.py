@@ -18,6 +18,7 @@ import asyncio
 import hashlib
 import hmac
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -144,13 +145,19 @@ async def main(args: argparse.Namespace) -> None:
                 await record(session, uuid.UUID(org_id), "contact.updated", {"contact": {"n": n}})
     print(f"queued {args.events} deliveries")
 
+    print(f"worker starts ({load()})")
     worker = spawn(env, "worker")
+    profiler = start_profiler(worker.pid, args.profile) if args.profile else None
     try:
         await all_seen.wait()
         await asyncio.sleep(1)  # let the last outcomes be written
+        worker_cpu = cpu_seconds(worker.pid)
     finally:
+        if profiler is not None:
+            stop_profiler(profiler)
         worker.terminate()
         worker.wait(10)
+    ended = load()
     async with factory() as session:
         delivered = await session.scalar(
             select(func.count()).where(WebhookDelivery.status == "delivered")
@@ -163,6 +170,34 @@ async def main(args: argparse.Namespace) -> None:
         f"{delivered} rows delivered, max received per id {max(seen.values())}"
     )
     print(f"deliveries/s (one worker, first to last request): {len(times) / elapsed:.0f}")
+    print(
+        f"worker CPU (start-up included): {worker_cpu:.1f} s, "
+        f"{1000 * worker_cpu / len(times):.2f} ms per delivery; {ended}"
+    )
+
+
+def start_profiler(pid: int, output: str) -> subprocess.Popen[bytes]:
+    spy = str(ROOT / ".venv/bin/py-spy")
+    return subprocess.Popen(
+        [spy, "record", "--nonblocking", "--format", "raw", "--rate", "200",
+         "--pid", str(pid), "--output", output],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes]) -> None:
+    profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+    profiler.wait(30)
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def free_port() -> int:
@@ -177,6 +212,7 @@ if __name__ == "__main__":
     parser.add_argument("--per-tx", type=int, default=100)
     parser.add_argument("--port", type=int, default=0, help="server port (default: a free one)")
     parser.add_argument("--db", default="pytake_bench_webhooks", help="PostgreSQL database")
+    parser.add_argument("--profile", help="py-spy raw profile of the worker to this file")
     arguments = parser.parse_args()
     arguments.port = arguments.port or free_port()
     asyncio.run(main(arguments))

@@ -16,6 +16,7 @@ from sqlalchemy import update
 
 from pytake.config import Settings
 from pytake.db import unit_of_work
+from pytake.events import DomainEvent, record_many
 from pytake.models import WebhookEndpoint
 from pytake.models.base import utcnow
 from tests.conftest import Org, client_for, register_org
@@ -197,6 +198,28 @@ async def test_two_workers_never_send_one_delivery_twice(
     assert {d["status"] for d in rows} == {"delivered"}
     ids = [r.headers["X-PyTake-Delivery"] for r in receiver.at("race")]
     assert len(ids) == 40 and len(set(ids)) == 40
+
+
+async def test_a_backlog_of_full_batches_is_delivered_once_each_with_its_retry(
+    webhook_settings: Callable[..., Settings], receiver: Receiver
+) -> None:
+    # One transaction queues more than four batches at once, so the loop works full batches
+    # back to back (each batch's outcomes recorded while the next is sent); the first request
+    # fails and must still be retried.
+    settings = webhook_settings(webhook_batch_size=5)
+    async with running_app(settings) as app, client_for(app) as client:
+        org = await register_org(client)
+        hook = await make_hook(client, org, receiver.url("backlog", 500), ["contact.updated"])
+        async with unit_of_work(app.state.session_factory) as session:
+            await record_many(
+                session,
+                [DomainEvent(uuid.UUID(org.id), "contact.updated", {"n": n}) for n in range(23)],
+            )
+        rows = await settled(client, org, hook["id"], count=23)
+    assert {d["status"] for d in rows} == {"delivered"}
+    assert sorted(d["attempts"] for d in rows) == [1] * 22 + [2]
+    ids = [r.headers["X-PyTake-Delivery"] for r in receiver.at("backlog")]
+    assert len(ids) == 24 and len(set(ids)) == 23
 
 
 async def test_redeliver_and_test_ping(
