@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import String, and_, bindparam, func, select, text, update
+from sqlalchemy import Integer, String, and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.message.statuses import apply_pending_statuses
-from pytake.message.tables import dialect_name, messages, pending_statuses
+from pytake.message.tables import among, dialect_name, messages, pending_statuses, statement
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.whatsapp.cloud.client import ProviderUnreachable
 from pytake.whatsapp.provider import OutboundMessage, ProviderError, SendResult
@@ -114,23 +114,34 @@ async def claim_due(
 ) -> list[Job]:
     """Claim up to `limit` due queued messages (SKIP LOCKED on PostgreSQL: workers never
     claim the same row; SQLite has one writer, so the single UPDATE is already exclusive)."""
-    now = now or utcnow()
+    stmt = statement(session, "sending.claim_due", lambda: _claim_stmt(session))
+    params = {"b_now": now or utcnow(), "b_worker": worker, "b_limit": limit}
+    return [_job(row) for row in (await session.execute(stmt, params)).all()]
+
+
+def _claim_stmt(session: AsyncSession) -> Any:
+    # Built once per process (see `statement`): the hot path claims every few milliseconds.
     m = messages.c
+    now = bindparam("b_now", type_=_TS)
     due = (
         select(m.id)
         .where(m.status == "queued", m.next_attempt_at <= now)
         .order_by(m.next_attempt_at)
-        .limit(limit)
+        .limit(bindparam("b_limit", type_=Integer()))
     )
     if dialect_name(session) == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    stmt = (
+    return (
         update(messages)
         .where(m.id.in_(due.scalar_subquery()), m.status == "queued")
-        .values(status="sending", claimed_by=worker, claimed_at=now, attempts=m.attempts + 1)
+        .values(
+            status="sending",
+            claimed_by=bindparam("b_worker", type_=String()),
+            claimed_at=now,
+            attempts=m.attempts + 1,
+        )
         .returning(*_RETURNED)
     )
-    return [_job(row) for row in (await session.execute(stmt)).all()]
 
 
 async def claim_one(session: AsyncSession, worker: str, message_id: uuid.UUID) -> Job | None:
@@ -149,9 +160,12 @@ async def claim_one(session: AsyncSession, worker: str, message_id: uuid.UUID) -
 async def next_due_in(session: AsyncSession, now: datetime | None = None) -> float | None:
     """Seconds until the earliest queued message is due (None when nothing is queued)."""
     now = now or utcnow()
-    earliest = await session.scalar(
-        select(func.min(messages.c.next_attempt_at)).where(messages.c.status == "queued")
+    stmt = statement(
+        session,
+        "sending.next_due",
+        lambda: select(func.min(messages.c.next_attempt_at)).where(messages.c.status == "queued"),
     )
+    earliest = await session.scalar(stmt)
     if earliest is None:
         return None
     return max(0.0, (earliest - now).total_seconds())
@@ -295,7 +309,7 @@ async def record_outcomes(
         if kind == "sent" and dialect_name(session) == "postgresql":
             await _write_sent_pg(session, worker, rows, now)
         else:
-            await session.execute(statements[kind](), rows)
+            await session.execute(statement(session, f"sending.{kind}", statements[kind]), rows)
     await _apply_early_statuses(session, outcomes)
 
 
@@ -347,15 +361,16 @@ async def apply_pending_each(session: AsyncSession, channel_id: uuid.UUID, pids:
     pending) at one query per batch.
     """
     p = pending_statuses.c
-    waiting = set(
-        await session.scalars(
-            select(p.provider_message_id).where(
-                p.channel_id == channel_id,
-                p.provider_message_id.in_(pids),
-                p.applied_at.is_(None),
-            )
-        )
+    stmt = statement(
+        session,
+        "sending.pending_for",
+        lambda: select(p.provider_message_id).where(
+            p.channel_id == bindparam("b_channel"),
+            among(session, p.provider_message_id, "b_pids"),
+            p.applied_at.is_(None),
+        ),
     )
+    waiting = set(await session.scalars(stmt, {"b_channel": channel_id, "b_pids": pids}))
     applied = 0
     for pid in sorted(waiting):
         applied += await apply_pending_statuses(session, channel_id, [pid])
