@@ -50,7 +50,7 @@ class SharedStats:
             while True:
                 try:
                     await self.write()
-                except RedisError:
+                except (RedisError, OSError):
                     log.warning("could not write WebSocket stats to Redis", exc_info=True)
                 await asyncio.sleep(self._period)
         finally:
@@ -88,7 +88,7 @@ class SharedStats:
         field = TOTALS_FIELD if organization_id is None else str(organization_id)
         try:
             others = await self._others(field)
-        except RedisError:
+        except (RedisError, OSError):
             log.warning("could not read WebSocket stats from Redis; this process's only")
             return own
         for counters, started_at in others:
