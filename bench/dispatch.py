@@ -464,6 +464,9 @@ def tuning_from(args: argparse.Namespace) -> dict[str, Any]:
         tuning["batch_size"] = args.batch_size
     if args.concurrency:
         tuning["concurrency"] = args.concurrency
+    for setting in args.tuning:  # any other SendingTuning field, e.g. flush_seconds=0.1
+        name, value = setting.split("=", 1)
+        tuning[name] = float(value)
     return tuning
 
 
@@ -573,6 +576,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=0, help="0: SendingTuning's default")
     parser.add_argument("--concurrency", type=int, default=0, help="0: SendingTuning's default")
+    parser.add_argument(
+        "--tuning", action="append", default=[], help="NAME=VALUE, a SendingTuning float field"
+    )
     parser.add_argument("--rate", type=int, default=0, help="steady mode: messages per second")
     parser.add_argument("--seconds", type=float, default=20.0, help="steady mode: how long")
     parser.add_argument("--timeout", type=float, default=600.0)
