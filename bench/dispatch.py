@@ -24,6 +24,9 @@ callback data (our message id) exactly once — no duplicates, none lost.
 
     .venv/bin/python bench/dispatch.py                         # 50,000 queued, 100 ms latency
     .venv/bin/python bench/dispatch.py --rate 1000 --seconds 20  # steady 1,000/s for 20 s
+    .venv/bin/python bench/dispatch.py --worker-src /tmp/old/src  # A/B: an export of older code
+    .venv/bin/python bench/dispatch.py --tuning flush_seconds=0.1  # any SendingTuning field
+    .venv/bin/python bench/dispatch.py --profile /tmp/w.txt      # py-spy raw stacks of the worker
 """
 
 from __future__ import annotations
