@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # With Redis, each serve process writes its WebSocket counts this often for /api/v1/ws/stats
     # (an entry not refreshed for three periods counts as a process that has gone).
     ws_stats_report_seconds: float = 5.0
+    # permessage-deflate on /ws (see pytake.cli.server_options for why it is off by default).
+    ws_compression: bool = False
     webhook_timeout_seconds: float = 10.0
     webhook_max_retries: int = 3
     webhook_backoff_base_seconds: float = 1.0

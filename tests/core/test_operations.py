@@ -61,3 +61,12 @@ async def test_openapi_documents_routes_auth_and_errors(client: httpx.AsyncClien
     assert {"HTTPBearer": []} in users_get["security"]
     assert {"401", "403", "422", "429"} <= set(users_get["responses"])
     assert (await client.get("/docs")).status_code == 200
+
+
+def test_serve_offers_no_websocket_compression_unless_asked() -> None:
+    from pytake.cli import server_options
+    from pytake.config import Settings
+
+    assert server_options(Settings(), None, None, 1)["ws_per_message_deflate"] is False
+    assert server_options(Settings(ws_compression=True), None, 9000, 2)["ws_per_message_deflate"]
+    assert server_options(Settings(), None, 9000, 2)["port"] == 9000
