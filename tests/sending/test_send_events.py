@@ -100,3 +100,31 @@ async def test_a_send_that_opens_a_conversation_records_conversation_created(
     # Recorded in the send's transaction, before the message's own outcome event.
     [sent, _] = await _event_types(send_app, shop, "message.sent")
     assert created.id < sent.id
+
+
+async def test_a_send_to_a_new_number_records_contact_created_once(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI
+) -> None:
+    wa_id = new_customer()  # unknown: the send creates the contact
+    shop.sim.register_template(shop.number.waba, "hello", "en_US", body="Hello")
+    body = {
+        "to": wa_id,
+        "type": "template",
+        "template": {"name": "hello", "language": {"code": "en_US"}},
+    }
+    for _ in range(2):
+        resp = await http.post("/v1/messages", json=body, headers=shop.headers)
+        assert resp.status_code == 201, resp.text
+    mine = [
+        e
+        for e in await _event_types(send_app, shop, "contact.created")
+        if e.payload["contact"]["whatsapp_id"] == "+" + wa_id
+    ]
+    assert len(mine) == 1  # the second send found the contact
+    [conversation_created] = [
+        e
+        for e in await _event_types(send_app, shop, "conversation.created")
+        if e.payload["contact"]["whatsapp_id"] == "+" + wa_id
+    ]
+    assert mine[0].payload["contact"]["id"] == conversation_created.payload["contact"]["id"]
+    assert mine[0].id < conversation_created.id

@@ -300,6 +300,11 @@ async def create_contact(
     return contact
 
 
+async def record_contact_created(session: AsyncSession, contact: Contact) -> None:
+    """contact.created for a contact another domain created (sending to a new number)."""
+    await _record(session, contact, "contact.created")
+
+
 async def _record(
     session: AsyncSession, contact: Contact, type: str, changes: list[str] | None = None
 ) -> None:

@@ -28,7 +28,7 @@ from pytake.auth.principal import Principal
 from pytake.channel.service import default_config
 from pytake.config import Settings
 from pytake.contact.search import contact_search_text
-from pytake.contact.service import find_by_phone, valid_whatsapp_id
+from pytake.contact.service import find_by_phone, record_contact_created, valid_whatsapp_id
 from pytake.db import unit_of_work
 from pytake.errors import FieldError, NotFound, PyTakeError, ValidationFailed, render_v1
 from pytake.events import record, wake_after_commit
@@ -413,10 +413,11 @@ async def contact_for_number(
     if contact is not None:
         return contact
     now = utcnow()
+    new_id = uuid.uuid4()
     await session.execute(
         insert_for(session, contacts)
         .values(
-            id=uuid.uuid4(),
+            id=new_id,
             organization_id=organization_id,
             whatsapp_id=e164,
             match_key=match_key(e164),
@@ -431,6 +432,8 @@ async def contact_for_number(
     )
     contact = await find_by_phone(session, organization_id, e164)
     assert contact is not None
+    if contact.id == new_id:  # not a concurrent send's contact: this transaction created it
+        await record_contact_created(session, contact)
     return contact
 
 
