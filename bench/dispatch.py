@@ -48,7 +48,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+# The worker child imports PyTake from --worker-src, which child_env puts on PYTHONPATH: this
+# tree's src must not go in front of it there (before d10424c it did, so every A/B "before" run
+# measured the working tree's code).
+if "--worker-child" not in sys.argv:
+    sys.path.insert(0, str(ROOT / "src"))
 
 DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/pytake_bench_dispatch"
 SECRET_KEY = "bench-dispatch-secret-key-" + "x" * 40
@@ -383,11 +387,13 @@ async def worker_main(spec: dict[str, Any]) -> None:
 
     import aiohttp
 
+    import pytake
     from pytake.db import create_engine, create_session_factory
     from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
     from pytake.worker.runner import Runner
 
     logging.basicConfig(level=logging.WARNING)
+    print(f"worker imports {Path(pytake.__file__).parent}", file=sys.stderr, flush=True)
     settings = settings_for(spec["db"], spec["graph_url"])
     engine = create_engine(spec["db"])
     tuning = SendingTuning(**spec["tuning"])
