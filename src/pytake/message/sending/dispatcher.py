@@ -236,8 +236,9 @@ class Dispatcher:
 class _Drain:
     """One run of the pipeline: claim, keep sends in flight, write outcomes in batches.
 
-    Sends run as tasks that only append their outcome; this coroutine alone claims and writes,
-    so the database sees a few statements per batch whatever the concurrency. It is woken when
+    Sends run as tasks that only append their outcome; this coroutine alone claims and starts
+    the writes (one at a time, in the background), so the database sees a few statements per
+    batch whatever the concurrency. It is woken when
     enough slots are free to claim a batch, when a batch of outcomes is ready, or on a timer.
     """
 
@@ -254,6 +255,7 @@ class _Drain:
         self.progress = asyncio.Event()
         self.short_claim_at: float | None = None
         self.last_flush = time.monotonic()
+        self.failed: BaseException | None = None
 
     async def run(self) -> None:
         try:
@@ -271,12 +273,15 @@ class _Drain:
                 self.short_claim_at = time.monotonic() if len(jobs) < want else None
                 for job in jobs:
                     self._start(job)
-            if self.done and self._flush_due():
+            if self.failed is not None:
+                raise self.failed
+            # One write at a time, in the background: claims and sends go on while it commits,
+            # so slots freed meanwhile are refilled instead of waiting for it.
+            if self.done and not self.writing and self._flush_due():
                 batch, self.done = self.done, []
                 self.last_flush = time.monotonic()
-                # Shielded: a cancel mid-write must not roll back answers already received.
-                await asyncio.shield(self._write(batch))
-            if not self.tasks and not self.done and self.short_claim_at is not None:
+                self._write(batch)
+            if not (self.tasks or self.done or self.writing) and self.short_claim_at is not None:
                 return  # nothing in flight and nothing more was due
             await self._wait(tuning.flush_seconds)
 
@@ -323,7 +328,7 @@ class _Drain:
             self.progress.set()
 
     async def _wait(self, at_most: float) -> None:
-        if not self.tasks:
+        if not self.tasks and not self.writing:
             return
         self.progress.clear()
         timer = asyncio.get_running_loop().call_later(at_most, self.progress.set)
@@ -344,15 +349,22 @@ class _Drain:
         if self.done:
             batch, self.done = self.done, []
             self._write(batch)
-        # A shielded write outlives the cancel that interrupted its await: finish them all
+        # A write is its own task and outlives the cancel of the drain: finish them all
         # before the drain reports itself stopped, so no answer is still in the air.
         await asyncio.gather(*self.writing, return_exceptions=True)
 
-    def _write(self, batch: list[Outcome]) -> asyncio.Future[None]:
+    def _write(self, batch: list[Outcome]) -> None:
+        # Its own task, not cancelled with the drain: a cancel must not roll back answers
+        # already received.
         write = asyncio.ensure_future(self.d.record(batch))
         self.writing.add(write)
-        write.add_done_callback(self.writing.discard)
-        return write
+        write.add_done_callback(self._written)
+
+    def _written(self, write: asyncio.Future[None]) -> None:
+        self.writing.discard(write)
+        if not write.cancelled() and write.exception() is not None:
+            self.failed = self.failed or write.exception()
+        self.progress.set()
 
 
 async def record_events(session: AsyncSession, outcomes: list[Outcome]) -> None:
