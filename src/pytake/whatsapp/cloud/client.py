@@ -213,16 +213,10 @@ class CloudProvider:
             ) as response:
                 if response.status >= 400:
                     raise await _error_from(response)
-                body = orjson.loads(await response.read())
+                answer = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ProviderError.transport(exc, f"POST {self._messages_url}") from exc
-        except orjson.JSONDecodeError as exc:
-            raise ProviderError(
-                "provider answered with invalid JSON", kind="invalid_response"
-            ) from exc
-        if not isinstance(body, dict):
-            raise ProviderError("provider answered with a non-object", kind="invalid_response")
-        return body
+        return _json_object(answer)
 
     async def _post_lean(self, payload: bytes) -> dict[str, Any]:
         assert self._graph is not None
@@ -235,15 +229,7 @@ class CloudProvider:
             raise ProviderError.transport(exc, f"POST {self._messages_url}") from exc
         if status >= 400:
             raise _error_from_text(answer.decode("utf-8", "replace"), status)
-        try:
-            body = orjson.loads(answer)
-        except orjson.JSONDecodeError as exc:
-            raise ProviderError(
-                "provider answered with invalid JSON", kind="invalid_response"
-            ) from exc
-        if not isinstance(body, dict):
-            raise ProviderError("provider answered with a non-object", kind="invalid_response")
-        return body
+        return _json_object(answer)
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         return await self._call_url(method, self._base + path, **kwargs)
@@ -269,6 +255,17 @@ class CloudProvider:
 
 async def _error_from(response: aiohttp.ClientResponse) -> ProviderError:
     return _error_from_text(await response.text(), response.status)
+
+
+def _json_object(answer: bytes) -> dict[str, Any]:
+    """A successful send's answer: a JSON object, else an invalid_response error."""
+    try:
+        body = orjson.loads(answer)
+    except orjson.JSONDecodeError as exc:
+        raise ProviderError("provider answered with invalid JSON", kind="invalid_response") from exc
+    if not isinstance(body, dict):
+        raise ProviderError("provider answered with a non-object", kind="invalid_response")
+    return body
 
 
 def _error_from_text(text: str, status: int) -> ProviderError:
