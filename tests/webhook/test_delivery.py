@@ -62,12 +62,16 @@ def gaps(delivery: dict[str, Any]) -> list[float]:
     return [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
 
 
+# How late a retry may start: the request, the bookkeeping, and a loaded machine (on SQLite the
+# single writer is shared with the app's other loops; one full-suite run saw a retry 0.8 s late).
+LATE = 1.0
+
+
 def assert_backoff(observed: list[float], multiples: list[int]) -> None:
-    """Each retry waited its own delay (base × 1, 2, 4): never less, and less than one more base
-    (the slack covers the request, the bookkeeping and a loaded machine)."""
+    """Each retry waited its own delay (base × 1, 2, 4): never less, and not much more."""
     assert len(observed) == len(multiples)
     for gap, multiple in zip(observed, multiples, strict=True):
-        assert multiple * BACKOFF <= gap < (multiple + 1) * BACKOFF, (observed, multiples)
+        assert multiple * BACKOFF <= gap < multiple * BACKOFF + LATE, (observed, multiples)
 
 
 async def test_delivery_is_signed_and_carries_the_documented_payload(
