@@ -9,18 +9,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from types import SimpleNamespace
-from typing import Any, Protocol, cast
+from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
-    DateTime,
     Integer,
     String,
     and_,
     bindparam,
     case,
-    column,
     func,
     or_,
     select,
@@ -30,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.events import DomainEvent, record_many
 from pytake.message.tables import (
+    BatchSource,
     among,
     dialect_name,
     insert_for,
@@ -73,49 +70,20 @@ class StatusChange:
         )
 
 
-class _Source(Protocol):
-    """Where an UPDATE reads each change's values: bind parameters, or unnested arrays."""
-
-    pid: Any
-    ts: Any
-    code: Any
-    title: Any
-    details: Any
-
-
-def _executemany_source() -> _Source:
-    return cast(
-        _Source,
-        SimpleNamespace(
-            pid=bindparam("b_pid", type_=String()),
-            ts=bindparam("b_ts", type_=UTCDateTime()),
-            code=bindparam("b_code", type_=Integer()),
-            title=bindparam("b_title", type_=String()),
-            details=bindparam("b_details", type_=String()),
-        ),
+def _changes(session: AsyncSession) -> BatchSource:
+    """Where an UPDATE reads each change's values (arrays on PostgreSQL, else executemany)."""
+    return BatchSource(
+        session,
+        "change",
+        pid=String(),
+        ts=UTCDateTime(),
+        code=Integer(),
+        title=String(),
+        details=String(),
     )
 
 
-def _unnest_source() -> _Source:
-    # PostgreSQL: the batch's changes as five arrays, joined in one UPDATE … FROM unnest(…).
-    arrays = func.unnest(
-        bindparam("b_pids", type_=ARRAY(String())),
-        bindparam("b_ts", type_=ARRAY(DateTime(timezone=True))),
-        bindparam("b_codes", type_=ARRAY(Integer())),
-        bindparam("b_titles", type_=ARRAY(String())),
-        bindparam("b_details", type_=ARRAY(String())),
-    )
-    derived = arrays.table_valued(
-        column("pid", String()),
-        column("ts", DateTime(timezone=True)),
-        column("code", Integer()),
-        column("title", String()),
-        column("details", String()),
-    ).render_derived(name="change")
-    return cast(_Source, derived.c)
-
-
-def _advance_statement(status: str, change: _Source) -> Any:
+def _advance_statement(status: str, change: Any) -> Any:
     """UPDATE moving messages forward to `status` (outbound messages only; failed is final)."""
     m = messages
     where = and_(
@@ -247,56 +215,25 @@ def _status_event(row: Any, change: StatusChange) -> DomainEvent:
 async def _advance(
     session: AsyncSession, channel_id: uuid.UUID, by_status: dict[str, list[StatusChange]]
 ) -> None:
+    """One statement per kind of status. A message joins one change of a kind (the first): an
+    UPDATE … FROM updates a row once however many rows it joins."""
     now = utcnow()
-    postgres = dialect_name(session) == "postgresql"
     for status in ("sent", "delivered", "read", "failed"):
         if not by_status.get(status):
             continue
-        if postgres:
-            await _advance_unnested(session, status, channel_id, by_status[status], now)
-        else:
-            params = [
-                {"b_channel": channel_id, "b_now": now, "b_pid": c.provider_message_id,
-                 "b_ts": c.occurred_at, "b_code": c.error_code, "b_title": c.error_title,
-                 "b_details": c.error_details}
-                for c in by_status[status]
-            ]  # fmt: skip
-            stmt = statement(
-                session,
-                f"advance_{status}",
-                partial(_advance_statement, status, _executemany_source()),
-            )
-            await session.execute(stmt, params)
-
-
-async def _advance_unnested(
-    session: AsyncSession,
-    status: str,
-    channel_id: uuid.UUID,
-    changes: list[StatusChange],
-    now: datetime,
-) -> None:
-    """One statement for all of a kind. A message joins one change of the kind (the first):
-    an UPDATE … FROM updates a row once however many rows it joins."""
-    first: dict[str, StatusChange] = {}
-    for change in changes:
-        first.setdefault(change.provider_message_id, change)
-    kept = list(first.values())
-    stmt = statement(
-        session, f"advance_{status}", lambda: _advance_statement(status, _unnest_source())
-    )
-    await session.execute(
-        stmt,
-        {
-            "b_channel": channel_id,
-            "b_now": now,
-            "b_pids": [c.provider_message_id for c in kept],
-            "b_ts": [c.occurred_at for c in kept],
-            "b_codes": [c.error_code for c in kept],
-            "b_titles": [c.error_title for c in kept],
-            "b_details": [c.error_details for c in kept],
-        },
-    )
+        first: dict[str, StatusChange] = {}
+        for change in by_status[status]:
+            first.setdefault(change.provider_message_id, change)
+        source = _changes(session)
+        stmt = statement(
+            session, f"advance_{status}", partial(_advance_statement, status, source.c)
+        )
+        rows = [
+            {"pid": c.provider_message_id, "ts": c.occurred_at, "code": c.error_code,
+             "title": c.error_title, "details": c.error_details}
+            for c in first.values()
+        ]  # fmt: skip
+        await session.execute(stmt, source.params(rows, channel=channel_id, now=now))
 
 
 async def apply_statuses(
