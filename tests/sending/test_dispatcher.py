@@ -14,11 +14,14 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text, update
 
 from pytake.message.sending.dispatcher import build_dispatcher
-from pytake.models import Conversation, Message
+from pytake.message.sending.queue import apply_pending_each
+from pytake.message.statuses import apply_statuses
+from pytake.models import Conversation, Message, PendingStatus
 from pytake.models.base import utcnow
+from pytake.whatsapp.events import StatusUpdate
 from tests.sending.support import (
     TEST_TUNING,
     Shop,
@@ -219,3 +222,73 @@ async def test_cancelled_dispatcher_records_what_came_back_and_resends_nothing(
     assert set(counts.values()) == {1}, counts.most_common(3)
     final = await _statuses(send_app, ids)
     assert final["sent"] + final["sending"] == 300 and final["queued"] == 0, final
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PYTAKE_TEST_DATABASE_URL"),
+    reason="SQLite has one writer, so the two transactions cannot interleave there",
+)
+async def test_a_status_racing_the_recording_of_its_wamid_is_applied_at_once(
+    send_app: FastAPI, http: httpx.AsyncClient, shop: Shop
+) -> None:
+    """The sender records a wamid while the status webhook for it is being stored: whichever
+    commits second must see the other (no status left waiting for the reconciler)."""
+    wa_id = new_customer()
+    await shop.customer_writes(wa_id)
+    await pause_dispatcher(send_app)
+    try:
+        (message_id,) = await _queue(send_app, shop, wa_id, 1)
+        channel_id = uuid.UUID(shop.number.id)
+        wamid = f"wamid.race{uuid.uuid4().hex}"
+        factory = send_app.state.session_factory
+        async with factory() as sender:
+            # The sender's transaction: the wamid is recorded, not yet committed.
+            await sender.execute(
+                update(Message)
+                .where(Message.id == message_id)
+                .values(status="sent", provider_message_id=wamid, next_attempt_at=None)
+            )
+            assert await apply_pending_each(sender, channel_id, [wamid]) == 0
+            org_id = await sender.scalar(
+                select(Message.organization_id).where(Message.id == message_id)
+            )
+            assert org_id is not None
+            delivered = StatusUpdate(
+                channel=shop.number.pnid,
+                provider_message_id=wamid,
+                status="delivered",
+                timestamp=utcnow(),
+            )
+
+            async def webhook() -> tuple[set[str], set[str]]:
+                async with factory() as session:
+                    result = await apply_statuses(session, org_id, channel_id, [delivered])
+                    await session.commit()
+                    return result
+
+            storing = asyncio.create_task(webhook())
+
+            async def waits_for_the_sender() -> bool:
+                async with factory() as probe:
+                    waiting = await probe.scalar(
+                        text(
+                            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                        )
+                    )
+                    return bool(waiting)
+
+            await eventually(waits_for_the_sender, timeout=10)
+            await sender.commit()
+        applied, pending = await asyncio.wait_for(storing, 10)
+    finally:
+        resume_dispatcher(send_app)
+    assert (applied, pending) == ({wamid}, set())
+    async with factory() as session:
+        row = (await session.execute(select(Message).where(Message.id == message_id))).scalar_one()
+        assert row.status == "delivered" and row.delivered_at is not None
+        left = await session.scalar(
+            select(func.count())
+            .select_from(PendingStatus)
+            .where(PendingStatus.provider_message_id == wamid)
+        )
+        assert left == 0

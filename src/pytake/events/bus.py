@@ -2,8 +2,9 @@
 
 Without Redis it is in-process. With settings.redis_url each batch is published once on a Redis
 channel and every process (this one included) dispatches what it receives, so a socket on any
-`serve` process sees an event committed in any other. After publishing, the outbox rows are
-marked published; rows a crashed process never published are picked up by the relay.
+`serve` process sees an event committed in any other. After publishing, the batches'
+`events_unpublished` rows are deleted; events a crashed process never published are picked up
+by the relay.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
-from sqlalchemy import Table, bindparam, event, update
+from sqlalchemy import Table, bindparam, delete, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction
@@ -25,8 +26,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from pytake.db import unit_of_work
 from pytake.events.outbox import PENDING_KEY, WAKE_KEY, PendingEvent, drop_rolled_back
 from pytake.events.types import CommittedEvent
-from pytake.models.base import utcnow
-from pytake.models.event import Event
+from pytake.models.event import UnpublishedEvents
 
 log = logging.getLogger("pytake.events")
 
@@ -35,18 +35,16 @@ WakeSubscriber = Callable[[str], None]
 
 _BUSES: weakref.WeakKeyDictionary[Engine, EventBus] = weakref.WeakKeyDictionary()
 
-# Marking published rows waits this long so that one UPDATE covers every publish of the period:
-# at 500 events/s a mark per publish was ~8 % of a producer's CPU (bench/realtime.py). Far below
-# events_relay_grace_seconds (5 s), so the relay does not mistake a row for a missed one.
+# Marking batches published waits this long so that one DELETE covers every publish of the
+# period: at 500 events/s a mark per publish was ~8 % of a producer's CPU (bench/realtime.py).
+# Far below events_relay_grace_seconds (5 s), so the relay does not mistake a batch for a
+# missed one.
 MARK_EVERY_SECONDS = 0.2
 
-_EVENTS = cast(Table, Event.__table__)
-# Core and built once (ingest marks thousands of events a second); an expanding IN works on
-# both engines and is rendered per execution.
-_MARK_PUBLISHED = (
-    update(_EVENTS)
-    .where(_EVENTS.c.id.in_(bindparam("ids", expanding=True)), _EVENTS.c.published_at.is_(None))
-    .values(published_at=bindparam("now"))
+_UNPUBLISHED = cast(Table, UnpublishedEvents.__table__)
+# Core and built once; an expanding IN works on both engines and is rendered per execution.
+_MARK_PUBLISHED = delete(_UNPUBLISHED).where(
+    _UNPUBLISHED.c.id.in_(bindparam("ids", expanding=True))
 )
 
 
@@ -62,7 +60,9 @@ class EventBus:
         self._factory = session_factory
         self._redis = redis
         self._channel = channel
-        self._outgoing: asyncio.Queue[tuple[list[CommittedEvent], set[str]]] = asyncio.Queue()
+        self._outgoing: asyncio.Queue[tuple[list[CommittedEvent], set[str], set[int]]] = (
+            asyncio.Queue()
+        )
         self._event_subscribers: list[EventsSubscriber] = []
         self._wake_subscribers: list[WakeSubscriber] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -117,9 +117,10 @@ class EventBus:
 
     # --- publishing --------------------------------------------------------------------------
 
-    def committed(self, events: list[CommittedEvent], wake: set[str]) -> None:
-        """Called right after a commit (synchronously); publishing happens in the background."""
-        self._outgoing.put_nowait((events, wake))
+    def committed(self, events: list[CommittedEvent], wake: set[str], markers: set[int]) -> None:
+        """Called right after a commit (synchronously); publishing happens in the background.
+        `markers`: the `events_unpublished` rows listing these events."""
+        self._outgoing.put_nowait((events, wake, markers))
 
     async def publish(self, events: list[CommittedEvent], wake: Iterable[str] = ()) -> None:
         """Carry events (and wake-ups) to every process, including this one."""
@@ -135,19 +136,20 @@ class EventBus:
 
     async def _publish_loop(self) -> None:
         while True:
-            events, wake = await self._outgoing.get()
+            events, wake, markers = await self._outgoing.get()
             taken = 1
-            # Coalesce whatever else committed meanwhile into one publish and one UPDATE.
+            # Coalesce whatever else committed meanwhile into one publish.
             while not self._outgoing.empty():
-                more, more_wake = self._outgoing.get_nowait()
+                more, more_wake, more_markers = self._outgoing.get_nowait()
                 taken += 1
                 events = events + more
                 wake |= more_wake
+                markers |= more_markers
             try:
                 await self.publish(events, wake)
-                if events:
+                if markers:
                     # Marking is bookkeeping for the relay; it must not delay the next publish.
-                    self._unmarked.extend(e.id for e in events)
+                    self._unmarked.extend(markers)
                     self._marked.set()
             except Exception:
                 # The rows stay unpublished; the relay will carry them.
@@ -173,7 +175,7 @@ class EventBus:
 
     async def _mark_published(self, ids: list[int]) -> None:
         async with unit_of_work(self._factory) as session:
-            await session.execute(_MARK_PUBLISHED, {"ids": ids, "now": utcnow()})
+            await session.execute(_MARK_PUBLISHED, {"ids": ids})
 
     # --- receiving ---------------------------------------------------------------------------
 
@@ -229,7 +231,8 @@ def _after_commit(session: Session) -> None:
     if bus is None:
         # No running app owns this engine (a script): the relay publishes these later.
         return
-    bus.committed([p.event for p in pending or []], wake or set())
+    pending = pending or []
+    bus.committed([p.event for p in pending], wake or set(), {p.marker for p in pending})
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -15,19 +15,23 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from pytake.events.types import EVENT_TYPES, CommittedEvent, iso, jsonable
 from pytake.models.base import UTCDateTime, utcnow
-from pytake.models.event import Event
+from pytake.models.event import Event, UnpublishedEvents
 from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
 
 _EVENTS = cast(Table, Event.__table__)
+_UNPUBLISHED = cast(Table, UnpublishedEvents.__table__)
 # Statements built once (a reused statement keeps its cache key). Core, not the ORM's bulk
 # insert: ingest records ten events per status body, and the ORM's per-row bookkeeping was a
 # tenth of a status batch's CPU.
 _INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+_INSERT_UNPUBLISHED = insert(_UNPUBLISHED).returning(_UNPUBLISHED.c.id)
 
 
 def _insert_events_from_arrays() -> Any:
-    """PostgreSQL: the batch as three arrays, inserted in their order (WITH ORDINALITY), so
-    the sequence gives the rows ascending ids in that order whatever order RETURNING uses."""
+    """PostgreSQL, one statement: the batch as three arrays, inserted in their order (WITH
+    ORDINALITY, so the sequence gives the rows ascending ids in that order whatever order
+    RETURNING uses), and the batch's `events_unpublished` row. Each row comes back as
+    (event id, that row's id)."""
     new = (
         func.unnest(
             bindparam("orgs", type_=ARRAY(Uuid())),
@@ -42,11 +46,17 @@ def _insert_events_from_arrays() -> Any:
         )
         .render_derived(name="new")
     )
-    rows = select(
-        new.c.organization_id, new.c.type, new.c.payload, bindparam("now", type_=UTCDateTime())
-    ).order_by(new.c.ord)
+    now = bindparam("now", type_=UTCDateTime())
+    rows = select(new.c.organization_id, new.c.type, new.c.payload, now).order_by(new.c.ord)
     columns = ["organization_id", "type", "payload", "created_at"]
-    return insert(_EVENTS).from_select(columns, rows).returning(_EVENTS.c.id)
+    events = insert(_EVENTS).from_select(columns, rows).returning(_EVENTS.c.id).cte("events_in")
+    marker = (
+        insert(_UNPUBLISHED)
+        .from_select(["event_ids", "created_at"], select(func.array_agg(events.c.id), now))
+        .returning(_UNPUBLISHED.c.id)
+        .cte("marker")
+    )
+    return select(events.c.id, select(marker.c.id).scalar_subquery())
 
 
 _INSERT_EVENTS_FROM_ARRAYS = _insert_events_from_arrays()
@@ -54,10 +64,13 @@ _INSERT_EVENTS_FROM_ARRAYS = _insert_events_from_arrays()
 
 async def _insert_events(
     session: AsyncSession, rows: list[dict[str, Any]], now: datetime
-) -> list[int]:
-    """Insert outbox rows; their ids, in the order of `rows`."""
+) -> tuple[list[int], int]:
+    """Insert outbox rows and their `events_unpublished` row: the events' ids, in the order of
+    `rows`, and that row's id."""
     if session.get_bind().dialect.name != "postgresql":
-        return list((await session.scalars(_INSERT_EVENTS, rows)).all())
+        ids = list((await session.scalars(_INSERT_EVENTS, rows)).all())
+        marker = await session.scalar(_INSERT_UNPUBLISHED, {"event_ids": ids, "created_at": now})
+        return ids, int(marker)
     # One parameter set whatever the batch size: SQLAlchemy's per-row parameter handling of an
     # executemany was most of what recording ten status events cost.
     params = {
@@ -66,7 +79,8 @@ async def _insert_events(
         "payloads": [r["payload"] for r in rows],
         "now": now,
     }
-    return sorted((await session.scalars(_INSERT_EVENTS_FROM_ARRAYS, params)).all())
+    result = (await session.execute(_INSERT_EVENTS_FROM_ARRAYS, params)).all()
+    return sorted(event_id for event_id, _ in result), result[0][1]
 
 
 _INSERT_DELIVERIES = insert(cast(Table, WebhookDelivery.__table__))
@@ -84,7 +98,11 @@ WAKE_KEY = "pytake.events.wake"
 
 @dataclass(slots=True)
 class PendingEvent:
+    """A recorded event waiting for its transaction to commit. `marker` is the id of the
+    `events_unpublished` row that lists it, deleted once the bus has carried it."""
+
     event: CommittedEvent
+    marker: int
     transaction: SessionTransaction | None
 
 
@@ -125,7 +143,7 @@ async def record_many(session: AsyncSession, events: list[DomainEvent]) -> None:
         {"organization_id": e.organization_id, "type": e.type, "payload": p, "created_at": now}
         for e, p in zip(events, payloads, strict=True)
     ]
-    ids = await _insert_events(session, rows, now)
+    ids, marker = await _insert_events(session, rows, now)
     await _enqueue_deliveries(session, events, ids, now)
     sync = session.sync_session
     pending: list[PendingEvent] = sync.info.setdefault(PENDING_KEY, [])
@@ -134,7 +152,7 @@ async def record_many(session: AsyncSession, events: list[DomainEvent]) -> None:
         committed = CommittedEvent(
             event_id, str(row["organization_id"]), row["type"], row["payload"], iso(now)
         )
-        pending.append(PendingEvent(committed, transaction))
+        pending.append(PendingEvent(committed, marker, transaction))
 
 
 async def _enqueue_deliveries(

@@ -1,20 +1,21 @@
-"""The relay: publishes outbox rows that committed but were never published (a process died
+"""The relay: publishes events that committed but were never published (a process died
 between its commit and its publish, or Redis was down). Runs as a background loop."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.db import unit_of_work
 from pytake.events.bus import EventBus
 from pytake.events.types import CommittedEvent, iso
 from pytake.models.base import utcnow
-from pytake.models.event import Event
+from pytake.models.event import Event, UnpublishedEvents
 
-BATCH = 500
+# `events_unpublished` rows per round; each lists one batch's events (up to a few hundred).
+BATCH = 20
 
 
 class EventsRelay:
@@ -28,30 +29,30 @@ class EventsRelay:
     ) -> None:
         self._factory = factory
         self._bus = bus
-        # Give the normal after-commit path time to publish before treating a row as missed.
+        # Give the normal after-commit path time to publish before treating a batch as missed.
         self._grace = timedelta(seconds=grace_seconds)
 
     async def run_once(self) -> float | None:
         async with unit_of_work(self._factory) as session:
-            rows = (
+            missed = (
                 await session.execute(
-                    select(Event)
-                    .where(Event.published_at.is_(None), Event.created_at < utcnow() - self._grace)
-                    .order_by(Event.id)
+                    select(UnpublishedEvents.id, UnpublishedEvents.event_ids)
+                    .where(UnpublishedEvents.created_at < utcnow() - self._grace)
+                    .order_by(UnpublishedEvents.id)
                     .limit(BATCH)
                     .with_for_update(skip_locked=True)
                 )
-            ).scalars()
+            ).all()
+            if not missed:
+                return None
+            ids = sorted({event_id for _, event_ids in missed for event_id in event_ids})
+            rows = await session.scalars(select(Event).where(Event.id.in_(ids)).order_by(Event.id))
             events = [
                 CommittedEvent(e.id, str(e.organization_id), e.type, e.payload, iso(e.created_at))
                 for e in rows
             ]
-            if not events:
-                return None
             await self._bus.publish(events)
             await session.execute(
-                update(Event)
-                .where(Event.id.in_([e.id for e in events]))
-                .values(published_at=utcnow())
+                delete(UnpublishedEvents).where(UnpublishedEvents.id.in_([m.id for m in missed]))
             )
-        return 0 if len(events) == BATCH else None
+        return 0 if len(missed) == BATCH else None

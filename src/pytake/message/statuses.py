@@ -20,6 +20,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -236,6 +237,31 @@ async def _advance(
         await session.execute(stmt, source.params(rows, channel=channel_id, now=now))
 
 
+_LOCK_PROVIDER_IDS = text(
+    """
+    SELECT pg_advisory_xact_lock(k)
+    FROM (SELECT DISTINCT hashtextextended(CAST(:channel AS text) || w, 0) AS k
+          FROM unnest(CAST(:pids AS text[])) AS w) AS keys
+    ORDER BY k
+    """
+)
+
+
+async def lock_provider_ids(
+    session: AsyncSession, channel_id: uuid.UUID, provider_ids: Iterable[str]
+) -> None:
+    """Serialise, per provider id, a status arriving for an id not yet recorded with the
+    recording of that id (PostgreSQL; SQLite has one writer).
+
+    Without it, both transactions can miss each other: the webhook reads "unknown" before the
+    sender's UPDATE commits, the sender looks for pending statuses before the webhook's insert
+    commits, and the status waits for the reconciler. Whichever takes the lock second sees
+    what the first committed. Held until commit; taken in key order, so never a deadlock."""
+    ids = sorted(set(provider_ids))
+    if ids and dialect_name(session) == "postgresql":
+        await session.execute(_LOCK_PROVIDER_IDS, {"channel": str(channel_id), "pids": ids})
+
+
 async def apply_statuses(
     session: AsyncSession,
     organization_id: uuid.UUID,
@@ -244,7 +270,13 @@ async def apply_statuses(
 ) -> tuple[set[str], set[str]]:
     """Apply status webhooks; returns the provider ids (applied to known messages, kept as
     pending). Statuses of inbound messages are neither."""
-    found = await _current_states(session, channel_id, {e.provider_message_id for e in events})
+    ids = {e.provider_message_id for e in events}
+    found = await _current_states(session, channel_id, ids)
+    if unknown := ids - set(found):
+        # Perhaps being recorded right now: wait for that, then look again.
+        await lock_provider_ids(session, channel_id, unknown)
+        if dialect_name(session) == "postgresql":
+            found.update(await _current_states(session, channel_id, unknown))
     before = {pid: row for pid, row in found.items() if row.direction == "outbound"}
     known = set(before)
     applied = [StatusChange.from_event(e) for e in events if e.provider_message_id in known]
@@ -296,6 +328,7 @@ async def apply_pending_statuses(
     ids = list(set(provider_message_ids))
     if not ids:
         return 0
+    await lock_provider_ids(session, channel_id, ids)
     p = pending_statuses
     rows = (
         await session.execute(

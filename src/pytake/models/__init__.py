@@ -5,6 +5,7 @@ from pytake.models.channel import ChannelEvent, WhatsAppConfig
 from pytake.models.contact import Contact, ContactTag, Tag
 from pytake.models.conversation import Conversation, Message, PendingStatus
 from pytake.models.event import Event as Event
+from pytake.models.event import UnpublishedEvents as UnpublishedEvents
 from pytake.models.idempotency import IdempotencyKey as IdempotencyKey
 from pytake.models.organization import ApiKey, Organization, RefreshToken, User
 from pytake.models.webhook import WebhookDelivery, WebhookEndpoint

@@ -36,18 +36,21 @@ class IdempotencyKey(IdMixin, TenantMixin, Base):
 _messages = cast(Table, Message.__table__)
 
 # Declared here rather than in models/conversation.py so the queue's indexes live with the
-# sending feature; both are partial, so they only hold the few rows in flight.
+# sending feature; both are partial, so they only hold the few rows in flight. They key on
+# their own column being set (the queue keeps `next_attempt_at` only while queued and
+# `claimed_at` only while sending) rather than on `status`: an index that mentions `status`
+# would make every delivery status a non-HOT update of the message row.
 Index(
     "ix_messages_queued_due",
     _messages.c.next_attempt_at,
-    sqlite_where=text("status = 'queued'"),
-    postgresql_where=text("status = 'queued'"),
+    sqlite_where=text("next_attempt_at IS NOT NULL"),
+    postgresql_where=text("next_attempt_at IS NOT NULL"),
 )
 Index(
     "ix_messages_sending_claimed",
     _messages.c.claimed_at,
-    sqlite_where=text("status = 'sending'"),
-    postgresql_where=text("status = 'sending'"),
+    sqlite_where=text("claimed_at IS NOT NULL"),
+    postgresql_where=text("claimed_at IS NOT NULL"),
 )
 
 idempotency_keys_table = cast(Table, IdempotencyKey.__table__)

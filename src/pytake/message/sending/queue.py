@@ -19,7 +19,7 @@ import aiohttp
 from sqlalchemy import Integer, String, and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.message.statuses import apply_pending_statuses
+from pytake.message.statuses import apply_pending_statuses, lock_provider_ids
 from pytake.message.tables import among, dialect_name, messages, pending_statuses, statement
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.whatsapp.cloud.client import ProviderUnreachable
@@ -138,6 +138,7 @@ def _claim_stmt(session: AsyncSession) -> Any:
             status="sending",
             claimed_by=bindparam("b_worker", type_=String()),
             claimed_at=now,
+            next_attempt_at=None,
             attempts=m.attempts + 1,
         )
         .returning(*_RETURNED)
@@ -150,7 +151,13 @@ async def claim_one(session: AsyncSession, worker: str, message_id: uuid.UUID) -
     stmt = (
         update(messages)
         .where(m.id == message_id, m.status == "queued")
-        .values(status="sending", claimed_by=worker, claimed_at=utcnow(), attempts=m.attempts + 1)
+        .values(
+            status="sending",
+            claimed_by=worker,
+            claimed_at=utcnow(),
+            next_attempt_at=None,
+            attempts=m.attempts + 1,
+        )
         .returning(*_RETURNED)
     )
     row = (await session.execute(stmt)).first()
@@ -163,7 +170,10 @@ async def next_due_in(session: AsyncSession, now: datetime | None = None) -> flo
     stmt = statement(
         session,
         "sending.next_due",
-        lambda: select(func.min(messages.c.next_attempt_at)).where(messages.c.status == "queued"),
+        # `IS NOT NULL` names the partial index's predicate, so both engines read the index.
+        lambda: select(func.min(messages.c.next_attempt_at)).where(
+            messages.c.next_attempt_at.is_not(None), messages.c.status == "queued"
+        ),
     )
     earliest = await session.scalar(stmt)
     if earliest is None:
@@ -190,6 +200,7 @@ def _sent_stmt() -> Any:
             provider_message_id=bindparam("b_pid", type_=String()),
             sent_at=bindparam("b_sent", type_=_TS),
             claimed_by=None,
+            claimed_at=None,
             next_attempt_at=None,
             error_code=None,
             error_title=None,
@@ -207,6 +218,7 @@ def _requeue_stmt() -> Any:
             status="queued",
             next_attempt_at=bindparam("b_next", type_=_TS),
             claimed_by=None,
+            claimed_at=None,
             error_code=bindparam("b_code"),
             error_title=bindparam("b_title", type_=String()),
             error_details=bindparam("b_details", type_=String()),
@@ -223,6 +235,7 @@ def _failed_stmt() -> Any:
             status="failed",
             failed_at=bindparam("b_now", type_=_TS),
             claimed_by=None,
+            claimed_at=None,
             next_attempt_at=None,
             error_code=bindparam("b_code"),
             error_title=bindparam("b_title", type_=String()),
@@ -320,8 +333,8 @@ _SENT_MANY_PG = text(
     """
     UPDATE messages AS m
     SET status = 'sent', provider_message_id = v.pid, sent_at = v.sent_at, claimed_by = NULL,
-        next_attempt_at = NULL, error_code = NULL, error_title = NULL, error_details = NULL,
-        updated_at = :now
+        claimed_at = NULL, next_attempt_at = NULL, error_code = NULL, error_title = NULL,
+        error_details = NULL, updated_at = :now
     FROM unnest(CAST(:ids AS uuid[]), CAST(:pids AS varchar[]), CAST(:sent AS timestamptz[]))
         AS v(id, pid, sent_at)
     WHERE m.id = v.id AND m.status = 'sending' AND m.claimed_by = :worker
@@ -360,6 +373,7 @@ async def apply_pending_each(session: AsyncSession, channel_id: uuid.UUID, pids:
     executemany over several messages; the SELECT first keeps the common case (nothing
     pending) at one query per batch.
     """
+    await lock_provider_ids(session, channel_id, pids)
     p = pending_statuses.c
     stmt = statement(
         session,
@@ -411,6 +425,7 @@ async def reconcile_stale(
                 provider_message_id=pid,
                 sent_at=now,
                 claimed_by=None,
+                claimed_at=None,
                 error_title=None,
                 error_details=None,
                 updated_at=now,
@@ -450,6 +465,7 @@ async def _requeue_orphans(
         values: dict[str, Any] = {
             "status": status,
             "claimed_by": None,
+            "claimed_at": None,
             "updated_at": now,
             "error_title": "no answer from the provider and no status webhook within the lease",
         }
