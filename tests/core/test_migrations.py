@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from pytake.db import create_engine
 from pytake.migrate import upgrade_to_head
@@ -38,3 +38,33 @@ def test_one_head() -> None:
 
     # Parallel work branches the history; a merge revision must join it before it lands.
     assert len(ScriptDirectory.from_config(alembic_config()).get_heads()) == 1
+
+
+async def test_no_index_on_messages_mentions_a_delivery_status(fresh_database_url: str) -> None:
+    """A status webhook changes `status` and a per-status timestamp; if any index (or partial
+    index predicate) mentioned them, PostgreSQL could never update the row in place (HOT)."""
+    engine = create_engine(fresh_database_url)
+    try:
+        await upgrade_to_head(engine)
+        async with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                rows = await conn.execute(
+                    text("SELECT indexdef FROM pg_indexes WHERE tablename = 'messages'")
+                )
+                options = await conn.scalar(
+                    text("SELECT reloptions FROM pg_class WHERE relname = 'messages'")
+                )
+                assert "fillfactor=50" in (options or [])
+            else:
+                rows = await conn.execute(
+                    text(
+                        "SELECT sql FROM sqlite_master WHERE type = 'index' "
+                        "AND tbl_name = 'messages' AND sql IS NOT NULL"
+                    )
+                )
+            definitions = [row[0] for row in rows]
+    finally:
+        await engine.dispose()
+    assert len(definitions) >= 4  # the queue's two partial indexes, per conversation, per org
+    stamps = ("status", "sent_at", "delivered_at", "read_at", "failed_at", "updated_at")
+    assert [d for d in definitions if any(s in d for s in stamps)] == []

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ARRAY, String, Table, Uuid, bindparam, column, func, insert, select
+import orjson
+from sqlalchemy import ARRAY, String, Table, Text, Uuid, bindparam, column, func, insert, select
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from pytake.events.types import EVENT_TYPES, CommittedEvent, iso, jsonable
+from pytake.events.types import EVENT_TYPES, CommittedEvent, dumps, iso
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.models.event import Event, UnpublishedEvents
 from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
@@ -36,18 +38,20 @@ def _insert_events_from_arrays() -> Any:
         func.unnest(
             bindparam("orgs", type_=ARRAY(Uuid())),
             bindparam("types", type_=ARRAY(String())),
-            bindparam("payloads", type_=ARRAY(JSONB())),
+            # JSON text, cast by PostgreSQL: the payloads were serialised once already.
+            bindparam("payloads", type_=ARRAY(Text())),
         )
         .table_valued(
             column("organization_id", Uuid()),
             column("type", String()),
-            column("payload", JSONB()),
+            column("payload", Text()),
             with_ordinality="ord",
         )
         .render_derived(name="new")
     )
     now = bindparam("now", type_=UTCDateTime())
-    rows = select(new.c.organization_id, new.c.type, new.c.payload, now).order_by(new.c.ord)
+    payload = sql_cast(new.c.payload, JSONB())
+    rows = select(new.c.organization_id, new.c.type, payload, now).order_by(new.c.ord)
     columns = ["organization_id", "type", "payload", "created_at"]
     events = insert(_EVENTS).from_select(columns, rows).returning(_EVENTS.c.id).cte("events_in")
     marker = (
@@ -63,10 +67,10 @@ _INSERT_EVENTS_FROM_ARRAYS = _insert_events_from_arrays()
 
 
 async def _insert_events(
-    session: AsyncSession, rows: list[dict[str, Any]], now: datetime
+    session: AsyncSession, rows: list[dict[str, Any]], texts: list[str], now: datetime
 ) -> tuple[list[int], int]:
-    """Insert outbox rows and their `events_unpublished` row: the events' ids, in the order of
-    `rows`, and that row's id."""
+    """Insert outbox rows (`texts`: their payloads as JSON) and their `events_unpublished`
+    row: the events' ids, in the order of `rows`, and that row's id."""
     if session.get_bind().dialect.name != "postgresql":
         ids = list((await session.scalars(_INSERT_EVENTS, rows)).all())
         marker = await session.scalar(_INSERT_UNPUBLISHED, {"event_ids": ids, "created_at": now})
@@ -76,7 +80,7 @@ async def _insert_events(
     params = {
         "orgs": [r["organization_id"] for r in rows],
         "types": [r["type"] for r in rows],
-        "payloads": [r["payload"] for r in rows],
+        "payloads": texts,
         "now": now,
     }
     result = (await session.execute(_INSERT_EVENTS_FROM_ARRAYS, params)).all()
@@ -138,19 +142,23 @@ async def record_many(session: AsyncSession, events: list[DomainEvent]) -> None:
         if event.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event.type!r}")
     now = utcnow()
-    payloads = jsonable([e.data for e in events])  # one pass for the batch
+    # Serialised once: the text goes to PostgreSQL as is, and its parse is the JSON-safe copy
+    # the bus carries (UUIDs and datetimes as strings), read back for the batch in one call.
+    texts = [dumps(e.data).decode() for e in events]
+    payloads = orjson.loads("[" + ",".join(texts) + "]")
     rows = [
         {"organization_id": e.organization_id, "type": e.type, "payload": p, "created_at": now}
         for e, p in zip(events, payloads, strict=True)
     ]
-    ids, marker = await _insert_events(session, rows, now)
+    ids, marker = await _insert_events(session, rows, texts, now)
     await _enqueue_deliveries(session, events, ids, now)
     sync = session.sync_session
     pending: list[PendingEvent] = sync.info.setdefault(PENDING_KEY, [])
     transaction = _innermost_transaction(sync)
+    timestamp = iso(now)
     for event_id, row in zip(ids, rows, strict=True):
         committed = CommittedEvent(
-            event_id, str(row["organization_id"]), row["type"], row["payload"], iso(now)
+            event_id, str(row["organization_id"]), row["type"], row["payload"], timestamp
         )
         pending.append(PendingEvent(committed, marker, transaction))
 

@@ -49,12 +49,15 @@ class CommittedEvent:
         )
 
 
+def dumps(value: Any) -> bytes:
+    """JSON, with UUIDs and datetimes (UTC, `Z`) as strings."""
+    # `default=str` covers UUID look-alikes such as asyncpg's own UUID type from Core queries.
+    return orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS, default=str)
+
+
 def jsonable(value: Any) -> Any:
     """UUIDs, datetimes (UTC, `Z`) and nested containers as plain JSON values."""
-    # `default=str` covers UUID look-alikes such as asyncpg's own UUID type from Core queries.
-    return orjson.loads(
-        orjson.dumps(value, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS, default=str)
-    )
+    return orjson.loads(dumps(value))
 
 
 def iso(dt: Any) -> str:
