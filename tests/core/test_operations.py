@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import httpx
+import asyncio
+import os
 
-from tests.conftest import client_for
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import client_for, register_org
 
 
 async def test_health(client: httpx.AsyncClient) -> None:
@@ -70,3 +76,35 @@ def test_serve_offers_no_websocket_compression_unless_asked() -> None:
     assert server_options(Settings(), None, None, 1)["ws_per_message_deflate"] is False
     assert server_options(Settings(ws_compression=True), None, 9000, 2)["ws_per_message_deflate"]
     assert server_options(Settings(), None, 9000, 2)["port"] == 9000
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PYTAKE_TEST_DATABASE_URL"),
+    reason="SQLite has no server to close connections",
+)
+async def test_connections_the_server_closed_are_replaced_before_use(
+    start_app, make_settings, fresh_database_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    """After PostgreSQL drops the pool's connections (a restart, an idle timeout), the next
+    requests get fresh ones instead of failing."""
+    app = await start_app(make_settings(database_url=fresh_database_url))
+    async with client_for(app) as client:
+        org = await register_org(client)
+        # Fill the pool with several idle connections.
+        pages = [client.get("/v1/contacts", headers=org.headers) for _ in range(5)]
+        assert {r.status_code for r in await asyncio.gather(*pages)} == {200}
+        admin = make_url(fresh_database_url).set(drivername="postgresql")
+        conn = await asyncpg.connect(admin.render_as_string(False))
+        try:
+            killed = await conn.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        finally:
+            await conn.close()
+        assert killed >= 1
+        await asyncio.sleep(0.2)  # the terminations reach the pooled sockets
+        for _ in range(5):
+            resp = await client.get("/v1/contacts", headers=org.headers)
+            assert resp.status_code == 200, resp.text
+        assert (await client.get("/health")).json()["checks"]["database"] == "ok"
