@@ -96,3 +96,23 @@ async def test_nul_characters_are_stored_not_refused(
     await sim.customer_sends(number.pnid, CUSTOMER, type="text", text="a\x00b")
     [message] = await messages_of(wa_app, number.id)
     assert message.content["text"] == "a\ufffdb"
+
+
+async def test_events_show_the_contact_as_this_message_leaves_it(
+    number: MetaNumber, sim: Simulator, wa_app: FastAPI, wa_org: Org, api: httpx.AsyncClient
+) -> None:
+    await sim.customer_sends(number.pnid, CUSTOMER, type="text", text="1", profile_name="Maria")
+    # The customer renames herself on WhatsApp: the next event already carries the new name.
+    await sim.customer_sends(number.pnid, CUSTOMER, type="text", text="2", profile_name="Mari")
+    received = [e for e in await _events(wa_app, wa_org) if e.type == "message.received"]
+    assert [e.payload["contact"]["name"] for e in received] == ["Maria", "Mari"]
+    # A name the business gave the contact wins over the WhatsApp profile.
+    contact_id = received[0].payload["contact"]["id"]
+    resp = await api.patch(
+        f"/v1/contacts/{contact_id}", json={"name": "Maria Silva"}, headers=wa_org.headers
+    )
+    assert resp.status_code == 200, resp.text
+    await sim.customer_sends(number.pnid, CUSTOMER, type="text", text="3", profile_name="M")
+    received = [e for e in await _events(wa_app, wa_org) if e.type == "message.received"]
+    assert received[-1].payload["contact"]["name"] == "Maria Silva"
+    assert received[-1].payload["contact"]["opt_in"] is True

@@ -22,7 +22,7 @@ from pytake.config import Settings
 from pytake.events import record_many
 from pytake.kit.phone import from_wa_id, match_key
 from pytake.message.ingest_events import Stored as _Stored
-from pytake.message.ingest_events import ingest_events_of, without_nul
+from pytake.message.ingest_events import contact_brief, ingest_events_of, without_nul
 from pytake.message.statuses import apply_pending_statuses, apply_statuses
 from pytake.message.tables import (
     BatchSource,
@@ -164,8 +164,10 @@ async def _store_messages(
 ) -> None:
     new_contacts: set[uuid.UUID] = set()
     new_conversations: set[uuid.UUID] = set()
-    contact_ids = await _contacts_for(session, channel, rows, new_contacts)
-    await _lock_contacts(session, sorted(set(contact_ids.values())))
+    people: dict[uuid.UUID, dict[str, Any]] = {}
+    contact_ids = await _contacts_for(session, channel, rows, new_contacts, people)
+    if dialect_name(session) != "postgresql":
+        await _lock_contacts(session, sorted(set(contact_ids.values())))
     fresh = await _without_known(session, channel, rows)
     conversation_ids = (
         await _conversations_for(session, channel, fresh, contact_ids, new_conversations)
@@ -182,8 +184,14 @@ async def _store_messages(
     if not stored:
         return
     await _touch_conversations(session, stored, contact_ids, conversation_ids)
-    await _touch_contacts(session, stored, contact_ids)
+    profiles = await _touch_contacts(session, stored, contact_ids)
     opted = set(await _apply_opt_outs(session, settings, stored, contact_ids))
+    # The contacts as this transaction leaves them, for the events (no need to read them back).
+    for contact_id, profile in profiles.items():
+        if profile:
+            people[contact_id]["profile_name"] = profile
+    for contact_id in opted:
+        people[contact_id]["opt_in"] = False
     for row in stored:
         contact_id, result = contact_ids[row.key], results[row.part]
         if contact_id in opted and contact_id not in result.opted_out_contact_ids:
@@ -193,10 +201,10 @@ async def _store_messages(
         await apply_pending_statuses(session, channel.id, echoes)
     await record_many(
         session,
-        await ingest_events_of(
-            session,
+        ingest_events_of(
             channel,
             _Stored(stored, inserted, contact_ids, conversation_ids),
+            {contact_id: contact_brief(person) for contact_id, person in people.items()},
             new_contacts,
             new_conversations,
             opted,
@@ -223,14 +231,22 @@ def _attribute(
 
 
 async def _contacts_for(
-    session: AsyncSession, channel: Channel, rows: list[_Row], created: set[uuid.UUID]
+    session: AsyncSession,
+    channel: Channel,
+    rows: list[_Row],
+    created: set[uuid.UUID],
+    people: dict[uuid.UUID, dict[str, Any]],
 ) -> dict[str, uuid.UUID]:
     """Contact id per match key, creating missing contacts (one live contact per WhatsApp user);
-    the ids of contacts this call created are added to `created`."""
+    the ids of contacts this call created are added to `created`, and every contact's fields
+    the events show to `people`.
+
+    On PostgreSQL the contacts come back locked: that serialises concurrent ingests of one
+    customer (deduplication, the choice of conversation). Existing ones are locked in id
+    order, then missing ones inserted in key order, so two batches never wait on each other
+    in a circle."""
     wanted = {row.key: row for row in rows}
     found = await _select_contacts(session, channel.organization_id, set(wanted))
-    # Sorted, so that concurrent batches wait on each other's new contacts in one order
-    # (never a deadlock).
     missing = sorted(key for key in wanted if key not in found)
     if missing:
         now = utcnow()
@@ -238,8 +254,9 @@ async def _contacts_for(
         await session.execute(insert_for(session, contacts).on_conflict_do_nothing(), values)
         found.update(await _select_contacts(session, channel.organization_id, set(missing)))
         # A concurrent ingest may have won the insert: only our own ids count as created.
-        created.update(v["id"] for v in values if found.get(v["match_key"]) == v["id"])
-    return found
+        created.update(v["id"] for v in values if found[v["match_key"]].id == v["id"])
+    people.update({row.id: row._asdict() for row in found.values()})
+    return {key: row.id for key, row in found.items()}
 
 
 def _new_contact(channel: Channel, row: _Row, now: datetime) -> dict[str, Any]:
@@ -270,41 +287,34 @@ def _new_contact(channel: Channel, row: _Row, now: datetime) -> dict[str, Any]:
 
 async def _select_contacts(
     session: AsyncSession, organization_id: uuid.UUID, keys: set[str]
-) -> dict[str, uuid.UUID]:
+) -> dict[str, Any]:
+    """The live contacts with these match keys (locked, in id order, on PostgreSQL)."""
     c = contacts.c
-    stmt = statement(
-        session,
-        "select_contacts",
-        lambda: select(c.match_key, c.id).where(
+
+    def build() -> Any:
+        stmt = select(c.match_key, c.id, c.name, c.profile_name, c.whatsapp_id, c.opt_in).where(
             c.organization_id == bindparam("org"),
             among(session, c.match_key, "keys"),
             c.deleted_at.is_(None),
-        ),
-    )
+        )
+        if dialect_name(session) == "postgresql":
+            stmt = stmt.order_by(c.id).with_for_update()
+        return stmt
+
+    stmt = statement(session, "select_contacts", build)
     result = await session.execute(stmt, {"org": organization_id, "keys": list(keys)})
-    return {key: contact_id for key, contact_id in result.all()}
+    return {row.match_key: row for row in result.all()}
 
 
 async def _lock_contacts(session: AsyncSession, contact_ids: list[uuid.UUID]) -> None:
-    """Serialise concurrent ingests of one customer (deduplication and conversation choice)."""
+    """SQLite: take the database's one write lock now, so that the reads below are current
+    (on PostgreSQL `_select_contacts` locked the contacts themselves)."""
     c = contacts.c
-    if dialect_name(session) == "postgresql":
-        stmt = statement(
-            session,
-            "lock_contacts",
-            lambda: (
-                select(c.id).where(among(session, c.id, "ids")).order_by(c.id).with_for_update()
-            ),
-        )
-    else:
-        # SQLite has one writer: taking the write lock now makes the reads below current.
-        stmt = statement(
-            session,
-            "lock_contacts",
-            lambda: (
-                update(contacts).where(among(session, c.id, "ids")).values(updated_at=c.updated_at)
-            ),
-        )
+    stmt = statement(
+        session,
+        "lock_contacts",
+        lambda: update(contacts).where(among(session, c.id, "ids")).values(updated_at=c.updated_at),
+    )
     await session.execute(stmt, {"ids": contact_ids})
 
 
@@ -532,7 +542,9 @@ async def _touch_conversations(
 
 async def _touch_contacts(
     session: AsyncSession, rows: list[_Row], contact_ids: dict[str, uuid.UUID]
-) -> None:
+) -> dict[uuid.UUID, str | None]:
+    """Bump the contacts' activity and keep their newest WhatsApp profile name; returns that
+    name (None: unchanged) per contact."""
     grouped: dict[uuid.UUID, list[_Row]] = {}
     for row in rows:
         grouped.setdefault(contact_ids[row.key], []).append(row)
@@ -556,7 +568,8 @@ async def _touch_contacts(
             )
         ),
     )
-    params = []
+    params: list[dict[str, Any]] = []
+    newest: dict[uuid.UUID, str | None] = {}
     for contact_id, group in sorted(grouped.items()):
         inbound = [r for r in group if r.inbound]
         profiles = [
@@ -564,16 +577,18 @@ async def _touch_contacts(
             for r in inbound
             if isinstance(r.event, InboundMessage)
         ]
+        newest[contact_id] = next((p for p in reversed(profiles) if p), None)
         params.append(
             {
                 "id": contact_id,
-                "profile": next((p for p in reversed(profiles) if p), None),
+                "profile": newest[contact_id],
                 "wa": inbound[-1].party if inbound else None,
                 "last": _latest([r.event.timestamp for r in group]),
                 "last_in": _latest([r.event.timestamp for r in inbound]),
             }
         )
     await session.execute(stmt, touch.params(params, now=utcnow()))
+    return newest
 
 
 def is_opt_out(text: Any, keywords: list[str]) -> bool:

@@ -7,11 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from pytake.events import DomainEvent
-from pytake.message.tables import among, contacts, statement
 
 _NUL = "\x00"
 
@@ -38,17 +34,17 @@ class Stored:
     conversation_ids: dict[uuid.UUID, uuid.UUID]
 
 
-async def ingest_events_of(
-    session: AsyncSession,
+def ingest_events_of(
     channel: Any,
     stored: Stored,
+    people: dict[uuid.UUID, dict[str, Any]],
     new_contacts: set[uuid.UUID],
     new_conversations: set[uuid.UUID],
     opted_out: set[uuid.UUID],
 ) -> list[DomainEvent]:
-    """The events for one stored batch, contacts and conversations before their messages."""
+    """The events for one stored batch, contacts and conversations before their messages.
+    `people`: each contact's `contact_brief` as the batch leaves it."""
     org = channel.organization_id
-    people = await _contact_briefs(session, set(stored.contact_ids.values()))
     events = [
         DomainEvent(org, "contact.created", {"contact": people[c]}) for c in sorted(new_contacts)
     ]
@@ -70,26 +66,13 @@ async def ingest_events_of(
     return events
 
 
-async def _contact_briefs(
-    session: AsyncSession, contact_ids: set[uuid.UUID]
-) -> dict[uuid.UUID, dict[str, Any]]:
-    c = contacts.c
-    stmt = statement(
-        session,
-        "contact_briefs",
-        lambda: select(c.id, c.name, c.profile_name, c.whatsapp_id, c.opt_in).where(
-            among(session, c.id, "ids")
-        ),
-    )
-    result = await session.execute(stmt, {"ids": list(contact_ids)})
+def contact_brief(contact: dict[str, Any]) -> dict[str, Any]:
+    """How events show a contact (from its id, name, profile_name, whatsapp_id and opt_in)."""
     return {
-        row.id: {
-            "id": row.id,
-            "name": row.name or row.profile_name,
-            "whatsapp_id": row.whatsapp_id,
-            "opt_in": row.opt_in,
-        }
-        for row in result
+        "id": contact["id"],
+        "name": contact["name"] or contact["profile_name"],
+        "whatsapp_id": contact["whatsapp_id"],
+        "opt_in": contact["opt_in"],
     }
 
 
