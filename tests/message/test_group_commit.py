@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from pytake.message import ingest
 from pytake.message.receive import parse_meta
-from pytake.message.writer import IngestWriter, MetaDelivery, WriterStats
+from pytake.message.writer import OVERLAP_AT, IngestWriter, MetaDelivery, WriterStats
 from pytake.models import Contact, Conversation
 from pytake.whatsapp.simulator import Simulator
 from tests.channel.support import MetaNumber, count_rows, create_official, messages_of, post_meta
@@ -233,3 +233,41 @@ def _merged(number: MetaNumber, wamid: str, sender: str) -> dict:
     value = body["entry"][0]["changes"][0]["value"]
     value["statuses"] = status["entry"][0]["changes"][0]["value"]["statuses"]
     return body
+
+
+async def test_a_second_batch_starts_only_once_enough_bodies_wait() -> None:
+    # Every batch costs its statements whatever its size: while one is in flight, a few bodies
+    # wait for it to finish rather than go out as a batch of their own.
+    number = cast(MetaNumber, SimpleNamespace(pnid="111", waba="222"))
+    release = asyncio.Event()
+    written: list[int] = []
+
+    async def write(batch: list[MetaDelivery]) -> None:
+        written.append(len(batch))
+        await release.wait()
+        for delivery in batch:
+            assert delivery.future is not None
+            delivery.future.set_result(None)
+
+    writer = IngestWriter.__new__(IngestWriter)
+    writer._waiting, writer._draining, writer._max_drains = [], 0, 2
+    writer._tasks, writer._in_flight_touches = set(), Counter()
+    writer._write = write  # type: ignore[method-assign]
+
+    def body(n: int) -> MetaDelivery:
+        raw = json.dumps(status_body(number, f"wamid.T{n}", "delivered", 1700000000)).encode()
+        return MetaDelivery(raw, None, parse_meta(raw))
+
+    submitted = [asyncio.create_task(writer.submit(body(0)))]
+    await asyncio.sleep(0.01)
+    assert written == [1]  # alone, a body goes at once
+    for n in range(1, OVERLAP_AT):
+        submitted.append(asyncio.create_task(writer.submit(body(n))))
+    await asyncio.sleep(0.01)
+    assert written == [1] and len(writer._waiting) == OVERLAP_AT - 1
+    submitted.append(asyncio.create_task(writer.submit(body(OVERLAP_AT))))
+    await asyncio.sleep(0.01)
+    assert written == [1, OVERLAP_AT]  # enough wait: a second batch overlaps the first
+    release.set()
+    await asyncio.wait_for(asyncio.gather(*submitted), 5)
+    assert writer._draining == 0
