@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -160,3 +161,17 @@ async def test_a_batch_of_events_keeps_its_order_in_ids_rows_and_publication(
     assert [r.type for r in rows[-len(batch) :]] == [e.type for e in batch]
     assert [r.id for r in rows[-len(batch) :]] == [e.id for e in collector.events]
     assert rows[-1].payload["contact"]["id"] == str(batch[-1].data["contact"]["id"])
+
+
+def test_an_event_built_from_its_json_travels_as_the_same_event() -> None:
+    # The producer publishes the payload's recorded text as is; receivers must not be able to
+    # tell it from an event serialised whole.
+    data = {"message": {"id": str(uuid.uuid4()), "text": 'quote " and \\ and ção'}, "n": [1, 2]}
+    spliced = CommittedEvent(7, "org", "message.received", None, "2026-11-24T00:00:00Z",
+                             data_json=orjson.dumps(data))  # fmt: skip
+    whole = CommittedEvent(7, "org", "message.received", data, "2026-11-24T00:00:00Z")
+    assert orjson.loads(spliced.as_json()) == whole.as_dict() == orjson.loads(whole.as_json())
+    assert CommittedEvent.from_dict(orjson.loads(spliced.as_json())) == whole
+    assert spliced.data == data
+    with pytest.raises(ValueError):
+        CommittedEvent(1, "org", "message.received", None, "2026-11-24T00:00:00Z")

@@ -67,20 +67,29 @@ _INSERT_EVENTS_FROM_ARRAYS = _insert_events_from_arrays()
 
 
 async def _insert_events(
-    session: AsyncSession, rows: list[dict[str, Any]], texts: list[str], now: datetime
+    session: AsyncSession, events: list[DomainEvent], texts: list[bytes], now: datetime
 ) -> tuple[list[int], int]:
     """Insert outbox rows (`texts`: their payloads as JSON) and their `events_unpublished`
-    row: the events' ids, in the order of `rows`, and that row's id."""
+    row: the events' ids, in the order of `events`, and that row's id."""
     if session.get_bind().dialect.name != "postgresql":
+        rows = [
+            {
+                "organization_id": e.organization_id,
+                "type": e.type,
+                "payload": orjson.loads(text),
+                "created_at": now,
+            }
+            for e, text in zip(events, texts, strict=True)
+        ]
         ids = list((await session.scalars(_INSERT_EVENTS, rows)).all())
         marker = await session.scalar(_INSERT_UNPUBLISHED, {"event_ids": ids, "created_at": now})
         return ids, int(marker)
     # One parameter set whatever the batch size: SQLAlchemy's per-row parameter handling of an
     # executemany was most of what recording ten status events cost.
     params = {
-        "orgs": [r["organization_id"] for r in rows],
-        "types": [r["type"] for r in rows],
-        "payloads": texts,
+        "orgs": [e.organization_id for e in events],
+        "types": [e.type for e in events],
+        "payloads": [text.decode() for text in texts],
         "now": now,
     }
     result = (await session.execute(_INSERT_EVENTS_FROM_ARRAYS, params)).all()
@@ -142,23 +151,17 @@ async def record_many(session: AsyncSession, events: list[DomainEvent]) -> None:
         if event.type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {event.type!r}")
     now = utcnow()
-    # Serialised once: the text goes to PostgreSQL as is, and its parse is the JSON-safe copy
-    # the bus carries (UUIDs and datetimes as strings), read back for the batch in one call.
-    texts = [dumps(e.data).decode() for e in events]
-    payloads = orjson.loads("[" + ",".join(texts) + "]")
-    rows = [
-        {"organization_id": e.organization_id, "type": e.type, "payload": p, "created_at": now}
-        for e, p in zip(events, payloads, strict=True)
-    ]
-    ids, marker = await _insert_events(session, rows, texts, now)
+    # Serialised once: PostgreSQL stores the text and the bus publishes it as is.
+    texts = [dumps(e.data) for e in events]
+    ids, marker = await _insert_events(session, events, texts, now)
     await _enqueue_deliveries(session, events, ids, now)
     sync = session.sync_session
     pending: list[PendingEvent] = sync.info.setdefault(PENDING_KEY, [])
     transaction = _innermost_transaction(sync)
     timestamp = iso(now)
-    for event_id, row in zip(ids, rows, strict=True):
+    for event_id, event, text in zip(ids, events, texts, strict=True):
         committed = CommittedEvent(
-            event_id, str(row["organization_id"]), row["type"], row["payload"], timestamp
+            event_id, str(event.organization_id), event.type, None, timestamp, data_json=text
         )
         pending.append(PendingEvent(committed, marker, transaction))
 
