@@ -22,6 +22,7 @@ from pytake.config import Settings, get_settings
 from pytake.contact.tasks import start_import_loop
 from pytake.db import create_engine, create_session_factory
 from pytake.errors import FieldError, PyTakeError, ServiceUnavailable, error_for_status, render
+from pytake.kit.gc_tuning import tune_for_serving
 from pytake.kit.responses import FastJSONResponse
 from pytake.message.sending.dispatcher import SendingTuning
 from pytake.message.webhooks import MetaWebhookFastPath
@@ -53,6 +54,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         health_task = asyncio.create_task(
             health_loop(app.state.session_factory, settings, app.state.http)
         )
+    tune_for_serving(settings.gc_tuning)  # after start-up: see kit/gc_tuning.py
     try:
         yield
     finally:

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     run_background_loops: bool | None = None  # default: in-process when there is no Redis
     log_level: str = "INFO"
+    # `serve` and `worker`: freeze what start-up built and collect cyclic garbage less often
+    # (kit/gc_tuning.py; fewer pauses and less CPU per request).
+    gc_tuning: bool = True
     log_json: bool = False
 
     allow_signup: bool = True

@@ -119,9 +119,11 @@ def run_worker_process(settings: Settings) -> None:
 async def run_worker(settings: Settings) -> None:
     """`pytake worker`: the background loops only, until SIGINT/SIGTERM."""
     from pytake.db import create_engine, create_session_factory
+    from pytake.kit.gc_tuning import tune_for_serving
 
     engine = create_engine(settings.database_url)
     runtime = await start_runtime(settings, engine, create_session_factory(engine), run_loops=True)
+    tune_for_serving(settings.gc_tuning)  # after start-up: see kit/gc_tuning.py
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
