@@ -409,6 +409,12 @@ async def worker_main(spec: dict[str, Any]) -> None:
     async with http:
         dispatcher = build_dispatcher(create_session_factory(engine), settings, http, tuning)
         runner = Runner([dispatcher], settings.worker_poll_seconds)
+        try:  # what `pytake worker` does once started (kit/gc_tuning.py)
+            from pytake.kit.gc_tuning import tune_for_serving
+
+            tune_for_serving(settings.gc_tuning)
+        except ImportError:  # older code (--worker-src)
+            pass
         before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         runner.start()
