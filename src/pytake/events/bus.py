@@ -128,12 +128,7 @@ class EventBus:
         if events:
             wake.add("webhooks")
         if self._redis is not None:
-            # {"events": [...], "wake": [...]}, each event's payload spliced in as recorded.
-            message = b'{"events":[%b],"wake":%b}' % (
-                b",".join(e.as_json() for e in events),
-                orjson.dumps(sorted(wake)),
-            )
-            await self._redis.publish(self._channel, message)
+            await self._redis.publish(self._channel, encode_bus_message(events, wake))
         else:
             self._dispatch(events, wake)
         self.published += len(events)
@@ -213,12 +208,59 @@ class EventBus:
 
     def _receive(self, raw: bytes) -> None:
         try:
-            message: dict[str, Any] = orjson.loads(raw)
-            events = [CommittedEvent.from_dict(e) for e in message.get("events", [])]
+            events, wake = decode_bus_message(raw)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.warning("ignoring a malformed bus message")
             return
-        self._dispatch(events, message.get("wake", []))
+        self._dispatch(events, wake)
+
+
+# A bus message on Redis: this line, a JSON header, a newline, then the events' payloads back to
+# back. The header lists each event's id, organisation, type, timestamp and payload length in
+# bytes, so a receiver slices the payloads out without parsing them: every process receives
+# every event, and most events have no subscriber in most processes (no socket of that
+# organisation there). Parsing them all was a tenth of a process's CPU at 20,000 statuses/s.
+BUS_FORMAT = b"pytake-events/1\n"
+
+
+def encode_bus_message(events: list[CommittedEvent], wake: Iterable[str]) -> bytes:
+    payloads = [e.data_json() for e in events]
+    header = {
+        "wake": sorted(wake),
+        "events": [
+            [e.id, e.organization_id, e.type, e.timestamp, len(p)]
+            for e, p in zip(events, payloads, strict=True)
+        ],
+    }
+    return b"".join([BUS_FORMAT, orjson.dumps(header), b"\n", *payloads])
+
+
+def decode_bus_message(raw: bytes) -> tuple[list[CommittedEvent], list[str]]:
+    """The events and wake-ups of a bus message. Also reads the JSON messages of versions
+    before `BUS_FORMAT` (`{"events": [event dicts], "wake": [...]}`), for rolling upgrades."""
+    if not raw.startswith(BUS_FORMAT):
+        message: dict[str, Any] = orjson.loads(raw)
+        return [CommittedEvent.from_dict(e) for e in message.get("events", [])], list(
+            message.get("wake", [])
+        )
+    end = raw.index(b"\n", len(BUS_FORMAT))
+    header: dict[str, Any] = orjson.loads(raw[len(BUS_FORMAT) : end])
+    events: list[CommittedEvent] = []
+    at = end + 1
+    for event_id, organization_id, type_, timestamp, size in header["events"]:
+        payload = raw[at : at + size]
+        if len(payload) != size:
+            raise ValueError("a bus message shorter than its header says")
+        at += size
+        events.append(
+            CommittedEvent(
+                int(event_id), str(organization_id), str(type_), None, str(timestamp),
+                data_json=payload,
+            )
+        )  # fmt: skip
+    if at != len(raw):
+        raise ValueError("a bus message longer than its header says")
+    return events, list(header["wake"])
 
 
 def bus_for(bind: Any) -> EventBus | None:

@@ -22,8 +22,8 @@ class CommittedEvent:
     """An outbox row as the bus carries it (all values JSON-safe).
 
     A producer builds it from the payload's JSON text (`data_json`), which the bus then
-    publishes as is: parsing it only to serialise it again was most of what publishing cost.
-    `data` parses that text on first use (in-process subscribers).
+    carries as is, and a receiver builds it from the bytes it received: `data` parses that
+    text on first use, so a process with no subscriber for an event never parses it.
     """
 
     __slots__ = ("_data", "_json", "id", "organization_id", "timestamp", "type")
@@ -63,19 +63,11 @@ class CommittedEvent:
             "timestamp": self.timestamp,
         }
 
-    def as_json(self) -> bytes:
-        """`as_dict()` as JSON, splicing in the payload's text when the event has it."""
+    def data_json(self) -> bytes:
+        """The payload as JSON: the recorded text when the event has it."""
         if self._json is None:
-            return orjson.dumps(self.as_dict())
-        head = orjson.dumps(
-            {
-                "id": self.id,
-                "organization_id": self.organization_id,
-                "type": self.type,
-                "timestamp": self.timestamp,
-            }
-        )
-        return head[:-1] + b',"data":' + self._json + b"}"
+            self._json = orjson.dumps(self._data)
+        return self._json
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> CommittedEvent:
