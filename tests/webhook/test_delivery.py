@@ -124,6 +124,15 @@ async def test_event_filtering_per_endpoint(
     assert [r.headers["X-PyTake-Event"] for r in receiver.at("contacts")] == ["contact.created"]
     assert [r.headers["X-PyTake-Event"] for r in receiver.at("messages")] == ["message.received"]
     assert receiver.at("other") == []
+    # A paused endpoint gets no deliveries for what happens meanwhile; the active one does.
+    resp = await wh_client.patch(
+        f"/v1/webhooks/{contacts['id']}", json={"is_active": False}, headers=org.headers
+    )
+    assert resp.status_code == 200, resp.text
+    await produce(wh_app, org.id, "contact.created", {"contact": {"id": "d"}})
+    await produce(wh_app, org.id, "message.received", inbound_message())
+    assert len(await settled(wh_client, org, messages["id"], count=2)) == 2
+    assert len(await deliveries(wh_client, org, contacts["id"])) == 1
 
 
 async def test_500_500_200_delivers_on_the_third_attempt_with_backoff(
