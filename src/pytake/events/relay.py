@@ -3,7 +3,9 @@ between its commit and its publish, or Redis was down). Runs as a background loo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,8 +16,11 @@ from pytake.events.types import CommittedEvent, iso
 from pytake.models.base import utcnow
 from pytake.models.event import Event, UnpublishedEvents
 
-# `events_unpublished` rows per round; each lists one batch's events (up to a few hundred).
+# Per round: at most this many `events_unpublished` rows, and no more of them than fit in
+# MAX_EVENTS events (a row lists one batch's events, up to ingest's 2,000), so that one publish
+# stays a bounded message.
 BATCH = 20
+MAX_EVENTS = 2_000
 
 
 class EventsRelay:
@@ -45,6 +50,7 @@ class EventsRelay:
             ).all()
             if not missed:
                 return None
+            found, missed = len(missed), _within_budget(missed)
             ids = sorted({event_id for _, event_ids in missed for event_id in event_ids})
             rows = await session.scalars(select(Event).where(Event.id.in_(ids)).order_by(Event.id))
             events = [
@@ -55,4 +61,17 @@ class EventsRelay:
             await session.execute(
                 delete(UnpublishedEvents).where(UnpublishedEvents.id.in_([m.id for m in missed]))
             )
-        return 0 if len(missed) == BATCH else None
+        # At once again while rows were left for the next round.
+        return 0 if found == BATCH or len(missed) < found else None
+
+
+def _within_budget(rows: Sequence[Any]) -> list[Any]:
+    """The first rows whose events add up to MAX_EVENTS at most (always at least one row)."""
+    taken: list[Any] = []
+    total = 0
+    for row in rows:
+        if taken and total + len(row.event_ids) > MAX_EVENTS:
+            break
+        taken.append(row)
+        total += len(row.event_ids)
+    return taken
