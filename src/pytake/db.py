@@ -52,7 +52,8 @@ def _refuse_closed_connection(dbapi_conn: Any, _record: Any, _proxy: Any) -> Non
     lost silently (no FIN or RST reaches us) fails its one transaction instead, and the pool
     then replaces every connection as old as it.
     """
-    if dbapi_conn.driver_connection.is_closed():
+    is_closed = getattr(dbapi_conn.driver_connection, "is_closed", None)  # asyncpg's
+    if is_closed is not None and is_closed():
         raise DisconnectionError("the server closed this pooled connection")
 
 

@@ -256,7 +256,9 @@ async def lock_provider_ids(
     Without it, both transactions can miss each other: the webhook reads "unknown" before the
     sender's UPDATE commits, the sender looks for pending statuses before the webhook's insert
     commits, and the status waits for the reconciler. Whichever takes the lock second sees
-    what the first committed. Held until commit; taken in key order, so never a deadlock."""
+    what the first committed. Held until commit, and taken in key order (PostgreSQL runs a
+    volatile SELECT-list function after the ORDER BY), so two transactions never wait on each
+    other's advisory locks in a circle."""
     ids = sorted(set(provider_ids))
     if ids and dialect_name(session) == "postgresql":
         await session.execute(_LOCK_PROVIDER_IDS, {"channel": str(channel_id), "pids": ids})
