@@ -609,11 +609,14 @@ class RedisTap:
         self.task = asyncio.create_task(self._listen())
 
     async def _listen(self) -> None:
+        from pytake.events.bus import decode_bus_message
+
         async for message in self.pubsub.listen():
             if message["type"] == "message":
                 now = time.perf_counter()
-                for event in orjson.loads(message["data"])["events"]:
-                    self.seen.setdefault(event["data"]["seq"], now)
+                events, _ = decode_bus_message(message["data"])
+                for event in events:
+                    self.seen.setdefault(event.data["seq"], now)
 
     async def stop(self) -> None:
         self.task.cancel()
