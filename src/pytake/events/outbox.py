@@ -48,8 +48,8 @@ _INSERT_UNPUBLISHED = insert(_UNPUBLISHED).returning(_UNPUBLISHED.c.id)
 def _insert_events_from_arrays() -> Any:
     """PostgreSQL, one statement: the batch as three arrays, inserted in their order (WITH
     ORDINALITY, so the sequence gives the rows ascending ids in that order whatever order
-    RETURNING uses), and the batch's `events_unpublished` row. Each row comes back as
-    (event id, that row's id)."""
+    RETURNING uses), the batch's `events_unpublished` row, and the webhook deliveries. One row
+    comes back per event: (event id, the `events_unpublished` row's id, deliveries created)."""
     new = (
         func.unnest(
             bindparam("orgs", type_=ARRAY(Uuid())),
