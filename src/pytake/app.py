@@ -19,7 +19,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pytake import __version__
 from pytake.channel.health import health_loop
 from pytake.config import Settings, get_settings
-from pytake.contact.tasks import start_import_loop
 from pytake.db import create_engine, create_session_factory
 from pytake.errors import FieldError, PyTakeError, ServiceUnavailable, error_for_status, render
 from pytake.kit.gc_tuning import tune_for_serving
@@ -48,7 +47,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Requests send inline (and the health loop checks numbers) through this pool.
     app.state.http = provider_session(SendingTuning.from_settings(settings).concurrency)
     await start_for_app(app)
-    imports = start_import_loop(app.state.session_factory, settings)  # resumes lost CSV imports
     health_task = None
     if settings.background_loops_in_process:
         health_task = asyncio.create_task(
@@ -58,8 +56,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        if imports is not None:
-            await imports.stop()
         await stop_for_app(app)
         if health_task is not None:
             health_task.cancel()

@@ -1,23 +1,20 @@
-"""CSV import of contacts: the upload is streamed to a file, a job row tracks it, batches apply it.
+"""CSV import of contacts: the upload is streamed into the database (`import_file`), a job row
+tracks it, batches apply it.
 
 Each batch of rows is applied with multi-row statements and committed together with the job's
 progress (`resume_offset`, counts), so a job interrupted by a crash resumes at the next batch
-when it is claimed again (`claim_import_job`): no row is applied twice, none is skipped.
+when it is claimed again (`claim_import_job`), by this process or any other: no row is applied
+twice, none is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
 import logging
 import re
-import shutil
-import tempfile
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from sqlalchemy import ColumnElement, bindparam, func, insert, or_, select, text, update
@@ -25,10 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.auth.principal import Principal
+from pytake.contact import import_file
 from pytake.contact import tags as tag_service
 from pytake.contact.search import contact_search_text
 from pytake.db import unit_of_work
-from pytake.errors import ValidationFailed
 from pytake.kit.phone import InvalidPhoneNumber, match_key, normalise_e164
 from pytake.models.base import utcnow
 from pytake.models.contact import (
@@ -43,7 +40,6 @@ from pytake.tenancy import get_scoped
 
 log = logging.getLogger("pytake.contact.import")
 
-IMPORT_DIR = Path(tempfile.gettempdir()) / "pytake-imports"
 BATCH_ROWS = 2000
 # A bulk import into a new organisation outruns autovacuum's statistics (or autovacuum is off),
 # and with stale ones PostgreSQL looks up match keys through the organisation's list index,
@@ -65,78 +61,27 @@ _FALSE = {"false", "0", "no", "n", "nao", "não", "f"}
 # --- the upload --------------------------------------------------------------------------------
 
 
-def _save(source: BinaryIO, target: Path) -> tuple[int, list[str], int]:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("wb") as out:
-        shutil.copyfileobj(source, out, 1 << 20)
-    with target.open("rb") as f:
-        first = f.readline()
-    header_end = len(first)
-    text = first.decode("utf-8-sig", errors="replace")
-    columns = next(csv.reader([text]), [])
-    return target.stat().st_size, [c.strip().lower() for c in columns], header_end
-
-
 async def save_upload(
     session: AsyncSession, principal: Principal, source: BinaryIO, filename: str
 ) -> ContactImportJob:
-    """Store an uploaded CSV on disk (in chunks) and record a pending import job for it."""
-    job_id = uuid.uuid4()
-    path = IMPORT_DIR / f"{job_id}.csv"
-    size, columns, header_end = await asyncio.to_thread(_save, source, path)
-    if "whatsapp_id" not in columns:
-        path.unlink(missing_ok=True)
-        raise ValidationFailed.on("file", "The CSV header must include a whatsapp_id column")
-    if len(set(columns)) != len(columns) or "" in columns:
-        path.unlink(missing_ok=True)
-        raise ValidationFailed.on("file", "CSV column names must be non-empty and unique")
+    """Store an uploaded CSV in the database (in chunks) and record a pending import job for it."""
+    header = await asyncio.to_thread(import_file.read_header, source)
     job = ContactImportJob(
-        id=job_id,
+        id=uuid.uuid4(),
         organization_id=principal.organization_id,
         status="pending",
         filename=filename[:300] or "contacts.csv",
-        file_path=str(path),
-        file_size=size,
-        columns=columns,
-        resume_offset=header_end,
+        file_path=None,
+        chunk_size=import_file.CHUNK_BYTES,
+        file_size=0,
+        columns=header.columns,
+        resume_offset=len(header.raw),
         created_by_id=principal.user_id,
     )
     session.add(job)
-    await session.flush()
+    await session.flush()  # the chunks reference the job
+    job.file_size = await import_file.store_file(session, job.id, header, source)
     return job
-
-
-# --- reading ----------------------------------------------------------------------------------
-
-
-@dataclass
-class _Chunk:
-    rows: list[list[str]]
-    next_offset: int
-
-
-def _read_chunk(path: str, offset: int, limit: int) -> _Chunk:
-    """Up to `limit` CSV records from byte `offset`, and the offset just after the last one."""
-    consumed = 0
-
-    def lines(f: BinaryIO) -> Iterator[str]:
-        nonlocal consumed
-        for raw in f:
-            consumed += len(raw)
-            yield raw.decode("utf-8", errors="replace")
-
-    rows: list[list[str]] = []
-    with open(path, "rb") as f:
-        f.seek(offset)
-        # csv pulls a line only when it needs one, so `consumed` ends on a record boundary.
-        for record in csv.reader(lines(f)):
-            if any(cell.strip() for cell in record):
-                rows.append(record)
-            else:
-                rows.append([])  # blank line: counted, then skipped
-            if len(rows) >= limit:
-                break
-    return _Chunk(rows, offset + consumed)
 
 
 # --- applying a batch -------------------------------------------------------------------------
@@ -422,8 +367,9 @@ async def process_claimed_job(
     factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str
 ) -> None:
     """Apply a job claimed by `worker_id` batch by batch from where it stands, to the end."""
+    stored = import_file.StoredFile()
     try:
-        while await _next_batch(factory, job_id, worker_id):
+        while await _next_batch(factory, job_id, worker_id, stored):
             pass
     except Exception as exc:
         log.exception("contact import %s failed", job_id)
@@ -431,7 +377,10 @@ async def process_claimed_job(
 
 
 async def _next_batch(
-    factory: async_sessionmaker[AsyncSession], job_id: uuid.UUID, worker_id: str
+    factory: async_sessionmaker[AsyncSession],
+    job_id: uuid.UUID,
+    worker_id: str,
+    stored: import_file.StoredFile,
 ) -> bool:
     """Apply one batch and commit it with the job's progress; False when the file is done."""
     for attempt in range(3):
@@ -442,16 +391,14 @@ async def _next_batch(
                 job = await session.get(ContactImportJob, job_id, with_for_update=True)
                 if job is None or job.locked_by != worker_id or job.status != "running":
                     return False  # deleted, or another runner took it over
-                chunk = await asyncio.to_thread(
-                    _read_chunk, job.file_path, job.resume_offset, BATCH_ROWS
-                )
-                if not chunk.rows:
-                    _mark_finished(job, "completed", None)
+                batch = await stored.read(session, job, BATCH_ROWS)
+                if not batch.rows:
+                    await _mark_finished(session, job, "completed", None)
                     return False
-                outcome = await _apply_batch(session, job, chunk.rows)
-                await _analyze_if_due(session, job.rows_processed, len(chunk.rows))
-                job.resume_offset = chunk.next_offset
-                job.rows_processed += len(chunk.rows)
+                outcome = await _apply_batch(session, job, batch.rows)
+                await _analyze_if_due(session, job.rows_processed, len(batch.rows))
+                job.resume_offset = batch.next_offset
+                job.rows_processed += len(batch.rows)
                 job.created_count += outcome.created
                 job.updated_count += outcome.updated
                 job.failed_count += len(outcome.failures)
@@ -471,9 +418,11 @@ async def _analyze_if_due(session: AsyncSession, before: int, rows: int) -> None
         await session.execute(text("ANALYZE contacts"))
 
 
-def _mark_finished(job: ContactImportJob, status: str, error: str | None) -> None:
+async def _mark_finished(
+    session: AsyncSession, job: ContactImportJob, status: str, error: str | None
+) -> None:
     job.status, job.error, job.finished_at, job.locked_by = status, error, utcnow(), None
-    Path(job.file_path).unlink(missing_ok=True)
+    await import_file.delete_file(session, job)
 
 
 async def _finish(
@@ -482,7 +431,7 @@ async def _finish(
     async with unit_of_work(factory) as session:
         job = await session.get(ContactImportJob, job_id)
         if job is not None:
-            _mark_finished(job, status, error)
+            await _mark_finished(session, job, status, error)
 
 
 _RUNNING: set[asyncio.Task[None]] = set()

@@ -1,4 +1,8 @@
-"""Background work of the contacts domain: resuming CSV imports that lost their runner."""
+"""Background work of the contacts domain: resuming CSV imports that lost their runner.
+
+The loop runs wherever the background loops run (`pytake worker`, or `serve` in-process;
+worker/runtime.py); the job's file is in the database, so it resumes jobs any process received.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,12 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pytake.config import Settings
 from pytake.contact import importer
 from pytake.db import unit_of_work
-from pytake.worker.runner import Runner
 
 # Uploads start their own job at once; this loop only picks up what a restart or a crash left
-# behind (pending, or running without a heartbeat for importer.STALE_AFTER), so it polls slowly.
+# behind (pending, or running without a heartbeat for importer.STALE_AFTER), so it asks to poll
+# slowly (the runner of the background loops may look sooner: worker_poll_seconds caps a sleep).
 POLL_SECONDS = 15.0
 
 
@@ -35,14 +38,3 @@ class ContactImportLoop:
             return POLL_SECONDS
         await importer.process_claimed_job(self.factory, job_id, self.worker_id)
         return 0
-
-
-def start_import_loop(
-    factory: async_sessionmaker[AsyncSession], settings: Settings
-) -> Runner | None:
-    """The import loop running in this process when it runs the background loops, else None."""
-    if not settings.background_loops_in_process:
-        return None
-    runner = Runner([ContactImportLoop(factory)], POLL_SECONDS)
-    runner.start()
-    return runner

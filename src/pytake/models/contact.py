@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -131,6 +132,7 @@ class ContactTag(Base):
 class ContactImportJob(IdMixin, TenantMixin, TimestampMixin, Base):
     """A CSV import: the row is the job, so it survives restarts and can be claimed by a worker.
 
+    The file is stored in the database (`ContactImportChunk`), so any process can run the job.
     Progress is committed with each batch (`resume_offset` is the byte offset of the next
     unread CSV record), so a job picked up again continues where the last batch ended.
     """
@@ -140,7 +142,12 @@ class ContactImportJob(IdMixin, TenantMixin, TimestampMixin, Base):
 
     status: Mapped[str] = mapped_column(String(20), default="pending")  # pending|running|…
     filename: Mapped[str] = mapped_column(String(300))
-    file_path: Mapped[str] = mapped_column(String(1000))
+    # Only jobs uploaded before migration 0011 (chunk_size NULL): their file on the disk of the
+    # process that received the upload.
+    file_path: Mapped[str | None] = mapped_column(String(1000))
+    chunk_size: Mapped[int | None] = mapped_column(
+        Integer, comment="bytes per stored chunk of the file; NULL: the file is at file_path"
+    )
     file_size: Mapped[int] = mapped_column(BigInteger, default=0)
     columns: Mapped[list[str]] = mapped_column(JSON, default=list)
     resume_offset: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -156,6 +163,21 @@ class ContactImportJob(IdMixin, TenantMixin, TimestampMixin, Base):
     heartbeat_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class ContactImportChunk(Base):
+    """One piece of an import job's CSV: bytes [seq * chunk_size, (seq + 1) * chunk_size).
+
+    Reached only through its job (which carries the organisation); deleted when the job ends.
+    """
+
+    __tablename__ = "contact_import_chunks"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("contact_import_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ContactImportError(IdMixin, Base):
@@ -177,3 +199,4 @@ class ContactImportError(IdMixin, Base):
 contacts_table = cast(Table, Contact.__table__)
 contact_tags_table = cast(Table, ContactTag.__table__)
 contact_import_errors_table = cast(Table, ContactImportError.__table__)
+contact_import_chunks_table = cast(Table, ContactImportChunk.__table__)

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pytake.config import Settings
+from pytake.contact.tasks import ContactImportLoop
 from pytake.events.bus import EventBus
 from pytake.events.relay import EventsRelay
 from pytake.kit.net_guard import guarded_session
@@ -77,6 +78,7 @@ async def start_runtime(
             EventsRelay(factory, bus, settings.events_relay_grace_seconds),
             build_dispatcher(factory, settings, runtime.provider_http, tuning),
             IdempotencyPruner.from_settings(factory, settings),
+            ContactImportLoop(factory),
         ]
         runtime.runner = Runner(loops, settings.worker_poll_seconds)
         bus.on_wake(runtime.runner.wake)
