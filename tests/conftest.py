@@ -25,11 +25,34 @@ from pytake.app import create_app
 from pytake.config import Settings
 
 TEST_DATABASE_URL = os.environ.get("PYTAKE_TEST_DATABASE_URL")
-# The team's shared material (real Meta webhook bodies…) sits at ../shared from the project root.
-SHARED_DIR = Path(
-    os.environ.get("PYTAKE_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared"
+# Every fixture lives in the repository (tests/fixtures): a plain clone runs the whole suite.
+FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
+META_FIXTURES = FIXTURES_DIR / "meta-webhooks"
+# Listed, not globbed, so a lost file fails loudly instead of shrinking a parametrised test.
+META_FIXTURE_FILES = (
+    "callback_button.json",
+    "callback_selection.json",
+    "message.json",
+    "message_status.json",
+    "outgoing_message.json",
+    "system.json",
+    "template_status.json",
 )
-META_FIXTURES = SHARED_DIR / "fixtures" / "meta-webhooks"
+
+
+def fixture_path(*parts: str) -> Path:
+    """A file under tests/fixtures; a missing one is an error naming it, never an empty set."""
+    path = FIXTURES_DIR.joinpath(*parts)
+    if not path.is_file():
+        raise FileNotFoundError(f"test fixture missing: {path}")
+    return path
+
+
+def meta_fixture_files() -> list[Path]:
+    """Every Meta webhook fixture file, each checked to exist."""
+    return [fixture_path("meta-webhooks", name) for name in META_FIXTURE_FILES]
+
+
 TEST_REDIS_URL = os.environ.get("PYTAKE_TEST_REDIS_URL")
 RUN_ID = uuid.uuid4().hex[:10]
 PASSWORD = "correct-horse-battery"

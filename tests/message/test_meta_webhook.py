@@ -23,9 +23,8 @@ from tests.channel.support import (
     messages_of,
     post_meta,
 )
-from tests.conftest import META_FIXTURES, Org
+from tests.conftest import Org, fixture_path, meta_fixture_files
 
-FIXTURES = META_FIXTURES
 CUSTOMER = "5511987654321"
 
 
@@ -36,7 +35,7 @@ async def number(api: httpx.AsyncClient, wa_org: Org, sim: Simulator, wa_url: st
 
 def fixture_cases() -> list[tuple[str, str]]:
     cases = []
-    for path in sorted(FIXTURES.glob("*.json")):
+    for path in meta_fixture_files():
         cases += [(path.name, case) for case in json.loads(path.read_text())]
     return cases
 
@@ -137,7 +136,9 @@ async def test_resolved_conversation_reopens_and_closed_one_is_not_reused(
 async def test_wrong_or_missing_signature_stores_nothing(
     number: MetaNumber, api: httpx.AsyncClient, wa_app: FastAPI, wa_org: Org
 ) -> None:
-    body = adapt(json.loads((FIXTURES / "message.json").read_text())["text"], number, "sig")
+    body = adapt(
+        json.loads(fixture_path("meta-webhooks", "message.json").read_text())["text"], number, "sig"
+    )
     assert (await post_meta(api, body, "not-the-secret")).status_code == 401
     assert (await post_meta(api, body, None)).status_code == 401
     assert (await post_meta(api, body, None, signature="sha256=00")).status_code == 401
@@ -156,7 +157,7 @@ async def test_every_fixture_is_accepted_and_stored(
     wa_app: FastAPI,
     wa_org: Org,
 ) -> None:
-    original = json.loads((FIXTURES / file).read_text())[case]
+    original = json.loads(fixture_path("meta-webhooks", file).read_text())[case]
     body = adapt(original, number, uuid.uuid4().hex[:8])
     resp = await post_meta(api, body, number.app_secret)
     assert resp.status_code == 200, resp.text
@@ -229,7 +230,9 @@ def _assert_content(message: Message, item: dict[str, Any]) -> None:
 async def test_duplicates_change_nothing_twice(
     number: MetaNumber, api: httpx.AsyncClient, wa_app: FastAPI, sim: Simulator
 ) -> None:
-    body = adapt(json.loads((FIXTURES / "message.json").read_text())["text"], number, "dup")
+    body = adapt(
+        json.loads(fixture_path("meta-webhooks", "message.json").read_text())["text"], number, "dup"
+    )
     first = await post_meta(api, body, number.app_secret)
     again = await post_meta(api, body, number.app_secret)
     assert first.json()["messages"] == 1
@@ -374,7 +377,9 @@ async def test_malformed_or_oversized_bodies_store_nothing(
 
 
 async def test_unknown_number_is_404(number: MetaNumber, api: httpx.AsyncClient) -> None:
-    body = adapt(json.loads((FIXTURES / "message.json").read_text())["text"], number, "u")
+    body = adapt(
+        json.loads(fixture_path("meta-webhooks", "message.json").read_text())["text"], number, "u"
+    )
     body["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "999"
     assert (await post_meta(api, body, number.app_secret)).status_code == 404
 

@@ -15,9 +15,8 @@ from aiohttp import web
 from pytake.whatsapp.cloud import CloudProvider
 from pytake.whatsapp.evolution import EvolutionClient
 from pytake.whatsapp.simulator import BusinessNumber, Simulator, SimulatorSettings
-from tests.conftest import META_FIXTURES
+from tests.conftest import fixture_path
 
-FIXTURES = META_FIXTURES
 PNID = "106540352242922"
 TOKEN = "sim-token-abc"
 APP_SECRET = "sim-app-secret"
@@ -27,7 +26,7 @@ CUSTOMER = "16505551234"
 
 def load_fixture(file: str, case: str) -> dict[str, Any]:
     """One case of a shared Meta webhook fixture file."""
-    with (FIXTURES / file).open(encoding="utf-8") as handle:
+    with fixture_path("meta-webhooks", file).open(encoding="utf-8") as handle:
         return json.load(handle)[case]
 
 

@@ -1,4 +1,4 @@
-"""Meta webhook signatures, the subscription challenge, and parsing of every shared fixture."""
+"""Meta webhook signatures, the subscription challenge, and parsing of every Meta fixture."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from pytake.whatsapp import (
 )
 from pytake.whatsapp.cloud import parse_webhook, sign, verify_challenge, verify_signature
 from pytake.whatsapp.events import Event
+from tests.conftest import meta_fixture_files
 
-from .conftest import FIXTURES, load_fixture
+from .conftest import load_fixture
 
 PNID = "1122334455667"
 SENDER = "972987654321"
@@ -66,7 +67,7 @@ def test_challenge() -> None:
 def _all_cases() -> list[tuple[str, str]]:
     return [
         (path.name, case)
-        for path in sorted(FIXTURES.glob("*.json"))
+        for path in meta_fixture_files()
         for case in json.loads(path.read_text(encoding="utf-8"))
     ]
 
