@@ -20,7 +20,14 @@ from pytake import __version__
 from pytake.channel.health import health_loop
 from pytake.config import Settings, get_settings
 from pytake.db import create_engine, create_session_factory
-from pytake.errors import FieldError, PyTakeError, ServiceUnavailable, error_for_status, render
+from pytake.errors import (
+    FieldError,
+    PyTakeError,
+    RateLimited,
+    ServiceUnavailable,
+    error_for_status,
+    render,
+)
 from pytake.kit.gc_tuning import tune_for_serving
 from pytake.kit.responses import FastJSONResponse
 from pytake.message.sending.dispatcher import SendingTuning
@@ -29,7 +36,7 @@ from pytake.migrate import upgrade_to_head
 from pytake.observability import ObservabilityMiddleware, request_id_var
 from pytake.openapi import install_openapi
 from pytake.ratelimit import RateLimiter
-from pytake.routing import META_WEBHOOK_PATH, include_routers
+from pytake.routing import META_WEBHOOK_PATH, count_unrouted, include_routers
 from pytake.worker.runtime import provider_session, start_for_app, stop_for_app
 
 log = logging.getLogger("pytake.app")
@@ -121,12 +128,22 @@ def _install_error_handlers(app: FastAPI) -> None:
             err.details = [FieldError("body", "invalid JSON")]
         else:
             err = error_for_status(422, "Invalid request parameters")
-            err.details = [FieldError(_field_name(tuple(e["loc"])), e["msg"]) for e in errors]
+            # One detail per field: a parameter read by two dependencies is reported twice.
+            by_field: dict[str, str] = {}
+            for e in errors:
+                by_field.setdefault(_field_name(tuple(e["loc"])), e["msg"])
+            err.details = [FieldError(f, m) for f, m in by_field.items()]
         return _error_response(request, err)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else None
+        unrouted = (exc.status_code == 404 and message == "Not Found") or exc.status_code == 405
+        if unrouted:
+            try:
+                await count_unrouted(request)
+            except RateLimited as limited:
+                return _error_response(request, limited)
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route for {request.method} {request.url.path}"
         err = error_for_status(exc.status_code, message)

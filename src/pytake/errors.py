@@ -16,10 +16,27 @@ class FieldError:
     message: str
 
 
+# The /v1 document's error codes. PyTake returns a few more precise ones; each names the
+# documented code a client that does not know it should treat it as (`documented_as`).
+DOCUMENTED_CODES = (
+    "authentication_failed",
+    "invalid_api_key",
+    "rate_limit_exceeded",
+    "validation_error",
+    "resource_not_found",
+    "duplicate_resource",
+    "insufficient_permissions",
+    "whatsapp_api_error",
+    "internal_error",
+)
+
+
 class PyTakeError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "Internal server error"
+    # For a code outside DOCUMENTED_CODES: the documented code it refines.
+    documented_as: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -41,8 +58,11 @@ class PyTakeError(Exception):
 
 
 class BadRequest(PyTakeError):
+    """Input that cannot be read at all (malformed JSON, a malformed webhook): invalid input,
+    so the documented `validation_error`, with the 400 of a request that was not understood."""
+
     status = 400
-    code = "bad_request"
+    code = "validation_error"
     default_message = "Bad request"
 
 
@@ -73,6 +93,7 @@ class NotFound(PyTakeError):
 class MethodNotAllowed(PyTakeError):
     status = 405
     code = "method_not_allowed"
+    documented_as = "resource_not_found"
     default_message = "Method not allowed"
 
 
@@ -85,6 +106,7 @@ class Conflict(PyTakeError):
 class PayloadTooLarge(PyTakeError):
     status = 413
     code = "payload_too_large"
+    documented_as = "validation_error"
     default_message = "Request body is too large"
 
 
@@ -116,6 +138,7 @@ class RateLimited(PyTakeError):
 class ServiceUnavailable(PyTakeError):
     status = 503
     code = "service_unavailable"
+    documented_as = "internal_error"
     default_message = "Service temporarily unavailable"
 
 
@@ -140,6 +163,38 @@ def error_for_status(status: int, message: str | None = None) -> PyTakeError:
         err.status = status  # type: ignore[misc]
         return err
     return cls(message)
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    statuses: tuple[int, ...]
+    documented_as: str
+    meaning: str
+
+
+def error_catalogue() -> list[ErrorCode]:
+    """Every error code the API can return (from the PyTakeError classes loaded), documented
+    ones first: what the OpenAPI description and docs/errors.md list."""
+    seen: dict[str, tuple[set[int], str, str]] = {}
+    pending: list[type[PyTakeError]] = [PyTakeError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if not cls.__module__.startswith("pytake."):
+            continue  # a test's own error class is not part of the API
+        entry = seen.setdefault(
+            cls.code, (set(), cls.documented_as or cls.code, cls.default_message)
+        )
+        entry[0].add(cls.status)
+    order = {code: i for i, code in enumerate(DOCUMENTED_CODES)}
+    return sorted(
+        (
+            ErrorCode(code, tuple(sorted(statuses)), treat_as, meaning)
+            for code, (statuses, treat_as, meaning) in seen.items()
+        ),
+        key=lambda e: (order.get(e.code, len(order)), e.code),
+    )
 
 
 def is_v1_path(path: str) -> bool:

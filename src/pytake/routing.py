@@ -14,6 +14,7 @@ from pytake.channel import endpoints as channels
 from pytake.config import Settings
 from pytake.contact import endpoints as contacts
 from pytake.conversation import endpoints as conversations
+from pytake.errors import is_v1_path
 from pytake.message import webhooks as inbound_webhooks
 from pytake.message.sending import endpoints as sending
 from pytake.openapi import legacy_error_responses, v1_error_responses
@@ -60,6 +61,25 @@ async def v1_anonymous_limit(request: Request) -> None:
     """/v1 routes used before there is an organisation to count against (login, refresh)."""
     settings: Settings = request.app.state.settings
     await enforce(request, settings.rate_limit_v1_anonymous, "v1-anon", client_address(request))
+
+
+async def count_unrouted(request: Request) -> None:
+    """Count a request no route answered (404, 405) against its surface's policy, so it carries
+    the rate-limit headers like every other response there (and cannot probe unthrottled)."""
+    settings: Settings = request.app.state.settings
+    credentials = await bearer_scheme(request)
+    key = _caller_key(settings, credentials)
+    path = request.url.path
+    if is_v1_path(path):
+        if key is not None and key.startswith("org:"):
+            await enforce(request, settings.rate_limit_v1_per_org, "v1", key.removeprefix("org:"))
+        else:
+            await enforce(
+                request, settings.rate_limit_v1_anonymous, "v1-anon", client_address(request)
+            )
+    elif path == LEGACY_PREFIX or path.startswith(LEGACY_PREFIX + "/"):
+        bucket = key or "ip:" + client_address(request)
+        await enforce(request, settings.rate_limit_legacy_general, "legacy-general", bucket)
 
 
 def include_routers(app: FastAPI) -> None:

@@ -104,4 +104,4 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert resp.status_code == 400
-    assert resp.json()["error"] == "bad_request"
+    assert resp.json()["error"] == "validation_error"

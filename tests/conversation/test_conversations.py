@@ -49,9 +49,11 @@ async def test_list_filters_and_fields(http: httpx.AsyncClient, shop: Shop) -> N
     assert bad.status_code == 422
 
 
-async def test_detail_pages_messages_newest_first(http: httpx.AsyncClient, shop: Shop) -> None:
+async def test_detail_lists_the_latest_page_oldest_first_and_pages_back(
+    http: httpx.AsyncClient, shop: Shop
+) -> None:
     wa_id = new_customer()
-    for n in range(3):
+    for n in range(5):
         await shop.customer_writes(wa_id, f"msg {n}")
     conv = await _conversation_of(http, shop, wa_id)
     page = await http.get(
@@ -59,14 +61,21 @@ async def test_detail_pages_messages_newest_first(http: httpx.AsyncClient, shop:
     )
     assert page.status_code == 200, page.text
     body = page.json()
-    assert [m["content"]["text"] for m in body["messages"]] == ["msg 2", "msg 1"]
+    # As the document shows a thread: the customer's first message above the reply to it.
+    assert [m["content"]["text"] for m in body["messages"]] == ["msg 3", "msg 4"]
     assert body["messages_meta"]["has_more"] is True
-    older = await http.get(
-        f"/v1/conversations/{conv['id']}",
-        params={"messages_limit": 2, "messages_cursor": body["messages_meta"]["next_cursor"]},
-        headers=shop.headers,
-    )
-    assert [m["content"]["text"] for m in older.json()["messages"]] == ["msg 0"]
+    pages = []
+    cursor = body["messages_meta"]["next_cursor"]
+    while cursor:
+        older = await http.get(
+            f"/v1/conversations/{conv['id']}",
+            params={"messages_limit": 2, "messages_cursor": cursor},
+            headers=shop.headers,
+        )
+        assert older.status_code == 200, older.text
+        pages.append([m["content"]["text"] for m in older.json()["messages"]])
+        cursor = older.json()["messages_meta"]["next_cursor"]
+    assert pages == [["msg 1", "msg 2"], ["msg 0"]]
     assert older.json()["messages_meta"] == {"limit": 2, "has_more": False, "next_cursor": None}
 
 

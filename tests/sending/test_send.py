@@ -289,7 +289,10 @@ async def test_free_form_outside_the_window_is_refused(http: httpx.AsyncClient, 
     resp = await _send(http, shop, {"to": "+" + wa_id, "type": "text", "text": {"body": "Hi"}})
     assert resp.status_code == 422, resp.text
     assert resp.json()["error"]["code"] == "outside_customer_service_window"
-    assert "template" in resp.json()["error"]["message"]
+    # Neither document mentions the window: the message says what to do instead.
+    message = resp.json()["error"]["message"]
+    assert "24 hours" in message and "customer writes first" in message
+    assert "POST /v1/messages with type 'template'" in message
     assert shop.sim.state.sent_messages(to=wa_id) == []
 
 

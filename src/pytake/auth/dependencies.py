@@ -18,7 +18,7 @@ from pytake.db import request_session, unit_of_work
 from pytake.errors import AuthenticationFailed, InvalidApiKey, PermissionDenied, is_v1_path
 from pytake.models import ApiKey, Organization, User
 from pytake.models.base import utcnow
-from pytake.ratelimit import enforce
+from pytake.ratelimit import client_address, enforce
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -88,15 +88,28 @@ async def current_principal(
     session: AsyncSession = Session,
 ) -> Principal:
     """The authenticated caller; under /v1 this also counts the organisation's rate limit."""
-    if credentials is None or not credentials.credentials:
-        raise AuthenticationFailed("Missing credentials: send Authorization: Bearer <token>")
     settings: Settings = request.app.state.settings
-    principal = await resolve_token(
-        session, settings, credentials.credentials, request.app.state.session_factory
-    )
-    if is_v1_path(request.url.path):
+    v1 = is_v1_path(request.url.path)
+    try:
+        if credentials is None or not credentials.credentials:
+            raise AuthenticationFailed("Missing credentials: send Authorization: Bearer <token>")
+        principal = await resolve_token(
+            session, settings, credentials.credentials, request.app.state.session_factory
+        )
+    except (AuthenticationFailed, InvalidApiKey):
+        if v1:  # no organisation to count against: the caller's address (and its headers)
+            await enforce(
+                request, settings.rate_limit_v1_anonymous, "v1-anon", client_address(request)
+            )
+        raise
+    if v1:
         await enforce(request, settings.rate_limit_v1_per_org, "v1", str(principal.organization_id))
     return principal
+
+
+# Each scope check made by require_scope, and its scope: the OpenAPI description lists the
+# operations every scope allows from the routes themselves (pytake.openapi).
+SCOPE_CHECKS: dict[Callable[..., Awaitable[Principal]], str] = {}
 
 
 def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
@@ -108,6 +121,7 @@ def require_scope(scope: str) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     checker.__name__ = f"require_{scope.replace(':', '_')}"
+    SCOPE_CHECKS[checker] = scope
     return checker
 
 

@@ -59,7 +59,8 @@ class TokenPairOut(BaseModel):
 
 
 class RefreshIn(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=200)
+    # No length rule: an unknown or malformed token is a 401, whatever its length.
+    refresh_token: str = Field(description="The refresh token of the last login or refresh.")
 
 
 class ApiKeyIn(BaseModel):
@@ -73,7 +74,9 @@ class ApiKeyIn(BaseModel):
     def _known_scopes(cls, scopes: list[str]) -> list[str]:
         unknown = [s for s in scopes if s not in SCOPES]
         if unknown:
-            raise ValueError(f"unknown scope(s): {', '.join(unknown)}")
+            raise ValueError(
+                f"unknown scope(s): {', '.join(unknown)}; valid scopes: {', '.join(SCOPES)}"
+            )
         return scopes
 
 

@@ -59,7 +59,8 @@ async def get_conversation(
     principal: Principal = Depends(_READ),
     session: AsyncSession = Session,
 ) -> ConversationDetailOut:
-    """A conversation with its messages, newest first (`messages_cursor` pages back)."""
+    """A conversation with its most recent messages, oldest of the page first (as a chat reads);
+    `messages_meta.next_cursor`, passed as `messages_cursor`, pages back to older ones."""
     conversation = await service.get_conversation(session, principal, conversation_id)
     messages, cursor = await service.conversation_messages(
         session, conversation_id, messages_limit, messages_cursor

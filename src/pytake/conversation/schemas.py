@@ -46,11 +46,15 @@ class ConversationOut(BaseModel):
 class MessagesMeta(BaseModel):
     limit: int
     has_more: bool
-    next_cursor: str | None = Field(description="Pass as `messages_cursor` for older messages.")
+    next_cursor: str | None = Field(
+        description="Pass as `messages_cursor` for the page of messages before this one."
+    )
 
 
 class ConversationDetailOut(ConversationOut):
-    messages: list[MessageOut] = Field(description="Newest first.")
+    messages: list[MessageOut] = Field(
+        description="The most recent page (or the page before `messages_cursor`), oldest first."
+    )
     messages_meta: MessagesMeta
 
 

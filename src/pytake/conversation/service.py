@@ -146,7 +146,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 async def conversation_messages(
     session: AsyncSession, conversation_id: uuid.UUID, limit: int, cursor: str | None
 ) -> tuple[list[Message], str | None]:
-    """A page of messages, newest first, and the cursor of the next (older) page."""
+    """The most recent page of messages (before `cursor`) in chronological order, and the
+    cursor of the page before it: a chat view reads a thread bottom-up and pages back."""
     stmt = select(Message).where(Message.conversation_id == conversation_id)
     if cursor:
         at, message_id = _decode_cursor(cursor)
@@ -163,7 +164,9 @@ async def conversation_messages(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    return rows, _encode_cursor(rows[-1]) if more and rows else None
+    older = _encode_cursor(rows[-1]) if more and rows else None
+    rows.reverse()
+    return rows, older
 
 
 async def _assignee(session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import Session, current_principal, require_scope
+from pytake.auth.dependencies import SCOPE_CHECKS, Session, current_principal, require_scope
 from pytake.auth.principal import Principal
 from pytake.errors import PermissionDenied
 from pytake.kit.responses import FastJSONResponse
@@ -28,7 +28,21 @@ SEND_RESPONSES: dict[int | str, dict[str, object]] = {
     201: {"model": SendMessageOut, "description": "WhatsApp accepted the message"},
     202: {
         "model": SendMessageOut,
-        "description": "Queued: the provider is slow or failing retryably; it keeps trying",
+        "description": "Queued — accepted and stored, not a failure: the provider was slow or "
+        "failing retryably, and PyTake keeps sending it. Do not resend (a resend is a second "
+        "message); follow `GET /v1/messages/{id}`, the `message.*` webhooks or `/ws` instead.",
+        "content": {
+            "application/json": {
+                "example": {
+                    "id": "0b7e4c1e-6a9f-4a55-9d39-5f0d5c2f7a10",
+                    "whatsapp_message_id": None,
+                    "conversation_id": "5d1c7f0e-2b7a-4f3e-8a61-0c2e9b1d4a77",
+                    "to": "+5511988887777",
+                    "status": "queued",
+                    "created_at": "2025-10-03T14:01:00Z",
+                }
+            }
+        },
     },
     409: {"description": "Idempotency-Key reused with another body (`idempotency_key_conflict`)"},
     422: {
@@ -52,6 +66,9 @@ async def can_read_messages(principal: Principal = Depends(current_principal)) -
     if not (principal.can("messages:read") or principal.can("messages:send")):
         raise PermissionDenied("This credential lacks the 'messages:read' scope")
     return principal
+
+
+SCOPE_CHECKS[can_read_messages] = "messages:read"
 
 
 @router.post("", status_code=201, responses=SEND_RESPONSES)
@@ -83,7 +100,24 @@ async def get_message(
 @legacy_router.post(
     "/send",
     response_model=LegacySendOut,
-    responses={202: {"model": LegacySendOut, "description": "Queued; WhatsApp is slow"}},
+    responses={
+        202: {
+            "model": LegacySendOut,
+            "description": "Queued — accepted and stored, not a failure: WhatsApp was slow or "
+            "failing retryably, and PyTake keeps sending it. Do not resend; `status` is "
+            "`queued` and `message_id` is PyTake's id until WhatsApp assigns one.",
+            "content": {
+                "application/json": {
+                    "example": {
+                        "success": True,
+                        "message_id": "0b7e4c1e-6a9f-4a55-9d39-5f0d5c2f7a10",
+                        "status": "queued",
+                        "timestamp": "2025-10-03T14:01:00Z",
+                    }
+                }
+            },
+        }
+    },
 )
 async def legacy_send(
     request: Request,

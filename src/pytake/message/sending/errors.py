@@ -12,27 +12,33 @@ _ACCOUNT_CODES = frozenset({0, 3, 10, 190, 368, 131031})
 class OutsideCustomerServiceWindow(PyTakeError):
     status = 422
     code = "outside_customer_service_window"
+    documented_as = "validation_error"
     default_message = (
-        "The customer has not written in the last 24 hours, so WhatsApp only allows an "
-        "approved template (type 'template') until they reply"
+        "WhatsApp allows free-form messages only within 24 hours of the customer's last message, "
+        "and this customer has not written in that time (or never has). Either the customer "
+        "writes first, or send an approved template: POST /v1/messages with type 'template' "
+        "(on /api/v1: POST /api/v1/whatsapp/send with message_type 'template')"
     )
 
 
 class ContactOptedOut(PyTakeError):
     status = 422
     code = "contact_opted_out"
+    documented_as = "validation_error"
     default_message = "The contact opted out of messages; opt them in again before sending"
 
 
 class ContactBlocked(PyTakeError):
     status = 422
     code = "contact_blocked"
+    documented_as = "validation_error"
     default_message = "The contact is blocked; unblock them before sending"
 
 
 class IdempotencyConflict(PyTakeError):
     status = 409
     code = "idempotency_key_conflict"
+    documented_as = "duplicate_resource"
     default_message = "This Idempotency-Key was already used with a different request body"
 
 
