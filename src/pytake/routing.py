@@ -20,6 +20,7 @@ from pytake.message.sending import endpoints as sending
 from pytake.openapi import legacy_error_responses, v1_error_responses
 from pytake.ratelimit import client_address, enforce
 from pytake.realtime import endpoints as realtime
+from pytake.template import endpoints as templates
 from pytake.user import endpoints as users
 from pytake.webhook import endpoints as webhooks
 
@@ -94,6 +95,7 @@ def include_routers(app: FastAPI) -> None:
         sending.router,
         conversations.router,
         webhooks.router,
+        templates.router,
     ):
         v1.include_router(router)
 

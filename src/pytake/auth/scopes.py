@@ -30,6 +30,8 @@ SCOPES: dict[str, str] = {
     "whatsapp:read": "Read WhatsApp number configurations",
     "whatsapp:write": "Manage WhatsApp number configurations and instances",
     "users:read": "Read the organisation's team",
+    "templates:read": "Read message templates and preview them",
+    "templates:write": "Create, delete and sync message templates",
 }
 
 _READ = frozenset(s for s in SCOPES if s.endswith(":read"))

@@ -8,6 +8,7 @@ from pytake.models.event import Event as Event
 from pytake.models.event import UnpublishedEvents as UnpublishedEvents
 from pytake.models.idempotency import IdempotencyKey as IdempotencyKey
 from pytake.models.organization import ApiKey, Organization, RefreshToken, User
+from pytake.models.template import MessageTemplate, TemplateSyncState
 from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -18,10 +19,12 @@ __all__ = [
     "ContactTag",
     "Conversation",
     "Message",
+    "MessageTemplate",
     "Organization",
     "PendingStatus",
     "RefreshToken",
     "Tag",
+    "TemplateSyncState",
     "User",
     "WebhookDelivery",
     "WebhookEndpoint",

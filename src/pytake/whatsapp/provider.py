@@ -148,6 +148,14 @@ class WhatsAppProvider(Protocol):
         """All templates of the account (every page)."""
         ...
 
+    async def create_template(self, template: dict[str, Any]) -> Template:
+        """Submit a template (Meta's creation body) for review; returns its id and status."""
+        ...
+
+    async def delete_template(self, name: str, template_id: str | None = None) -> None:
+        """Delete a template of the account by name (and id, for one language)."""
+        ...
+
 
 def normalize_recipient(to: str) -> str:
     """`+55 (11) 99999-9999` → `5511999999999`; other ids (JIDs, BSUIDs) pass unchanged."""

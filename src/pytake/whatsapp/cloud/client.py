@@ -179,15 +179,18 @@ class CloudProvider:
             raw=body,
         )
 
-    async def list_templates(self) -> list[Template]:
-        """Every template of the WABA, following `paging.next`."""
+    def _waba(self, operation: str) -> str:
         if not self.waba_id:
             raise ProviderError(
-                "listing templates needs the WhatsApp Business Account id",
+                f"{operation} needs the WhatsApp Business Account id",
                 code=100,
                 details="waba_id is not configured for this number",
             )
-        url: str | None = f"{self._base}/{self.waba_id}/message_templates"
+        return self.waba_id
+
+    async def list_templates(self) -> list[Template]:
+        """Every template of the WABA, following `paging.next`."""
+        url: str | None = f"{self._base}/{self._waba('listing templates')}/message_templates"
         params: dict[str, str] | None = {"fields": TEMPLATE_FIELDS, "limit": "100"}
         templates: list[Template] = []
         for _ in range(_MAX_TEMPLATE_PAGES):
@@ -199,6 +202,35 @@ class CloudProvider:
             # `next` is a complete URL carrying every query parameter already.
             url, params = paging.get("next"), None
         return templates
+
+    async def create_template(self, template: dict[str, Any]) -> Template:
+        """`POST /{waba_id}/message_templates`; Meta answers the new template's id and status."""
+        waba = self._waba("creating templates")
+        body = await self._call("POST", f"/{waba}/message_templates", json=template)
+        if not body.get("id"):
+            raise ProviderError(
+                "template creation answer has no id", kind="invalid_response", raw=body
+            )
+        components = template.get("components")
+        return Template(
+            id=str(body["id"]),
+            name=str(template.get("name") or ""),
+            language=str(template.get("language") or ""),
+            status=str(body.get("status") or "PENDING"),
+            category=body.get("category") or template.get("category"),
+            components=components if isinstance(components, list) else [],
+            parameter_format=template.get("parameter_format"),
+            raw=body,
+        )
+
+    async def delete_template(self, name: str, template_id: str | None = None) -> None:
+        """`DELETE /{waba_id}/message_templates?name=…[&hsm_id=…]` (one language when the id
+        is given, every language of the name otherwise)."""
+        params = {"name": name}
+        if template_id:
+            params["hsm_id"] = template_id
+        waba = self._waba("deleting templates")
+        await self._call("DELETE", f"/{waba}/message_templates", params=params)
 
     async def _post_message(self, payload: bytes) -> dict[str, Any]:
         if self._graph is not None:

@@ -368,3 +368,11 @@ class EvolutionProvider:
     async def list_templates(self) -> list[Template]:
         """Templates are managed at Meta, not through Evolution."""
         raise ProviderError.not_supported("Evolution", "listing templates")
+
+    async def create_template(self, template: dict[str, Any]) -> Template:
+        """Templates are managed at Meta, not through Evolution."""
+        raise ProviderError.not_supported("Evolution", "creating templates")
+
+    async def delete_template(self, name: str, template_id: str | None = None) -> None:
+        """Templates are managed at Meta, not through Evolution."""
+        raise ProviderError.not_supported("Evolution", "deleting templates")

@@ -52,6 +52,9 @@ class ControlApi:
             web.post(f"{p}/windows", self.set_window),
             web.get(f"{p}/templates", self.list_templates),
             web.post(f"{p}/templates", self.register_template),
+            web.post(f"{p}/templates/{{template_id}}/status", self.template_status),
+            web.post(f"{p}/templates/{{template_id}}/quality", self.template_quality),
+            web.post(f"{p}/templates/{{template_id}}/category", self.template_category),
             web.get(f"{p}/messages", self.list_sent),
             web.get(f"{p}/received", self.list_received),
             web.get(f"{p}/read-marks", self.list_read_marks),
@@ -122,6 +125,36 @@ class ControlApi:
         except TypeError as exc:
             raise ControlError(str(exc)) from exc
         return _ok({"waba_id": template.waba_id, **template.graph()}, status=201)
+
+    async def template_status(self, request: web.Request) -> web.Response:
+        """Meta decides on a template: {status, reason?}; answers the webhook statuses."""
+        body = await _body(request)
+        if not isinstance(body.get("status"), str):
+            raise ControlError("status is required (APPROVED, REJECTED, PAUSED, DISABLED...)")
+        delivered = await self.sim.set_template_status(
+            request.match_info["template_id"], body["status"], body.get("reason")
+        )
+        return _ok({"webhooks": delivered})
+
+    async def template_quality(self, request: web.Request) -> web.Response:
+        """Meta rates a template: {score: GREEN | YELLOW | RED}."""
+        body = await _body(request)
+        if not isinstance(body.get("score"), str):
+            raise ControlError("score is required (GREEN, YELLOW, RED)")
+        delivered = await self.sim.set_template_quality(
+            request.match_info["template_id"], body["score"]
+        )
+        return _ok({"webhooks": delivered})
+
+    async def template_category(self, request: web.Request) -> web.Response:
+        """Meta recategorises a template: {category}."""
+        body = await _body(request)
+        if not isinstance(body.get("category"), str):
+            raise ControlError("category is required (MARKETING, UTILITY, AUTHENTICATION)")
+        delivered = await self.sim.set_template_category(
+            request.match_info["template_id"], body["category"]
+        )
+        return _ok({"webhooks": delivered})
 
     async def list_sent(self, request: web.Request) -> web.Response:
         """Messages the business sent: ?channel=&to=&provider=."""

@@ -28,6 +28,7 @@ from pytake.whatsapp.simulator.state import (
     new_numeric_id,
     new_wamid,
 )
+from pytake.whatsapp.simulator.templates import TemplateRegistry
 
 V = r"{version:v\d+\.\d+}"
 _TITLES = {
@@ -49,6 +50,7 @@ class GraphApi:
     def __init__(self, state: SimState, emitter: WebhookEmitter) -> None:
         self.state = state
         self.emitter = emitter
+        self.templates = TemplateRegistry(state, emitter)
 
     def routes(self) -> list[web.RouteDef]:
         """The Graph routes (any `vNN.0` version segment)."""
@@ -56,6 +58,8 @@ class GraphApi:
             web.post(f"/{V}/{{node}}/messages", self.messages),
             web.post(f"/{V}/{{node}}/media", self.upload_media),
             web.get(f"/{V}/{{node}}/message_templates", self.list_templates),
+            web.post(f"/{V}/{{node}}/message_templates", self.create_template),
+            web.delete(f"/{V}/{{node}}/message_templates", self.delete_template),
             web.get(f"/{V}/{{node}}", self.get_node),
             web.delete(f"/{V}/{{node}}", self.delete_media),
             web.get("/lookaside/{media_id}", self.download_media),
@@ -307,12 +311,29 @@ class GraphApi:
         self.state.media[media_id] = (upload.file.read(), mime, number.phone_number_id)
         return web.json_response({"id": media_id})
 
+    def _waba(self, request: web.Request) -> str:
+        waba = request.match_info["node"]
+        if not any(n.waba_id == waba for n in self._token(request)):
+            raise _unknown_object(waba)
+        return waba
+
+    async def create_template(self, request: web.Request) -> web.Response:
+        """`POST /{waba_id}/message_templates`: PENDING now, the verdict later by webhook."""
+        waba = self._waba(request)
+        template = self.templates.create(waba, await _json_body(request))
+        return web.json_response(
+            {"id": template.id, "status": template.status, "category": template.category}
+        )
+
+    async def delete_template(self, request: web.Request) -> web.Response:
+        """`DELETE /{waba_id}/message_templates?name=…[&hsm_id=…]`."""
+        waba = self._waba(request)
+        self.templates.delete(waba, request.query.get("name"), request.query.get("hsm_id"))
+        return web.json_response({"success": True})
+
     async def list_templates(self, request: web.Request) -> web.Response:
         """`GET /{waba_id}/message_templates` with cursor paging."""
-        numbers = self._token(request)
-        waba = request.match_info["node"]
-        if not any(n.waba_id == waba for n in numbers):
-            raise _unknown_object(waba)
+        waba = self._waba(request)
         items = [t.graph() for t in self.state.templates.values() if t.waba_id == waba]
         if request.query.get("status"):
             items = [t for t in items if t["status"] == request.query["status"]]

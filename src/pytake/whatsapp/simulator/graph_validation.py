@@ -254,6 +254,21 @@ def _template_params(template: SimTemplate, components: list[Any]) -> None:
                     f"match the expected number of params ({expected})"
                 ),
             )
+        if template.parameter_format == "NAMED" and expected:
+            names = {
+                p.get("parameter_name")
+                for c in components
+                if isinstance(c, dict) and str(c.get("type", "")).upper() == component_type
+                for p in c.get("parameters") or []
+                if isinstance(p, dict)
+            }
+            if names != template.variables(component_type):
+                raise GraphFault(
+                    132000,
+                    "Number of parameters does not match the expected number of params",
+                    details=f"{component_type.lower()}: parameter_name must name each of "
+                    f"{sorted(template.variables(component_type))}",
+                )
 
 
 _VALIDATORS: dict[str, Any] = {

@@ -175,6 +175,24 @@ class Simulator:
         self.state.templates[(template.waba_id, name, language)] = template
         return template
 
+    async def set_template_status(
+        self, template_id: str, status: str, reason: str | None = None
+    ) -> list[int | None]:
+        """Meta changes a template's status (APPROVED, REJECTED, PAUSED, DISABLED…); the
+        signed `message_template_status_update` is delivered before return."""
+        registry = self.graph.templates
+        return await registry.set_status(registry.find(template_id), status, reason)
+
+    async def set_template_quality(self, template_id: str, score: str) -> list[int | None]:
+        """Meta rates a template GREEN / YELLOW / RED (`message_template_quality_update`)."""
+        registry = self.graph.templates
+        return await registry.set_quality(registry.find(template_id), score)
+
+    async def set_template_category(self, template_id: str, category: str) -> list[int | None]:
+        """Meta recategorises a template (`template_category_update`)."""
+        registry = self.graph.templates
+        return await registry.set_category(registry.find(template_id), category)
+
     async def customer_sends(
         self, phone_number_id: str, sender: str | None = None, **spec: Any
     ) -> CustomerMessage:

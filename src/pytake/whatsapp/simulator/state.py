@@ -49,11 +49,20 @@ class SimulatorSettings:
     evolution_api_key: str = "sim-evolution-key"
     qrcode_limit: int = 30
     latency_ms: int = 0
+    # Template review (simulator/templates.py): the delay before the verdict's webhook, whether
+    # it comes at all, and the words that get a template rejected.
+    template_review_seconds: float = 3.0
+    template_auto_review: bool = True
+    template_banned_words: tuple[str, ...] = ("scam", "forbidden")
 
     @classmethod
     def for_tests(cls, **overrides: Any) -> SimulatorSettings:
         """Settings with no delays, so tests wait on `Simulator.idle()` instead of clocks."""
-        base: dict[str, Any] = {"status_delays": (0.0, 0.0, 0.0), "retry_backoff": 0.0}
+        base: dict[str, Any] = {
+            "status_delays": (0.0, 0.0, 0.0),
+            "retry_backoff": 0.0,
+            "template_review_seconds": 0.0,
+        }
         base.update(overrides)
         return cls(**base)
 
@@ -93,6 +102,8 @@ class SimTemplate:
     category: str = "UTILITY"
     parameter_format: str = "POSITIONAL"
     id: str = field(default_factory=new_numeric_id)
+    reason: str | None = None
+    quality_score: str = "UNKNOWN"
 
     def expected_params(self, component_type: str) -> int:
         """How many parameters a send must give for the HEADER or BODY component."""
@@ -101,8 +112,15 @@ class SimTemplate:
                 continue
             if component_type == "HEADER" and component.get("format", "TEXT") != "TEXT":
                 return 1  # media and location headers take one parameter
-            return len(set(_PLACEHOLDER.findall(str(component.get("text", "")))))
+            return len(self.variables(component_type))
         return 0
+
+    def variables(self, component_type: str) -> set[str]:
+        """The placeholder names of the HEADER or BODY text."""
+        for component in self.components:
+            if str(component.get("type", "")).upper() == component_type:
+                return set(_PLACEHOLDER.findall(str(component.get("text", ""))))
+        return set()
 
     def graph(self) -> dict[str, Any]:
         """The template as the Graph API lists it."""
@@ -114,6 +132,8 @@ class SimTemplate:
             "category": self.category,
             "parameter_format": self.parameter_format,
             "components": self.components,
+            "quality_score": {"score": self.quality_score},
+            **({"rejected_reason": self.reason} if self.status == "REJECTED" else {}),
         }
 
 
@@ -270,6 +290,8 @@ class SimState:
         """Forget everything (numbers, templates, messages, instances, faults)."""
         self.numbers: dict[str, BusinessNumber] = {}
         self.templates: dict[tuple[str, str, str], SimTemplate] = {}
+        # (waba, name) → when a template of that name was deleted (names stay taken 30 days).
+        self.deleted_template_names: dict[tuple[str, str], float] = {}
         self.windows: dict[tuple[str, str], float] = {}
         self.sent: list[SentMessage] = []
         self.received: list[CustomerMessage] = []
