@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     idempotency_prune_every_seconds: float = 300.0
     idempotency_prune_batch_size: int = 1000
 
+    # Message templates: how often the worker reads each number's templates from Meta again
+    # (0 turns the periodic sync off; POST /v1/templates/sync still works).
+    template_sync_interval_seconds: float = 6 * 3600
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key == DEFAULT_SECRET_KEY:

@@ -3,8 +3,15 @@ appear, changes at Meta are applied, templates gone at Meta are marked DELETED."
 
 from __future__ import annotations
 
-import httpx
+import uuid
+from datetime import UTC, datetime, timedelta
 
+import httpx
+from fastapi import FastAPI
+
+from pytake.models import TemplateSyncState
+from pytake.template.tasks import TemplateSyncLoop
+from tests.channel.support import create_official
 from tests.sending.support import Shop
 from tests.template.support import NAMED_ORDER, body_of, create, review
 
@@ -78,3 +85,40 @@ async def test_sync_needs_a_cloud_number(http: httpx.AsyncClient) -> None:
     resp = await http.post("/v1/templates/sync", headers=lonely.headers)
     assert resp.status_code == 422
     assert resp.json()["error"]["details"][0]["field"] == "channel_id"
+
+
+async def test_the_worker_loop_syncs_due_numbers(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI
+) -> None:
+    shop.sim.register_template(shop.number.waba, "from_meta_tools", "en_US", body="Hi")
+    broken = await create_official(
+        http, shop.org, shop.sim, str(http.base_url), name="Revoked", configured_token="EAAwrong"
+    )
+    long_ago = datetime(2000, 1, 1, tzinfo=UTC)
+    async with send_app.state.session_factory() as session, session.begin():
+        for number in (shop.number, broken):
+            session.add(
+                TemplateSyncState(
+                    channel_id=uuid.UUID(number.id),
+                    organization_id=uuid.UUID(shop.org.id),
+                    next_sync_at=long_ago,  # due before any other number in the database
+                )
+            )
+    state = send_app.state
+    loop = TemplateSyncLoop(state.session_factory, state.settings, state.http)
+    await loop.run_once()
+    listed = await http.get(
+        "/v1/templates", params={"name": "from_meta_tools"}, headers=shop.headers
+    )
+    assert listed.json()["meta"]["total"] == 1
+    async with state.session_factory() as session:
+        good = await session.get(TemplateSyncState, uuid.UUID(shop.number.id))
+        bad = await session.get(TemplateSyncState, uuid.UUID(broken.id))
+    assert good is not None and bad is not None
+    assert good.last_error is None and good.last_synced_at is not None
+    assert good.next_sync_at - good.last_synced_at == timedelta(
+        seconds=state.settings.template_sync_interval_seconds
+    )
+    assert good.leased_until is None
+    assert bad.last_error and "token" in bad.last_error
+    assert bad.last_synced_at is None and bad.next_sync_at > datetime.now(UTC)

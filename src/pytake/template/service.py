@@ -12,6 +12,7 @@ The public API other domains call (campaigns, chatbots, sending):
 - `send_components(template, variables)` → just its `components` (422 on missing variables).
 - `variable_names(template)`, `missing_variables(template, variables)`.
 - `check_send_parameters(template, components)` → a hand-built send matches (422 otherwise).
+- `check_template_send(session, config, graph_template)` → what sending calls before queueing.
 - `render_preview(template, variables)` → the text the customer sees.
 
 Variables map onto parameters as pytake.template.parameters describes: NAMED by name,
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -62,6 +64,7 @@ __all__ = [
     "Preview",
     "TemplateNotApproved",
     "check_send_parameters",
+    "check_template_send",
     "create_template",
     "delete_template",
     "ensure_approved",
@@ -184,6 +187,34 @@ async def sendable_template(
         raise ValidationFailed.on("template", "give a template id, or a name and a language")
     ensure_approved(template)
     return template
+
+
+async def check_template_send(
+    session: AsyncSession, config: WhatsAppConfig, template: Mapping[str, Any]
+) -> None:
+    """Before a send that names a template (`{name, language: {code}, components}`, the Graph
+    object): when PyTake knows it in the number's Business Account it must be APPROVED (422
+    `template_not_approved`) and the parameters must match it (422 naming each missing or
+    extra one). A template PyTake does not know is left to Meta (132001 and friends)."""
+    if config.provider != "official" or not config.business_account_id:
+        return
+    language = template.get("language")
+    code = language.get("code") if isinstance(language, Mapping) else language
+    name = template.get("name")
+    if not isinstance(name, str) or not isinstance(code, str):
+        return
+    known = await find_template(
+        session,
+        config.organization_id,
+        name,
+        code,
+        business_account_id=config.business_account_id,
+    )
+    if known is None:
+        return
+    ensure_approved(known)
+    components = template.get("components")
+    check_send_parameters(known, components if isinstance(components, list) else [])
 
 
 # -- CRUD ---------------------------------------------------------------------------------------

@@ -111,7 +111,10 @@ class StatusUpdate:
 
 @dataclass(frozen=True, slots=True)
 class TemplateStatusUpdate:
-    """Meta approved, rejected, paused... a template (channel is the WABA id)."""
+    """An account-level template change (channel is the WABA id). `kind` says which webhook:
+    `status` (Meta approved, rejected, paused... it; `event` is the new status), `quality`
+    (`event` is the new quality score, `previous` the old) or `category` (`event` is the new
+    category, `previous` the old)."""
 
     channel: str
     template_id: str | None
@@ -121,6 +124,8 @@ class TemplateStatusUpdate:
     reason: str | None = None
     timestamp: datetime | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    kind: Literal["status", "quality", "category"] = "status"
+    previous: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

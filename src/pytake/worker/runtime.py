@@ -22,6 +22,7 @@ from pytake.kit.net_guard import guarded_session
 from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
 from pytake.message.sending.pruning import IdempotencyPruner
 from pytake.realtime.registry import Registry
+from pytake.template.tasks import TemplateSyncLoop
 from pytake.webhook.delivery import WebhookDeliveryLoop
 from pytake.whatsapp.cloud.client import GraphConnector
 from pytake.worker.runner import BackgroundLoop, Runner
@@ -80,6 +81,8 @@ async def start_runtime(
             IdempotencyPruner.from_settings(factory, settings),
             ContactImportLoop(factory),
         ]
+        if settings.template_sync_interval_seconds > 0:
+            loops.append(TemplateSyncLoop(factory, settings, runtime.provider_http))
         runtime.runner = Runner(loops, settings.worker_poll_seconds)
         bus.on_wake(runtime.runner.wake)
     await bus.start(engine)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from pytake.whatsapp._json import obj as as_obj
 from pytake.whatsapp.events import (
@@ -88,8 +88,8 @@ def _parse_change(entry: dict[str, Any], change: dict[str, Any]) -> list[Event]:
     value: dict[str, Any] = change["value"]
     # The earliest payloads (and our own /api/v1 doc) omit `field` for messages.
     field = change.get("field") or "messages"
-    if field == "message_template_status_update":
-        return [_template_status(entry, value)]
+    if field in _TEMPLATE_FIELDS:
+        return [_template_update(entry, value, _TEMPLATE_FIELDS[field])]
     if field == "messages":
         channel = _channel(value)
         return _messages(channel, value) + _statuses(channel, value)
@@ -285,19 +285,33 @@ def _echo(channel: str, item: dict[str, Any]) -> MessageEcho:
     )
 
 
-def _template_status(entry: dict[str, Any], value: dict[str, Any]) -> TemplateStatusUpdate:
-    event = value.get("event")
-    if not isinstance(event, str):
-        raise MalformedWebhook("template status update without event")
+# Account-level template webhooks → (kind, the key of the new value, the key of the old one).
+_TEMPLATE_FIELDS: dict[str, tuple[str, str, str | None]] = {
+    "message_template_status_update": ("status", "event", None),
+    "message_template_quality_update": ("quality", "new_quality_score", "previous_quality_score"),
+    "template_category_update": ("category", "new_category", "previous_category"),
+}
+
+
+def _template_update(
+    entry: dict[str, Any], value: dict[str, Any], spec: tuple[str, str, str | None]
+) -> TemplateStatusUpdate:
+    kind, new_key, old_key = spec
+    new = value.get(new_key)
+    if not isinstance(new, str):
+        raise MalformedWebhook(f"template {kind} update without {new_key}")
     template_id = value.get("message_template_id")
     when = entry.get("time")
+    previous = value.get(old_key) if old_key else None
     return TemplateStatusUpdate(
         channel=str(entry.get("id") or ""),
         template_id=str(template_id) if template_id is not None else None,
         template_name=value.get("message_template_name"),
         language=value.get("message_template_language"),
-        event=event,
+        event=new,
         reason=value.get("reason"),
-        timestamp=unix_to_datetime(when, "template status") if when is not None else None,
+        timestamp=unix_to_datetime(when, "template update") if when is not None else None,
         raw=value,
+        kind=cast(Literal["status", "quality", "category"], kind),
+        previous=str(previous) if previous is not None else None,
     )
