@@ -90,7 +90,8 @@ class TemplateNotApproved(PyTakeError):
 
     status = 422
     code = "template_not_approved"
-    default_message = "The template is not approved"
+    documented_as = "validation_error"
+    default_message = "The template is not approved (only APPROVED templates can be sent)"
 
 
 # -- the public API for other domains ---------------------------------------------------------
