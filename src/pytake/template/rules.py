@@ -260,7 +260,7 @@ def _check_buttons(check: _Check, component: dict[str, Any], field: str) -> None
     quick = [i for i, kind in enumerate(types) if kind == "QUICK_REPLY"]
     if quick and quick != list(range(quick[0], quick[0] + len(quick))):
         check.fail(where, "QUICK_REPLY buttons must be grouped together, not mixed with others")
-    texts = [b.get("text") for b in buttons if isinstance(b, dict) and b.get("text")]
+    texts = [b["text"] for b in buttons if isinstance(b, dict) and isinstance(b.get("text"), str)]
     if len(texts) != len(set(texts)):
         check.fail(where, "button texts must be unique")
     if check.category == "AUTHENTICATION" and types != ["OTP"]:
