@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from pytake.message import ingest
+from pytake.message.ingest import pipeline as ingest
 from pytake.message.receive import parse_meta
 from pytake.message.writer import OVERLAP_AT, IngestWriter, MetaDelivery, WriterStats
 from pytake.models import Contact, Conversation

@@ -21,8 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.config import Settings
 from pytake.events import record_many
 from pytake.kit.phone import from_wa_id, match_key
-from pytake.message.ingest_events import Stored as _Stored
-from pytake.message.ingest_events import contact_brief, ingest_events_of, without_nul
+from pytake.message.ingest.events import Stored as _Stored
+from pytake.message.ingest.events import contact_brief, ingest_events_of, without_nul
 from pytake.message.statuses import apply_pending_statuses, apply_statuses
 from pytake.message.tables import (
     BatchSource,
