@@ -14,7 +14,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from pytake.message.ingest import pipeline as ingest
+from pytake.message.ingest import messages as ingest_messages
 from pytake.message.receive import parse_meta
 from pytake.message.writer import OVERLAP_AT, IngestWriter, MetaDelivery, WriterStats
 from pytake.models import Contact, Conversation
@@ -124,7 +124,7 @@ async def test_a_body_that_fails_in_the_database_fails_alone_and_leaves_nothing(
     wa_org: Org,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real = ingest._message_values
+    real = ingest_messages.message_row
 
     def poisoned(*args: Any) -> dict[str, Any]:
         values = real(*args)
@@ -132,7 +132,7 @@ async def test_a_body_that_fails_in_the_database_fails_alone_and_leaves_nothing(
             values["conversation_id"] = uuid.uuid4()  # violates the foreign key at INSERT
         return values
 
-    monkeypatch.setattr(ingest, "_message_values", poisoned)
+    monkeypatch.setattr(ingest_messages, "message_row", poisoned)
     bodies = [
         text_body(number, f"55119876510{i:02d}", f"wamid.gc-{uuid.uuid4().hex}", "fine")
         for i in range(10)

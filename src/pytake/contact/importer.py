@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pytake.auth.principal import Principal
 from pytake.contact import import_file
 from pytake.contact import tags as tag_service
+from pytake.contact.rows import new_contact_row
 from pytake.contact.search import contact_search_text
 from pytake.db import unit_of_work
 from pytake.kit.phone import InvalidPhoneNumber, match_key, normalise_e164
@@ -214,8 +215,8 @@ async def _apply_batch(
     links: list[_Link] = []
     for key, row in rows.items():
         if (old := existing.get(key)) is None:
-            contact_id, created_at = uuid.uuid4(), now
-            inserts.append(_new_contact(org_id, contact_id, row, now))
+            inserts.append(_new_contact(org_id, row, now))
+            contact_id, created_at = inserts[-1]["id"], now
         else:
             contact_id, created_at = old.id, old.created_at
             updates.append(_changed_contact(old, row, now))
@@ -235,31 +236,19 @@ async def _apply_batch(
     return outcome
 
 
-def _new_contact(org_id: uuid.UUID, contact_id: uuid.UUID, row: _Row, now: Any) -> dict[str, Any]:
-    name, email = row.fields.get("name"), row.fields.get("email")
-    return {
-        "id": contact_id,
-        "organization_id": org_id,
-        "whatsapp_id": row.whatsapp_id,
-        "match_key": row.key,
-        "wa_id": None,
-        "name": name,
-        "profile_name": None,
-        "email": email,
-        "attributes": row.attributes,
-        "whatsapp_profile_pic_url": None,
-        "opt_in": row.fields.get("opt_in", True),
-        "opt_in_changed_at": now,
-        "opt_in_source": "import",
-        "is_blocked": False,
-        "blocked_at": None,
-        "last_inbound_at": None,
-        "last_message_at": None,
-        "deleted_at": None,
-        "search_text": contact_search_text(name, email, row.whatsapp_id),
-        "created_at": now,
-        "updated_at": now,
-    }
+def _new_contact(org_id: uuid.UUID, row: _Row, now: Any) -> dict[str, Any]:
+    return new_contact_row(
+        org_id,
+        row.whatsapp_id,
+        row.key,
+        now,
+        name=row.fields.get("name"),
+        email=row.fields.get("email"),
+        attributes=row.attributes,
+        opt_in=row.fields.get("opt_in", True),
+        opt_in_changed_at=now,
+        opt_in_source="import",
+    )
 
 
 _T = contacts_table.c

@@ -4,38 +4,15 @@ contact.created and contact.updated (opt-outs), in the batch's own transaction."
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from pytake.events import DomainEvent
-
-_NUL = "\x00"
-
-
-def without_nul(value: Any) -> Any:
-    """The value with NUL characters replaced: PostgreSQL text and JSONB cannot hold them, and
-    a body that can never be stored would be retried by Meta for days."""
-    if isinstance(value, str):
-        return value.replace(_NUL, "\ufffd") if _NUL in value else value
-    if isinstance(value, dict):
-        return {without_nul(k): without_nul(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [without_nul(v) for v in value]
-    return value
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """What a batch stored: its rows (ingest's `_Row`s) and the ids they were given."""
-
-    rows: list[Any]
-    message_ids: dict[str, uuid.UUID]
-    contact_ids: dict[str, uuid.UUID]
-    conversation_ids: dict[uuid.UUID, uuid.UUID]
+from pytake.kit.text import without_nul
+from pytake.message.ingest.batch import BatchMessage, Channel, Stored
 
 
 def ingest_events_of(
-    channel: Any,
+    channel: Channel,
     stored: Stored,
     people: dict[uuid.UUID, dict[str, Any]],
     new_contacts: set[uuid.UUID],
@@ -93,7 +70,7 @@ def _conversation_created(
 
 def _message_received(
     org: uuid.UUID,
-    row: Any,
+    row: BatchMessage,
     stored: Stored,
     contact: dict[str, Any],
     conversation_id: uuid.UUID,

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pytake.auth.principal import Principal
 from pytake.channel.service import default_config
 from pytake.config import Settings
-from pytake.contact.search import contact_search_text
+from pytake.contact.rows import new_contact_row
 from pytake.contact.service import find_by_phone, record_contact_created, valid_whatsapp_id
 from pytake.db import unit_of_work
 from pytake.errors import FieldError, NotFound, PyTakeError, ValidationFailed, render_v1
@@ -412,24 +412,9 @@ async def contact_for_number(
     contact = await find_by_phone(session, organization_id, e164)
     if contact is not None:
         return contact
-    now = utcnow()
-    new_id = uuid.uuid4()
-    await session.execute(
-        insert_for(session, contacts)
-        .values(
-            id=new_id,
-            organization_id=organization_id,
-            whatsapp_id=e164,
-            match_key=match_key(e164),
-            attributes={},
-            opt_in=True,
-            is_blocked=False,
-            search_text=contact_search_text(None, None, e164),
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing()
-    )
+    row = new_contact_row(organization_id, e164, match_key(e164), utcnow())
+    new_id = row["id"]
+    await session.execute(insert_for(session, contacts).values(row).on_conflict_do_nothing())
     contact = await find_by_phone(session, organization_id, e164)
     assert contact is not None
     if contact.id == new_id:  # not a concurrent send's contact: this transaction created it
