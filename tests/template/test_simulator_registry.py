@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import httpx
 
 from pytake.whatsapp.simulator import GRAPH_VERSION
-from tests.sending.support import Shop
+from tests.sending.support import Shop, new_customer
 from tests.template.support import NAMED_ORDER, body_of, review
 
 
@@ -69,3 +70,40 @@ async def test_graph_creation_review_and_deletion(shop: Shop) -> None:
     # The name stays taken for 30 days: a new template with it is rejected by the review.
     template = sim.graph.templates.create(number.waba, body)
     assert sim.graph.templates.verdict(template) == ("REJECTED", "INVALID_FORMAT")
+
+
+async def test_the_phone_shows_a_template_as_the_customer_sees_it(
+    http: httpx.AsyncClient, shop: Shop
+) -> None:
+    shop.sim.register_template(
+        shop.number.waba,
+        "delivery",
+        "pt_BR",
+        components=[
+            {"type": "HEADER", "format": "TEXT", "text": "Pedido {{1}}"},
+            {"type": "BODY", "text": "Olá {{1}}, chega {{2}}."},
+            {"type": "FOOTER", "text": "Loja"},
+            {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Ok"}]},
+        ],
+    )
+    wa_id = new_customer()
+    params = [{"type": "text", "text": "Ana"}, {"type": "text", "text": "amanhã"}]
+    send = {
+        "to": wa_id,
+        "type": "template",
+        "template": {
+            "name": "delivery",
+            "language": {"code": "pt_BR"},
+            "components": [
+                {"type": "header", "parameters": [{"type": "text", "text": "42"}]},
+                {"type": "body", "parameters": params},
+            ],
+        },
+    }
+    resp = await http.post("/v1/messages", json=send, headers=shop.headers)
+    assert resp.status_code == 201, resp.text
+    [shown] = [m for m in shop.sim.thread(shop.number.pnid, wa_id) if m["direction"] == "out"]
+    assert shown["rendered"] == {
+        "text": "Pedido 42\nOlá Ana, chega amanhã.\nLoja\n[Ok]",
+        "quick_replies": [{"payload": "Ok", "text": "Ok"}],
+    }

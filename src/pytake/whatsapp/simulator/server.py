@@ -284,6 +284,7 @@ class Simulator:
 
     def thread(self, channel: str, customer: str) -> list[dict[str, Any]]:
         """One customer's chat with a channel, both directions, oldest first."""
+        number = self.state.numbers.get(channel)
         items: list[dict[str, Any]] = [
             {
                 "direction": "out",
@@ -293,6 +294,11 @@ class Simulator:
                 "statuses": m.statuses,
                 "at": m.created_at,
                 "provider": m.provider,
+                **(
+                    {"rendered": self.graph.templates.render(number.waba_id, m.body)}
+                    if number is not None and m.type == "template"
+                    else {}
+                ),
             }
             for m in self.state.sent
             if m.channel == channel and m.to == customer

@@ -14,6 +14,7 @@ A name already live in the same language is refused at once (Graph error 100/238
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from pytake.whatsapp.simulator.emitter import WebhookEmitter
@@ -102,6 +103,37 @@ class TemplateRegistry:
             return "REJECTED", "ABUSIVE_CONTENT"
         return "APPROVED", None
 
+    def render(self, waba_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """What a phone shows for a template send: its text with the parameters filled in,
+        and the quick-reply buttons the customer can tap (None for an unknown template)."""
+        raw = body.get("template")
+        obj: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        raw_language = obj.get("language")
+        language: dict[str, Any] = raw_language if isinstance(raw_language, dict) else {}
+        wanted = (waba_id, str(obj.get("name")), str(language.get("code")))
+        template = self.state.templates.get(wanted)
+        if template is None:
+            return None
+        given: dict[str, list[Any]] = {}
+        for component in obj.get("components") or []:
+            if isinstance(component, dict):
+                key = str(component.get("type", "")).lower()
+                given.setdefault(key, []).extend(component.get("parameters") or [])
+        lines, quick_replies = [], []
+        for component in template.components:
+            kind = str(component.get("type", "")).upper()
+            if kind in ("HEADER", "BODY", "FOOTER") and component.get("text"):
+                lines.append(_fill(str(component["text"]), given.get(kind.lower(), [])))
+            elif kind == "HEADER":
+                lines.append(f"[{str(component.get('format', 'media')).lower()}]")
+            for button in component.get("buttons") or [] if kind == "BUTTONS" else []:
+                lines.append(f"[{button.get('text') or button.get('type')}]")
+                if str(button.get("type", "")).upper() == "QUICK_REPLY":
+                    quick_replies.append(
+                        {"payload": button.get("text"), "text": button.get("text")}
+                    )
+        return {"text": "\n".join(lines), "quick_replies": quick_replies}
+
     async def _review(self, template: SimTemplate) -> None:
         await asyncio.sleep(self.state.settings.template_review_seconds)
         if not self.state.settings.template_auto_review or template.status != "PENDING":
@@ -179,6 +211,25 @@ class TemplateRegistry:
         return [await self.emitter.post_meta(url, secret, body) for url, secret in sorted(apps)]
 
 
+def _fill(text: str, parameters: list[Any]) -> str:
+    """`{{1}}` by position, `{{name}}` by `parameter_name`."""
+    by_name = {str(p.get("parameter_name")): p for p in parameters if isinstance(p, dict)}
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.isdigit() and int(name) <= len(parameters):
+            parameter = parameters[int(name) - 1]
+        else:
+            parameter = by_name.get(name)
+        if not isinstance(parameter, dict):
+            return match.group(0)
+        kind = parameter.get("type", "text")
+        return str(parameter.get(kind) if kind != "text" else parameter.get("text"))
+
+    return _PLACEHOLDER.sub(value, text)
+
+
+_PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 _REJECTION_TEXT = {
     "INVALID_FORMAT": "The name was used by a template deleted less than 30 days ago",
     "ABUSIVE_CONTENT": "The template contains content WhatsApp does not allow",
