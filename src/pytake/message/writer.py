@@ -251,6 +251,11 @@ class IngestWriter:
         the body signed with the app secret of one of them (as Meta signs per app)."""
         keys = set(delivery.grouped)
         mine = [c for c in configs if {c.phone_number_id, c.business_account_id} & keys]
+        if not mine and delivery.signature and _account_level_only(delivery):
+            # Meta retries anything but a 200 for days: a Business Account nobody here has
+            # configured (any more) is acknowledged and its template news dropped.
+            log.info("template webhook for unknown account(s) %s ignored", ", ".join(sorted(keys)))
+            return []
         if not mine:
             return NotFound(
                 "No WhatsApp configuration for phone_number_id " + ", ".join(sorted(keys))
@@ -307,6 +312,12 @@ async def _configs_for(session: AsyncSession, keys: Iterable[str]) -> list[_Conf
     )
     rows = await session.execute(stmt, {"keys": list(set(keys))})
     return [_Config(*row) for row in rows.all()]
+
+
+def _account_level_only(delivery: MetaDelivery) -> bool:
+    return all(
+        isinstance(e, TemplateStatusUpdate) for events in delivery.grouped.values() for e in events
+    )
 
 
 def _serves(config: _Config, key: str, events: list[Event]) -> bool:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.message.ingest.batch import Channel
 from pytake.message.tables import channel_events, insert_for, whatsapp_configs
 from pytake.models.base import utcnow
+from pytake.template.updates import apply_account_update
 from pytake.whatsapp.events import ConnectionUpdate, Event, QrCodeUpdate, TemplateStatusUpdate
 
 QR_LIFETIME = timedelta(seconds=60)
@@ -35,7 +36,8 @@ async def record_channel_event(
 
 
 async def apply_channel_event(session: AsyncSession, channel: Channel, event: Event) -> None:
-    """Connection and QR code changes are kept on the config; everything is recorded."""
+    """Connection and QR code changes are kept on the config, template changes on the
+    template (pytake.template.updates); everything is recorded."""
     if isinstance(event, ConnectionUpdate):
         await _apply_connection(session, channel, event)
         await record_channel_event(
@@ -48,6 +50,7 @@ async def apply_channel_event(session: AsyncSession, channel: Channel, event: Ev
         await _apply_qr_code(session, channel, event)
         await record_channel_event(session, channel, "qrcode.updated", {"message": event.message})
     elif isinstance(event, TemplateStatusUpdate):
+        await apply_account_update(session, channel.organization_id, event)
         await record_channel_event(
             session,
             channel,
