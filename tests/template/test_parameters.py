@@ -186,3 +186,12 @@ def test_preview_renders_what_the_customer_sees() -> None:
     )
     assert auth.footer == "This code expires in 10 minutes."
     assert auth.missing == []
+
+
+def test_preview_shows_any_value_as_text() -> None:
+    """Found by fuzzing the preview: a button's value that is not a string was a 500."""
+    offer = _template(META_IMAGE_HEADER_CTA)
+    shown = render_preview(offer, {"button.1": 2026})
+    assert shown.buttons[1]["url"].endswith("promo=2026")
+    auth = render_preview(_template(META_AUTHENTICATION), {"1": 123456})
+    assert auth.buttons[0]["code"] == "123456" and auth.body.startswith("123456 ")

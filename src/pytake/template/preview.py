@@ -56,11 +56,15 @@ def _button(index: int, button: dict[str, Any], values: dict[str, Any]) -> dict[
         shown["phone_number"] = button.get("phone_number")
     elif kind == "COPY_CODE":
         shown["text"] = button.get("text") or COPY_CODE_TEXT
-        shown["code"] = values.get(f"button.{index}")
+        shown["code"] = _text(values.get(f"button.{index}"))
     elif kind == "OTP":
         shown["text"] = button.get("text") or "Copy code"
-        shown["code"] = values.get("1")
+        shown["code"] = _text(values.get("1"))
     return shown
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _button_line(button: dict[str, Any]) -> str:
