@@ -90,6 +90,21 @@ class Settings(BaseSettings):
     # (0 turns the periodic sync off; POST /v1/templates/sync still works).
     template_sync_interval_seconds: float = 6 * 3600
 
+    # Campaigns (pytake.campaign): a number's throughput in messages per second (Meta's default
+    # is 80; Meta raises a number to up to 1,000 and then this may say so), how far ahead the
+    # dispatcher hands messages to the send pipeline, after how many consecutive 131048 /
+    # 131049 failures a campaign pauses, and the window in which a reply counts for it.
+    campaign_number_throughput: int = Field(default=80, ge=1, le=1000)
+    campaign_handoff_ahead_seconds: float = 1.0
+    campaign_batch_size: int = 500
+    campaign_pause_after_policy_errors: int = 20
+    campaign_reply_window_hours: float = 72.0
+    # A sent message without a delivery status settles its recipient as `sent` after this.
+    campaign_settle_after_seconds: float = 60.0
+    # After a 130429 the pace halves; it grows back by a quarter each this many seconds.
+    campaign_throttle_recover_seconds: float = 5.0
+    campaign_poll_seconds: float = 0.2
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key == DEFAULT_SECRET_KEY:

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pytake.auth import endpoints as auth
 from pytake.auth.dependencies import bearer_scheme
 from pytake.auth.tokens import InvalidToken, decode_access_token, digest, is_api_key
+from pytake.campaign import endpoints as campaigns
 from pytake.channel import endpoints as channels
 from pytake.config import Settings
 from pytake.contact import endpoints as contacts
@@ -96,6 +97,7 @@ def include_routers(app: FastAPI) -> None:
         conversations.router,
         webhooks.router,
         templates.router,
+        campaigns.router,
     ):
         v1.include_router(router)
 

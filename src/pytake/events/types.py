@@ -15,7 +15,10 @@ MESSAGE_EVENTS = (
 )
 CONVERSATION_EVENTS = ("conversation.created", "conversation.assigned", "conversation.resolved")
 CONTACT_EVENTS = ("contact.created", "contact.updated")
-EVENT_TYPES: tuple[str, ...] = MESSAGE_EVENTS + CONVERSATION_EVENTS + CONTACT_EVENTS
+CAMPAIGN_EVENTS = ("campaign.started", "campaign.paused", "campaign.completed")
+EVENT_TYPES: tuple[str, ...] = (
+    MESSAGE_EVENTS + CONVERSATION_EVENTS + CONTACT_EVENTS + CAMPAIGN_EVENTS
+)
 
 
 class CommittedEvent:

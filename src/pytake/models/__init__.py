@@ -1,6 +1,7 @@
 """All ORM models; importing this package registers every table on one metadata (for Alembic)."""
 
 from pytake.models.base import Base
+from pytake.models.campaign import Campaign, CampaignRecipient
 from pytake.models.channel import ChannelEvent, WhatsAppConfig
 from pytake.models.contact import Contact, ContactTag, Tag
 from pytake.models.conversation import Conversation, Message, PendingStatus
@@ -14,6 +15,8 @@ from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
 __all__ = [
     "ApiKey",
     "Base",
+    "Campaign",
+    "CampaignRecipient",
     "ChannelEvent",
     "Contact",
     "ContactTag",

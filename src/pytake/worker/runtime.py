@@ -14,6 +14,7 @@ import orjson
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from pytake.campaign.dispatch import CampaignLoop
 from pytake.config import Settings
 from pytake.contact.tasks import ContactImportLoop
 from pytake.events.bus import EventBus
@@ -80,6 +81,7 @@ async def start_runtime(
             build_dispatcher(factory, settings, runtime.provider_http, tuning),
             IdempotencyPruner.from_settings(factory, settings),
             ContactImportLoop(factory),
+            CampaignLoop(factory, settings),
         ]
         if settings.template_sync_interval_seconds > 0:
             loops.append(TemplateSyncLoop(factory, settings, runtime.provider_http))

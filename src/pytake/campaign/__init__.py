@@ -1,0 +1,1 @@
+"""Campaigns: template broadcasts to an audience of contacts, paced per number, resumable."""
