@@ -205,6 +205,16 @@ class GraphApi:
             for _ in range(copies):
                 await self.emitter.post_meta(number.webhook_url, number.app_secret, body)
 
+    async def report_status(self, message_id: str, status: str) -> None:
+        """Send one status webhook for a message the business sent (KeyError if unknown)."""
+        message = self.state.find_sent(message_id)
+        if message is None:
+            raise KeyError(f"no sent message {message_id}")
+        number = self.state.numbers[message.channel]
+        message.statuses.append(status)
+        body = self._status_body(number, message, status, None)
+        await self.emitter.post_meta(number.webhook_url, number.app_secret, body)
+
     def _status_body(
         self, number: BusinessNumber, message: SentMessage, status: str, error: ErrorFault | None
     ) -> dict[str, Any]:

@@ -208,6 +208,11 @@ class Simulator:
             spec["from"] = sender
         return await self.graph.customer_sends(phone_number_id, spec)
 
+    async def customer_reads(self, message_id: str) -> None:
+        """The customer opens a message the business sent (with `auto_read` off, nothing else
+        reads it): its signed `read` status webhook is delivered before return."""
+        await self.graph.report_status(message_id, "read")
+
     async def verify_webhook(self, phone_number_id: str) -> dict[str, Any]:
         """Run Meta's `hub.challenge` GET against the number's webhook URL."""
         number = self.state.numbers[phone_number_id]
