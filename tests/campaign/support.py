@@ -20,28 +20,12 @@ from pytake.config import Settings
 from pytake.db import unit_of_work
 from pytake.models import MessageTemplate
 from pytake.whatsapp.simulator import Simulator
+from tests.campaign.workers import CAMPAIGN_TEST_SETTINGS, run_loop, worker
 from tests.sending.support import Shop, eventually, new_customer
-
-# Short clocks so runs settle in tests within a second or two.
-CAMPAIGN_TEST_SETTINGS: dict[str, Any] = {
-    "campaign_poll_seconds": 0.05,
-    "campaign_pause_after_policy_errors": 5,
-    "campaign_settle_after_seconds": 2.0,
-    "campaign_number_throughput": 1000,
-    "campaign_handoff_ahead_seconds": 0.5,
-    "campaign_throttle_recover_seconds": 1.0,
-}
 
 
 def campaign_settings(base: Settings, **overrides: Any) -> Settings:
     return base.model_copy(update={**CAMPAIGN_TEST_SETTINGS, **overrides})
-
-
-async def run_loop(loop: CampaignLoop) -> None:
-    """A campaign loop as the worker runner runs it, with a short poll."""
-    while True:
-        due = await loop.run_once()
-        await asyncio.sleep(min(due if due is not None else 0.05, 0.05))
 
 
 @contextlib.asynccontextmanager
@@ -186,4 +170,12 @@ def sent_to(sim: Simulator, pnid: str) -> list[str]:
     return [m.to for m in sim.state.sent if m.channel == pnid]
 
 
-__all__ = ["Campaigns", "campaign_settings", "eventually", "looping", "run_loop", "sent_to"]
+__all__ = [
+    "Campaigns",
+    "campaign_settings",
+    "eventually",
+    "looping",
+    "run_loop",
+    "sent_to",
+    "worker",
+]
