@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import select
+from websockets.asyncio.client import connect
 
 from pytake.models import Event
 from tests.campaign.support import Campaigns, sent_to
@@ -248,3 +250,22 @@ async def test_metrics_match_delivered_read_failed_webhooks_and_replies(
     assert rows[numbers[4]]["error"]["code"] == 131026
     failed = await camps.recipients(created["id"], status="failed")
     assert [r["phone"].lstrip("+") for r in failed] == [numbers[4]]
+
+
+async def test_campaign_events_reach_the_websocket(camps: Campaigns, send_url: str) -> None:
+    await _crowd(camps, "live", 2)
+    created = await _campaign(camps, "live")
+    ws = await connect(send_url.replace("http://", "ws://") + "/ws")
+    async with ws:
+        await ws.send(json.dumps({"type": "auth", "token": camps.shop.org.token}))
+        assert json.loads(await ws.recv()) == {"type": "auth_ok"}
+        await camps.act(created["id"], "start")
+        seen: dict[str, dict[str, Any]] = {}
+        async with asyncio.timeout(20):
+            while "campaign.completed" not in seen:
+                frame = json.loads(await ws.recv())
+                if frame.get("type") == "campaign":
+                    seen[frame["event"]] = frame["data"]
+    assert seen["campaign.started"]["campaign"]["id"] == created["id"]
+    assert seen["campaign.completed"]["campaign"]["status"] == "completed"
+    assert seen["campaign.completed"]["metrics"]["sent_count"] == 2

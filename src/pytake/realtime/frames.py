@@ -2,7 +2,7 @@
 
 `message.received` → `{"type": "message", "data": {"from", "message", "timestamp", …}}`;
 `message.sent|delivered|read|failed` → `{"type": "status", "data": {"message_id", "status",
-"timestamp", …}}`; conversation and contact events → `{"type": "conversation"|"contact", …}`.
+"timestamp", …}}`; conversation, contact and campaign events → `{"type": "conversation"|"contact"|"campaign", …}`.
 Every frame also carries `event` (the event type) and `id` (the outbox id, for resuming).
 """
 
@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pytake.events.types import CONTACT_EVENTS, CONVERSATION_EVENTS, CommittedEvent
+from pytake.events.types import (
+    CAMPAIGN_EVENTS,
+    CONTACT_EVENTS,
+    CONVERSATION_EVENTS,
+    CommittedEvent,
+)
 
 
 def required_scope(event_type: str) -> tuple[str, ...]:
@@ -19,6 +24,8 @@ def required_scope(event_type: str) -> tuple[str, ...]:
         return ("contacts:read",)
     if event_type in CONVERSATION_EVENTS:
         return ("conversations:read",)
+    if event_type in CAMPAIGN_EVENTS:
+        return ("campaigns:read",)
     return ("conversations:read", "messages:read")
 
 
@@ -29,6 +36,8 @@ def frame_for(event: CommittedEvent) -> dict[str, Any]:
         kind, data = "status", _status(event)
     elif event.type in CONVERSATION_EVENTS:
         kind, data = "conversation", event.data
+    elif event.type in CAMPAIGN_EVENTS:
+        kind, data = "campaign", event.data
     else:
         kind, data = "contact", event.data
     return {"type": kind, "event": event.type, "id": event.id, "data": data}
