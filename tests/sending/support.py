@@ -14,8 +14,8 @@ import pytest
 from fastapi import FastAPI
 
 from pytake.config import Settings
+from pytake.message.sending.context import sending_context
 from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
-from pytake.message.sending.service import sending_context
 from pytake.whatsapp.simulator import Simulator
 from tests.channel.support import MetaNumber, create_official, new_pnid
 from tests.conftest import LiveServer, Org, register_org

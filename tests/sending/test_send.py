@@ -336,6 +336,22 @@ async def test_idempotency_replay_and_conflict(http: httpx.AsyncClient, shop: Sh
     assert len(shop.sim.state.sent_messages(to=wa_id)) == 1
 
 
+async def test_idempotency_replays_whatsapps_refusal_without_sending_again(
+    http: httpx.AsyncClient, shop: Shop
+) -> None:
+    wa_id = new_customer()
+    await shop.customer_writes(wa_id)
+    shop.sim.state.close_window(shop.number.pnid, wa_id)  # Meta refuses it (131047)
+    body = {"to": wa_id, "type": "text", "text": {"body": "Late"}}
+    first = await _send(http, shop, body, **{"Idempotency-Key": "order-43"})
+    assert first.status_code == 422, first.text
+    assert first.json()["error"]["code"] == "whatsapp_api_error"
+    attempts = len(shop.sim.state.sent_messages(to=wa_id))
+    again = await _send(http, shop, body, **{"Idempotency-Key": "order-43"})
+    assert again.status_code == 422 and again.json() == first.json()
+    assert len(shop.sim.state.sent_messages(to=wa_id)) == attempts
+
+
 async def test_statuses_move_forward_and_show_on_get(http: httpx.AsyncClient, shop: Shop) -> None:
     wa_id = new_customer()
     await shop.customer_writes(wa_id)

@@ -23,8 +23,12 @@ from pytake.conversation.schemas import (
 from pytake.kit.pagination import Page, PageParams, page_meta, page_params
 from pytake.kit.responses import FastJSONResponse
 from pytake.message.sending import service as sending
-from pytake.message.sending.endpoints import SEND_RESPONSES
+from pytake.message.sending.context import sending_context
+from pytake.message.sending.draft import Draft, Target
+from pytake.message.sending.endpoints import SEND_RESPONSES, send_response
+from pytake.message.sending.idempotency import Idempotency
 from pytake.message.sending.schemas import ReplyIn
+from pytake.message.sending.views import message_view
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 legacy_router = APIRouter(prefix="/conversations", tags=["conversations"])
@@ -67,7 +71,7 @@ async def get_conversation(
     )
     return ConversationDetailOut(
         **conversation.model_dump(),
-        messages=[sending.message_view(m) for m in messages],
+        messages=[message_view(m) for m in messages],
         messages_meta=MessagesMeta(
             limit=messages_limit, has_more=cursor is not None, next_cursor=cursor
         ),
@@ -94,16 +98,16 @@ async def reply(
     principal: Principal = Depends(_WRITE),
 ) -> FastJSONResponse:
     """Reply in the conversation (same rules as `POST /v1/messages`)."""
-    ctx = sending.sending_context(request.app.state)
+    ctx = sending_context(request.app.state)
     scope = f"POST /v1/conversations/{conversation_id}/messages"
-    reply = await sending.send(
+    receipt = await sending.send(
         ctx,
         principal,
-        sending.Target(conversation_id=conversation_id),
-        sending.Draft.of(body),
-        sending.Idempotency.of(idempotency_key, scope, body),
+        Target(conversation_id=conversation_id),
+        Draft.of(body),
+        Idempotency.of(idempotency_key, scope, body),
     )
-    return FastJSONResponse(reply.body, status_code=reply.status_code)
+    return send_response(receipt)
 
 
 @router.post("/{conversation_id}/read", response_model=ReadOut)
@@ -111,7 +115,7 @@ async def mark_read(
     request: Request, conversation_id: uuid.UUID, principal: Principal = Depends(_WRITE)
 ) -> ReadOut:
     """Mark the customer's messages read (blue ticks on their phone) and clear the unread count."""
-    ctx = sending.sending_context(request.app.state)
+    ctx = sending_context(request.app.state)
     marked, unread = await service.mark_read(ctx, principal, conversation_id)
     return ReadOut(conversation_id=conversation_id, marked_read=marked, unread_count=unread)
 

@@ -26,8 +26,8 @@ from pytake.db import unit_of_work
 from pytake.errors import ValidationFailed
 from pytake.events import record
 from pytake.kit.pagination import PageParams
+from pytake.message.sending.context import SendingContext
 from pytake.message.sending.errors import whatsapp_error
-from pytake.message.sending.service import SendingContext
 from pytake.models import Contact, Conversation, Message, User
 from pytake.models.base import utcnow
 from pytake.tenancy import get_scoped, scoped

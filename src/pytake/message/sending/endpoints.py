@@ -12,7 +12,11 @@ from pytake.auth.dependencies import SCOPE_CHECKS, Session, current_principal, r
 from pytake.auth.principal import Principal
 from pytake.errors import PermissionDenied
 from pytake.kit.responses import FastJSONResponse
-from pytake.message.sending import service
+from pytake.message.sending import service, views
+from pytake.message.sending.context import sending_context
+from pytake.message.sending.draft import Draft, Target, legacy_message
+from pytake.message.sending.idempotency import Idempotency
+from pytake.message.sending.receipt import SendReceipt
 from pytake.message.sending.schemas import (
     LegacySendIn,
     LegacySendOut,
@@ -79,12 +83,16 @@ async def send_message(
     principal: Principal = Depends(require_scope("messages:send")),
 ) -> FastJSONResponse:
     """Send a message of any type; `{{variables}}` are filled from `variables` and the contact."""
-    ctx = service.sending_context(request.app.state)
-    draft = service.Draft.of(body)
-    target = service.Target(to=body.to, channel_id=body.channel_id)
-    idem = service.Idempotency.of(idempotency_key, "POST /v1/messages", body)
-    reply = await service.send(ctx, principal, target, draft, idem)
-    return FastJSONResponse(reply.body, status_code=reply.status_code)
+    ctx = sending_context(request.app.state)
+    draft = Draft.of(body)
+    target = Target(to=body.to, channel_id=body.channel_id)
+    idem = Idempotency.of(idempotency_key, "POST /v1/messages", body)
+    return send_response(await service.send(ctx, principal, target, draft, idem))
+
+
+def send_response(receipt: SendReceipt) -> FastJSONResponse:
+    """201 when WhatsApp has the message, 202 while it is queued (the dispatcher keeps trying)."""
+    return FastJSONResponse(receipt.view, status_code=202 if receipt.queued else 201)
 
 
 @router.get("/{message_id}", response_model=MessageOut)
@@ -94,7 +102,7 @@ async def get_message(
     session: AsyncSession = Session,
 ) -> MessageOut:
     """A message and its delivery status (`sent_at`, `delivered_at`, `read_at`, `failed_at`)."""
-    return service.message_view(await service.get_message(session, principal, message_id))
+    return views.message_view(await views.get_message(session, principal, message_id))
 
 
 @legacy_router.post(
@@ -125,16 +133,13 @@ async def legacy_send(
     principal: Principal = Depends(require_scope("messages:send")),
 ) -> FastJSONResponse:
     """Send a text or a template; `instance_name` picks a number by name (`default`: default)."""
-    ctx = service.sending_context(request.app.state)
-    message = service.legacy_message(body)
-    target = service.Target(to=body.to, instance_name=body.instance_name)
-    reply = await service.send(ctx, principal, target, service.Draft.of(message))
+    ctx = sending_context(request.app.state)
+    target = Target(to=body.to, instance_name=body.instance_name)
+    receipt = await service.send(ctx, principal, target, Draft.of(legacy_message(body)))
     out = LegacySendOut(
         success=True,
-        message_id=reply.body.get("whatsapp_message_id") or reply.body["id"],
-        status=reply.body["status"],
-        timestamp=reply.body["created_at"],
+        message_id=receipt.view.get("whatsapp_message_id") or receipt.view["id"],
+        status=receipt.view["status"],
+        timestamp=receipt.view["created_at"],
     )
-    return FastJSONResponse(
-        out.model_dump(mode="json"), status_code=200 if reply.status_code == 201 else 202
-    )
+    return FastJSONResponse(out.model_dump(mode="json"), status_code=202 if receipt.queued else 200)
