@@ -27,7 +27,7 @@ from pytake.config import Settings
 from pytake.errors import FieldError, NotFound, ValidationFailed
 from pytake.events import wake_after_commit
 from pytake.kit.pagination import PageParams
-from pytake.message.sending.service import resolve_channel
+from pytake.message.sending.enqueue import resolve_channel
 from pytake.models import MessageTemplate, WhatsAppConfig
 from pytake.models.base import utcnow
 from pytake.models.campaign import Campaign, campaigns_table
