@@ -37,6 +37,7 @@ from pytake.message.tables import contacts, insert_for
 from pytake.models import Contact, Conversation, Message, WhatsAppConfig
 from pytake.models.base import utcnow
 from pytake.models.conversation import LIVE_CONVERSATION_STATUSES
+from pytake.template.service import check_template_send
 from pytake.tenancy import get_scoped
 
 _RENDERED_MODELS: dict[str, type[BaseModel]] = {
@@ -53,7 +54,8 @@ async def enqueue(
 ) -> Message:
     """Check the send and store it as a `queued` message (flushes, never commits): the
     conversation's or the number's contact, reachable, inside the customer-service window
-    (templates excepted), its variables filled in."""
+    (templates excepted), its variables filled in, a template PyTake knows APPROVED and given
+    the parameters it takes."""
     if target.conversation_id is not None:
         conversation = await get_scoped(
             session, Conversation, target.conversation_id, principal, what="Conversation"
@@ -71,6 +73,8 @@ async def enqueue(
     if draft.type != "template" and config.provider != "evolution":
         await _check_window(session, contact, config)
     content = _rendered(draft, contact)
+    if draft.type == "template":
+        await check_template_send(session, config, content)
     if conversation is None:
         conversation = await live_conversation(session, contact, config)
     return await _insert_message(session, conversation, contact, config, draft, content)
