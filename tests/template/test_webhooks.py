@@ -237,3 +237,52 @@ async def test_other_organisations_templates_are_untouched(
     assert (await _get(http, shop, mine["id"]))["status"] == "PENDING"
     got = await http.get(f"/v1/templates/{resp.json()['id']}", headers=other.headers)
     assert got.json()["status"] == "REJECTED" and got.json()["status_reason"] == "SCAM"
+
+
+async def test_changes_record_template_updated_once(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI
+) -> None:
+    """Each real change is a `template.updated` event (outgoing webhooks, /ws); a duplicate
+    or late webhook records nothing."""
+    from sqlalchemy import select
+
+    from pytake.events.types import CommittedEvent
+    from pytake.models import Event
+    from pytake.realtime.frames import frame_for, required_scope
+
+    hook = await http.post(
+        "/v1/webhooks",
+        json={"url": "https://hooks.example/templates", "events": ["template.updated"]},
+        headers=shop.headers,
+    )
+    assert hook.status_code == 201, hook.text
+    with review(shop.sim, template_auto_review=False):
+        created = await create(http, shop, body_of(NAMED_ORDER, _name("evented")))
+    meta_id = created["meta_template_id"]
+    await shop.sim.set_template_status(meta_id, "APPROVED")
+    await shop.sim.set_template_status(meta_id, "APPROVED")  # Meta repeats itself
+    await shop.sim.set_template_quality(meta_id, "YELLOW")
+    async with send_app.state.session_factory() as session:
+        events = list(
+            await session.scalars(
+                select(Event)
+                .where(
+                    Event.organization_id == uuid.UUID(shop.org.id),
+                    Event.type == "template.updated",
+                )
+                .order_by(Event.id)
+            )
+        )
+    assert [(e.payload["change"], e.payload["template"]["status"]) for e in events] == [
+        ("status", "APPROVED"),
+        ("quality", "APPROVED"),
+    ]
+    assert events[1].payload["template"]["quality_score"] == "YELLOW"
+    assert events[0].payload["template"]["id"] == created["id"]
+    deliveries = await http.get(
+        f"/v1/webhooks/{hook.json()['id']}/deliveries", headers=shop.headers
+    )
+    assert [d["event"] for d in deliveries.json()["data"]] == ["template.updated"] * 2
+    committed = CommittedEvent(1, shop.org.id, "template.updated", events[0].payload, "t")
+    assert frame_for(committed)["type"] == "template"
+    assert required_scope("template.updated") == ("templates:read",)

@@ -16,8 +16,9 @@ MESSAGE_EVENTS = (
 CONVERSATION_EVENTS = ("conversation.created", "conversation.assigned", "conversation.resolved")
 CONTACT_EVENTS = ("contact.created", "contact.updated")
 CAMPAIGN_EVENTS = ("campaign.started", "campaign.paused", "campaign.completed")
+TEMPLATE_EVENTS = ("template.updated",)
 EVENT_TYPES: tuple[str, ...] = (
-    MESSAGE_EVENTS + CONVERSATION_EVENTS + CONTACT_EVENTS + CAMPAIGN_EVENTS
+    MESSAGE_EVENTS + CONVERSATION_EVENTS + CONTACT_EVENTS + CAMPAIGN_EVENTS + TEMPLATE_EVENTS
 )
 
 

@@ -2,7 +2,7 @@
 
 `message.received` → `{"type": "message", "data": {"from", "message", "timestamp", …}}`;
 `message.sent|delivered|read|failed` → `{"type": "status", "data": {"message_id", "status",
-"timestamp", …}}`; conversation, contact and campaign events → `{"type": "conversation"|"contact"|"campaign", …}`.
+"timestamp", …}}`; conversation, contact, campaign and template events → `{"type": "conversation"|"contact"|"campaign"|"template", …}`.
 Every frame also carries `event` (the event type) and `id` (the outbox id, for resuming).
 """
 
@@ -14,6 +14,7 @@ from pytake.events.types import (
     CAMPAIGN_EVENTS,
     CONTACT_EVENTS,
     CONVERSATION_EVENTS,
+    TEMPLATE_EVENTS,
     CommittedEvent,
 )
 
@@ -26,6 +27,8 @@ def required_scope(event_type: str) -> tuple[str, ...]:
         return ("conversations:read",)
     if event_type in CAMPAIGN_EVENTS:
         return ("campaigns:read",)
+    if event_type in TEMPLATE_EVENTS:
+        return ("templates:read",)
     return ("conversations:read", "messages:read")
 
 
@@ -38,6 +41,8 @@ def frame_for(event: CommittedEvent) -> dict[str, Any]:
         kind, data = "conversation", event.data
     elif event.type in CAMPAIGN_EVENTS:
         kind, data = "campaign", event.data
+    elif event.type in TEMPLATE_EVENTS:
+        kind, data = "template", event.data
     else:
         kind, data = "contact", event.data
     return {"type": kind, "event": event.type, "id": event.id, "data": data}

@@ -17,6 +17,7 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pytake.events import record
 from pytake.models import MessageTemplate
 from pytake.models.base import utcnow
 from pytake.template.rules import normalize_language
@@ -103,6 +104,7 @@ async def apply_account_update(
         return False
     if template.meta_template_id is None and update.template_id:
         template.meta_template_id = update.template_id
+    before = _watched(template)
     if update.kind == "status":
         _apply_status(template, update)
     elif update.kind == "quality":
@@ -114,4 +116,33 @@ async def apply_account_update(
             template.category = new
     template.updated_at = utcnow()
     await session.flush()
+    if _watched(template) != before:  # a duplicate or a late webhook changes nothing
+        await record(
+            session, organization_id, "template.updated", event_data(template, update.kind)
+        )
     return True
+
+
+def _watched(template: MessageTemplate) -> tuple[object, ...]:
+    return (template.status, template.status_reason, template.quality_score, template.category)
+
+
+def event_data(template: MessageTemplate, change: str) -> dict[str, object]:
+    """The `template.updated` payload: what changed (status, quality or category) and the
+    template as it is now."""
+    return {
+        "change": change,
+        "template": {
+            "id": str(template.id),
+            "name": template.name,
+            "language": template.language,
+            "category": template.category,
+            "previous_category": template.previous_category,
+            "status": template.status,
+            "status_reason": template.status_reason,
+            "quality_score": template.quality_score,
+            "meta_template_id": template.meta_template_id,
+            "business_account_id": template.business_account_id,
+            "channel_id": str(template.channel_id) if template.channel_id else None,
+        },
+    }

@@ -19,6 +19,7 @@ EventName = Literal[
     "conversation.resolved",
     "contact.created",
     "contact.updated",
+    "template.updated",
 ]
 DeliveryStatus = Literal["pending", "delivering", "delivered", "failed"]
 
