@@ -243,7 +243,10 @@ class CampaignLoop:
 
     def _pace_feedback(self, campaign: Campaign, throttled: bool, now: datetime) -> None:
         factor = campaign.throttle_factor or 1.0
-        if throttled:
+        last = campaign.throttled_at
+        # At most one halving a second: the answers of messages sent at the old pace (and
+        # their retries, which the pipeline sends with backoff) arrive after the first one.
+        if throttled and (last is None or now - last >= timedelta(seconds=1)):
             campaign.throttle_factor = max(_MIN_FACTOR, factor / 2)
             campaign.throttled_at = now
             # Messages already paced at the old rate keep their slots; new ones start after.
@@ -252,9 +255,9 @@ class CampaignLoop:
                 campaign.id,
                 effective_rate(campaign, self.settings),
             )
-        elif factor < 1.0 and campaign.throttled_at is not None:
+        elif not throttled and factor < 1.0 and last is not None:
             recover = timedelta(seconds=self.settings.campaign_throttle_recover_seconds)
-            if now - campaign.throttled_at >= recover:
+            if now - last >= recover:
                 campaign.throttle_factor = min(1.0, factor * 1.25)
                 campaign.throttled_at = now
 
