@@ -236,20 +236,43 @@ async def start_campaigns(db: str, spec: dict[str, Any], org_id: uuid.UUID, rate
     return elapsed
 
 
-async def sample(db: str) -> tuple[int, int, int]:
+async def sample(conn: Any) -> tuple[int, int, int]:
+    row = await conn.fetchrow(
+        "SELECT count(*) FILTER (WHERE sent_at IS NOT NULL),"
+        " count(*) FILTER (WHERE status = 'read'), count(*) FILTER (WHERE status = 'failed')"
+        " FROM messages WHERE direction = 'outbound'"
+    )
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def watch(db: str, total: int, give_up_after: float) -> dict[str, Any]:
+    """Sample every second (one connection: the server is shared) until every message is
+    sent and its statuses are in, or 60 s after the last send."""
     import asyncpg
 
     conn = await asyncpg.connect(db.replace("postgresql+asyncpg://", "postgresql://"))
+    began = time.perf_counter()
+    series: list[tuple[float, int, int]] = []
+    marks: dict[str, float] = {}
+    failed = 0
     try:
-        row = await conn.fetchrow(
-            "SELECT count(*) FILTER (WHERE sent_at IS NOT NULL),"
-            " count(*) FILTER (WHERE status = 'read'), count(*) FILTER (WHERE status = 'failed')"
-            " FROM messages WHERE direction = 'outbound'"
-        )
+        while True:
+            await asyncio.sleep(1.0)
+            sent, read, failed = await sample(conn)
+            now = time.perf_counter() - began
+            series.append((now, sent, sent - read))
+            for name, fraction in (("p10", 0.1), ("p90", 0.9)):
+                if name not in marks and sent >= total * fraction:
+                    marks[name] = now
+            if sent + failed >= total and "done" not in marks:
+                marks["done"] = now
+            if "done" in marks and (sent - read <= 0 or now - marks["done"] > 60):
+                return {"series": series, "marks": marks, "failed": failed}
+            if now > give_up_after:
+                raise RuntimeError(f"timed out: {sent} of {total} sent")
     finally:
         await conn.close()
-    assert row is not None
-    return int(row[0]), int(row[1]), int(row[2])
 
 
 def sim_sent(url: str) -> Counter[str]:
@@ -311,26 +334,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
         pg0 = postgres_cpu_seconds()
         start_s = asyncio.run(start_campaigns(db, spec, seeded["org_id"], args.rate))
-        began = time.perf_counter()
         total = args.recipients
-        series: list[tuple[float, int, int]] = []
-        marks: dict[str, float] = {}
-        while True:
-            time.sleep(1.0)
-            sent, read, failed = asyncio.run(sample(db))
-            now = time.perf_counter() - began
-            series.append((now, sent, sent - read))
-            for name, fraction in (("p10", 0.1), ("p90", 0.9)):
-                if name not in marks and sent >= total * fraction:
-                    marks[name] = now
-            if sent + failed >= total and "done" not in marks:
-                marks["done"] = now
-                cpu1 = {k: cpu_seconds(v) for k, v in pids.items()}
-                pg1 = postgres_cpu_seconds()
-            if "done" in marks and (sent - read <= 0 or now - marks["done"] > 60):
-                break
-            if now > args.timeout:
-                raise RuntimeError(f"timed out: {sent} of {total} sent")
+        watched = asyncio.run(watch(db, total, args.timeout))
+        cpu1 = {k: cpu_seconds(v) for k, v in pids.items()}
+        pg1 = postgres_cpu_seconds()
+        series, marks, failed = watched["series"], watched["marks"], watched["failed"]
         first = next(s for s in series if s[1] > 0)
         sustained = 0.8 * total / (marks["p90"] - marks["p10"])
         overall = total / marks["done"]
