@@ -91,9 +91,12 @@ def _writer(app: Any) -> IngestWriter:
 async def meta_webhook(request: Request) -> WebhookAck:
     """Meta Cloud API notifications (messages, statuses, echoes, template status), signed
     with `X-Hub-Signature-256` over the raw body."""
-    raw = await receive.read_body(request, _settings(request).max_webhook_body_bytes)
-    result = await receive.receive_meta(
-        _writer(request.app), raw, request.headers.get(SIGNATURE_HEADER)
+    result = await receive.handle_meta_webhook(
+        _writer(request.app),
+        _settings(request),
+        request.stream(),
+        request.headers.get("content-length", ""),
+        request.headers.get(SIGNATURE_HEADER),
     )
     return _ack(result)
 
@@ -104,9 +107,9 @@ async def evolution_webhook(
 ) -> WebhookAck:
     """Evolution API events for one configuration, authenticated by the
     `X-PyTake-Webhook-Secret` header PyTake registers with `webhook/set`."""
-    settings = _settings(request)
-    raw = await receive.read_body(request, settings.max_webhook_body_bytes)
-    result = await receive.receive_evolution(session, settings, config_id, raw, request.headers)
+    result = await receive.handle_evolution_webhook(
+        session, _settings(request), config_id, request.stream(), request.headers
+    )
     return _ack(result)
 
 
@@ -117,7 +120,8 @@ class MetaWebhookFastPath:
     walks every included router to match a path) and FastAPI's request handling costing about a
     fifth of the server's CPU per body. This pure-ASGI layer, inside the observability
     middleware (request id, metrics, last-resort 500), answers that one route directly with the
-    same code as `meta_webhook` above, which stays for the schema and for any other caller.
+    same handler as `meta_webhook` above (`receive.handle_meta_webhook`), which stays for the
+    schema and for any other caller.
     """
 
     def __init__(self, app: ASGIApp, path: str) -> None:
@@ -134,13 +138,12 @@ class MetaWebhookFastPath:
         app = scope["app"]
         status, extra = 200, []
         try:
-            raw = await receive.read_limited(
+            result = await receive.handle_meta_webhook(
+                _writer(app),
+                app.state.settings,
                 _chunks(asgi_receive),
                 headers.get(b"content-length", b"").decode("latin-1"),
-                app.state.settings.max_webhook_body_bytes,
-            )
-            result = await receive.receive_meta(
-                _writer(app), raw, signature.decode("latin-1") if signature else None
+                signature.decode("latin-1") if signature else None,
             )
             body = orjson.dumps(_ack(result).model_dump())
         except PyTakeError as err:

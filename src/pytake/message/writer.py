@@ -27,10 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.config import Settings
 from pytake.errors import AuthenticationFailed, NotFound, PyTakeError
-from pytake.kit.crypto import SecretUnreadable, secret_box
 from pytake.message.ingest import Channel, IngestResult, ingest_parts
+from pytake.message.signatures import MetaSignatures
 from pytake.message.tables import among, statement, whatsapp_configs
-from pytake.whatsapp.cloud import verify_signature
 from pytake.whatsapp.events import (
     Event,
     InboundMessage,
@@ -39,7 +38,7 @@ from pytake.whatsapp.events import (
     TemplateStatusUpdate,
 )
 
-log = logging.getLogger("pytake.message.writer")
+log = logging.getLogger(__name__)
 
 # Bounds a batch's statements (bind parameters, lock lists) and its latency.
 MAX_BATCH_BODIES = 256
@@ -119,9 +118,7 @@ class IngestWriter:
         # database; more added nothing measurable. SQLite has a single writer anyway.
         sqlite = settings.database_url.startswith("sqlite")
         self._max_drains = 1 if sqlite else max(1, settings.ingest_concurrent_batches)
-        # Keyed by the ciphertext itself: a rotated secret is a new ciphertext, so this never
-        # answers with a stale secret; it only saves the Fernet work per request.
-        self._secrets: dict[str, str] = {}
+        self._signatures = MetaSignatures(settings)
         self.stats = WriterStats()
 
     async def submit(self, delivery: MetaDelivery) -> IngestResult:
@@ -260,7 +257,7 @@ class IngestWriter:
             return NotFound(
                 "No WhatsApp configuration for phone_number_id " + ", ".join(sorted(keys))
             )
-        verified = [c for c in mine if self._signed_by(c, delivery)]
+        verified = self._authenticate(delivery, mine)
         if not verified:
             return AuthenticationFailed("Invalid or missing X-Hub-Signature-256")
         targets = []
@@ -271,20 +268,15 @@ class IngestWriter:
             targets += [(config, events) for config in serving]
         return targets
 
-    def _signed_by(self, config: _Config, delivery: MetaDelivery) -> bool:
-        ciphertext = config.app_secret_encrypted or ""
-        try:
-            app_secret = self._secrets.get(ciphertext) or self._decrypt(ciphertext)
-        except SecretUnreadable:
-            log.error("app secret of config %s cannot be decrypted", config.id)
-            return False
-        return verify_signature(app_secret, delivery.raw, delivery.signature)
-
-    def _decrypt(self, ciphertext: str) -> str:
-        if len(self._secrets) >= 1024:
-            self._secrets.clear()
-        self._secrets[ciphertext] = secret_box(self._settings).decrypt(ciphertext)
-        return self._secrets[ciphertext]
+    def _authenticate(self, delivery: MetaDelivery, numbers: list[_Config]) -> list[_Config]:
+        """The edge's signature check: the numbers whose app secret signed the body."""
+        return [
+            config
+            for config in numbers
+            if self._signatures.signed_with(
+                config.id, config.app_secret_encrypted, delivery.raw, delivery.signature
+            )
+        ]
 
 
 async def _configs_for(session: AsyncSession, keys: Iterable[str]) -> list[_Config]:
