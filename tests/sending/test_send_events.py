@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from pytake.models.event import Event
 from tests.conftest import add_user
-from tests.sending.support import Shop, new_customer
+from tests.sending.support import Shop, eventually, new_customer
 
 
 async def _event_types(app: FastAPI, shop: Shop, kind: str) -> list[Event]:
@@ -128,3 +128,57 @@ async def test_a_send_to_a_new_number_records_contact_created_once(
     ]
     assert mine[0].payload["contact"]["id"] == conversation_created.payload["contact"]["id"]
     assert mine[0].id < conversation_created.id
+
+
+async def test_each_event_type_has_one_shape_whoever_records_it(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI
+) -> None:
+    """Ingest and sending both open conversations and create contacts; the dispatcher and the
+    status webhooks both move messages: each event type carries the same keys either way."""
+    writer = new_customer()
+    await shop.customer_writes(writer)  # ingest: contact.created, conversation.created
+    ok = await http.post(
+        "/v1/messages",
+        json={"to": writer, "type": "text", "text": {"body": "Hi"}},
+        headers=shop.headers,
+    )
+    assert ok.status_code == 201, ok.text
+    shop.sim.register_template(shop.number.waba, "hello", "en_US", body="Hello")
+    template = {"name": "hello", "language": {"code": "en_US"}}
+    stranger = new_customer()  # sending to a new number: contact.created, conversation.created
+    first = await http.post(
+        "/v1/messages",
+        json={"to": stranger, "type": "template", "template": template},
+        headers=shop.headers,
+    )
+    assert first.status_code == 201, first.text
+    made = await http.post(
+        "/v1/contacts", json={"whatsapp_id": "+" + new_customer()}, headers=shop.headers
+    )
+    assert made.status_code == 201, made.text
+
+    async def delivered() -> list[Event]:
+        return await _event_types(send_app, shop, "message.delivered")
+
+    await eventually(delivered)
+
+    def shapes(kind: str) -> list[dict[str, set[str]]]:
+        return [
+            {key: set(value) for key, value in e.payload.items() if isinstance(value, dict)}
+            for e in events
+            if e.type == kind
+        ]
+
+    events = await _event_types(send_app, shop, "")
+    for kind, count in (("conversation.created", 2), ("contact.created", 3)):
+        found = shapes(kind)
+        assert len(found) == count and all(shape == found[0] for shape in found), (kind, found)
+    [sent, *_] = shapes("message.sent")
+    assert shapes("message.delivered")[0] == sent
+    assert set(sent["message"]) == {
+        "id",
+        "whatsapp_message_id",
+        "conversation_id",
+        "type",
+        "status",
+    }

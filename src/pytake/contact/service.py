@@ -26,10 +26,10 @@ from sqlalchemy.orm import aliased
 
 from pytake.auth.principal import Principal
 from pytake.contact import tags as tag_service
+from pytake.contact.events import record_contact_event
 from pytake.contact.schemas import ContactCreateIn, ContactUpdateIn
 from pytake.contact.search import contact_search_text, digit_grams, search_pattern
 from pytake.errors import Conflict, NotFound, ValidationFailed
-from pytake.events import record
 from pytake.kit.phone import InvalidPhoneNumber, match_key, normalise_e164
 from pytake.models.base import Base, utcnow
 from pytake.models.contact import Contact, ContactTag
@@ -296,33 +296,8 @@ async def create_contact(
     session.add(contact)
     await _flush_or_conflict(session)
     await tag_service.replace_contact_tags(session, contact, data.tags)
-    await _record(session, contact, "contact.created")
+    await record_contact_event(session, contact, "contact.created")
     return contact
-
-
-async def record_contact_created(session: AsyncSession, contact: Contact) -> None:
-    """contact.created for a contact another domain created (sending to a new number)."""
-    await _record(session, contact, "contact.created")
-
-
-async def _record(
-    session: AsyncSession, contact: Contact, type: str, changes: list[str] | None = None
-) -> None:
-    """contact.created / contact.updated, in the change's transaction."""
-    data: dict[str, Any] = {
-        "contact": {
-            "id": contact.id,
-            "name": contact.name or contact.profile_name,
-            "whatsapp_id": contact.whatsapp_id,
-            "email": contact.email,
-            "opt_in": contact.opt_in,
-            "is_blocked": contact.is_blocked,
-            "attributes": contact.attributes,
-        }
-    }
-    if changes is not None:
-        data["changes"] = changes
-    await record(session, contact.organization_id, type, data)
 
 
 def _merge_attributes(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -365,7 +340,7 @@ async def update_contact(
     contact.updated_at = utcnow()
     await _flush_or_conflict(session)
     changed = sorted(f for f in given if f != "tags" or data.tags is not None)
-    await _record(session, contact, "contact.updated", changed)
+    await record_contact_event(session, contact, "contact.updated", changed)
     return contact
 
 
@@ -389,7 +364,7 @@ async def change_consent(
     contact = await get_contact(session, principal, contact_id)
     set_opt_in(contact, opt_in, source)
     await session.flush()
-    await _record(session, contact, "contact.updated", ["opt_in"])
+    await record_contact_event(session, contact, "contact.updated", ["opt_in"])
     return contact
 
 
@@ -399,5 +374,5 @@ async def change_blocked(
     contact = await get_contact(session, principal, contact_id)
     set_blocked(contact, blocked)
     await session.flush()
-    await _record(session, contact, "contact.updated", ["is_blocked"])
+    await record_contact_event(session, contact, "contact.updated", ["is_blocked"])
     return contact

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.auth.principal import Principal
 from pytake.auth.scopes import Role
 from pytake.contact.search import search_pattern
+from pytake.conversation.events import record_conversation_event
 from pytake.conversation.schemas import (
     AssigneeOut,
     ConversationContactOut,
@@ -24,7 +25,6 @@ from pytake.conversation.schemas import (
 )
 from pytake.db import unit_of_work
 from pytake.errors import ValidationFailed
-from pytake.events import record
 from pytake.kit.pagination import PageParams
 from pytake.message.sending.context import SendingContext
 from pytake.message.sending.errors import whatsapp_error
@@ -232,22 +232,6 @@ def _assign(conversation: Conversation, user: User | None) -> None:
         conversation.status = "assigned"
     if user is None and conversation.status == "assigned":
         conversation.status = "open"
-
-
-async def record_conversation_event(
-    session: AsyncSession, conversation: Conversation, event: str
-) -> None:
-    """conversation.assigned / conversation.resolved, in the change's transaction."""
-    data = {
-        "conversation": {
-            "id": conversation.id,
-            "status": conversation.status,
-            "contact_id": conversation.contact_id,
-            "channel_id": conversation.channel_id,
-            "assigned_to_id": conversation.assigned_to_id,
-        }
-    }
-    await record(session, conversation.organization_id, event, data)
 
 
 async def mark_read(

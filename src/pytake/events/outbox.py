@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -11,17 +10,14 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import (
     ARRAY,
-    Boolean,
     String,
     Table,
     Text,
     Uuid,
-    and_,
     bindparam,
     column,
     func,
     insert,
-    literal,
     select,
 )
 from sqlalchemy import cast as sql_cast
@@ -32,12 +28,10 @@ from sqlalchemy.orm import Session, SessionTransaction
 from pytake.events.types import EVENT_TYPES, CommittedEvent, dumps, iso
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.models.event import Event, UnpublishedEvents
-from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
+from pytake.webhook.fanout import deliveries_from, fan_out
 
 _EVENTS = cast(Table, Event.__table__)
 _UNPUBLISHED = cast(Table, UnpublishedEvents.__table__)
-_DELIVERIES = cast(Table, WebhookDelivery.__table__)
-_ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
 # Statements built once (a reused statement keeps its cache key). Core, not the ORM's bulk
 # insert: ingest records ten events per status body, and the ORM's per-row bookkeeping was a
 # tenth of a status batch's CPU.
@@ -81,31 +75,9 @@ def _insert_events_from_arrays() -> Any:
         .returning(_UNPUBLISHED.c.id)
         .cte("marker")
     )
-    # A delivery for each active endpoint of the event's organisation subscribed to its type,
-    # joined here rather than read into Python and inserted back: one round trip fewer per
-    # batch, none per event.
-    w = _ENDPOINTS.c
-    subscribed = and_(
-        w.organization_id == events.c.organization_id,
-        w.is_active.is_(True),
-        w.events.op("@>", return_type=Boolean())(func.jsonb_build_array(events.c.type)),
-    )
-    deliveries = (
-        insert(_DELIVERIES)
-        .from_select(
-            [
-                "id", "organization_id", "endpoint_id", "event_id", "event_type", "status",
-                "attempts", "next_attempt_at", "attempt_log", "created_at",
-            ],
-            select(
-                func.gen_random_uuid(type_=Uuid()), events.c.organization_id, w.id, events.c.id,
-                events.c.type, literal("pending"), literal(0), now,
-                sql_cast(literal("[]"), JSONB()), now,
-            ).select_from(events.join(_ENDPOINTS, subscribed)),
-        )
-        .returning(_DELIVERIES.c.id)
-        .cte("deliveries")
-    )  # fmt: skip
+    # The webhook deliveries, joined here rather than read into Python and inserted back: one
+    # round trip fewer per batch, none per event.
+    deliveries = deliveries_from(events, now)
     return select(
         events.c.id,
         select(marker.c.id).scalar_subquery(),
@@ -146,15 +118,6 @@ async def _insert_events(
     result = (await session.execute(_INSERT_EVENTS_FROM_ARRAYS, params)).all()
     return sorted(row[0] for row in result), result[0][1], result[0][2]
 
-
-_INSERT_DELIVERIES = insert(_DELIVERIES)
-# Built once too (bench/realtime.py: building the SELECT took a third of its own cost).
-_SUBSCRIBED_ENDPOINTS = select(
-    WebhookEndpoint.id, WebhookEndpoint.organization_id, WebhookEndpoint.events
-).where(
-    WebhookEndpoint.organization_id.in_(bindparam("organizations", expanding=True)),
-    WebhookEndpoint.is_active.is_(True),
-)
 
 PENDING_KEY = "pytake.events.pending"
 WAKE_KEY = "pytake.events.wake"
@@ -206,8 +169,8 @@ async def record_many(session: AsyncSession, events: list[DomainEvent]) -> None:
     texts = [dumps(e.data) for e in events]
     ids, marker, deliveries = await _insert_events(session, events, texts, now)
     if deliveries is None:
-        await _enqueue_deliveries(session, events, ids, now)
-    elif deliveries:
+        deliveries = await fan_out(session, [(e.organization_id, e.type) for e in events], ids, now)
+    if deliveries:
         wake_after_commit(session, "webhooks")
     sync = session.sync_session
     pending: list[PendingEvent] = sync.info.setdefault(PENDING_KEY, [])
@@ -218,38 +181,6 @@ async def record_many(session: AsyncSession, events: list[DomainEvent]) -> None:
             event_id, str(event.organization_id), event.type, None, timestamp, data_json=text
         )
         pending.append(PendingEvent(committed, marker, transaction))
-
-
-async def _enqueue_deliveries(
-    session: AsyncSession, events: list[DomainEvent], event_ids: Sequence[int], now: Any
-) -> None:
-    # SQLite (PostgreSQL joins the endpoints in the INSERT itself). Read on every call:
-    # endpoints change in other processes, so nothing is cached.
-    organizations = list({e.organization_id for e in events})
-    endpoints = await session.execute(_SUBSCRIBED_ENDPOINTS, {"organizations": organizations})
-    by_org: dict[uuid.UUID, list[tuple[uuid.UUID, list[str]]]] = {}
-    for endpoint_id, org_id, subscribed in endpoints:
-        by_org.setdefault(org_id, []).append((endpoint_id, subscribed))
-    rows = [
-        {
-            "id": uuid.uuid4(),
-            "organization_id": event.organization_id,
-            "endpoint_id": endpoint_id,
-            "event_id": event_id,
-            "event_type": event.type,
-            "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": now,
-            "attempt_log": [],
-            "created_at": now,
-        }
-        for event, event_id in zip(events, event_ids, strict=True)
-        for endpoint_id, subscribed in by_org.get(event.organization_id, ())
-        if event.type in subscribed
-    ]
-    if rows:
-        await session.execute(_INSERT_DELIVERIES, rows)
-        wake_after_commit(session, "webhooks")
 
 
 def wake_after_commit(session: AsyncSession, loop_name: str) -> None:

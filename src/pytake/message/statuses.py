@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.events import DomainEvent, record_many
+from pytake.events.payloads import message_status
 from pytake.message.tables import (
     BatchSource,
     among,
@@ -160,6 +161,7 @@ async def _current_states(
                 m.c.conversation_id,
                 m.c.status,
                 m.c.direction,
+                m.c.type,
             )
             .where(
                 m.c.channel_id == bindparam("channel"),
@@ -194,23 +196,16 @@ def _status_events(
 
 
 def _status_event(row: Any, change: StatusChange) -> DomainEvent:
-    data: dict[str, Any] = {
-        "message": {
-            "id": row.id,
-            "whatsapp_message_id": change.provider_message_id,
-            "conversation_id": row.conversation_id,
-            "status": change.status,
-        },
-        "status": change.status,
-        "timestamp": change.occurred_at,
-    }
-    if change.status == "failed":
-        data["error"] = {
-            "code": change.error_code,
-            "title": change.error_title,
-            "details": change.error_details,
-        }
-    return DomainEvent(row.organization_id, f"message.{change.status}", data)
+    return message_status(
+        row.organization_id,
+        message_id=row.id,
+        whatsapp_message_id=change.provider_message_id,
+        conversation_id=row.conversation_id,
+        type=row.type,
+        status=change.status,
+        at=change.occurred_at,
+        error=(change.error_code, change.error_title, change.error_details),
+    )
 
 
 async def _advance(

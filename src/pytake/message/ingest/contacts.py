@@ -66,7 +66,17 @@ async def _select_contacts(
     c = contacts.c
 
     def build() -> Any:
-        stmt = select(c.match_key, c.id, c.name, c.profile_name, c.whatsapp_id, c.opt_in).where(
+        stmt = select(
+            c.match_key,
+            c.id,
+            c.name,
+            c.profile_name,
+            c.whatsapp_id,
+            c.email,
+            c.opt_in,
+            c.is_blocked,
+            c.attributes,
+        ).where(
             c.organization_id == bindparam("org"),
             among(session, c.match_key, "keys"),
             c.deleted_at.is_(None),

@@ -7,6 +7,13 @@ import uuid
 from typing import Any
 
 from pytake.events import DomainEvent
+from pytake.events.payloads import (
+    contact_brief,
+    contact_event,
+    conversation_event,
+    conversation_view,
+    message_received,
+)
 from pytake.kit.text import without_nul
 from pytake.message.ingest.batch import BatchMessage, Channel, Stored
 
@@ -20,10 +27,11 @@ def ingest_events_of(
     opted_out: set[uuid.UUID],
 ) -> list[DomainEvent]:
     """The events for one stored batch, contacts and conversations before their messages.
-    `people`: each contact's `contact_brief` as the batch leaves it."""
+    `people`: each contact's columns (as `contacts_for` reads them) as the batch leaves it."""
     org = channel.organization_id
+    briefs = {contact_id: _brief(person) for contact_id, person in people.items()}
     events = [
-        DomainEvent(org, "contact.created", {"contact": people[c]}) for c in sorted(new_contacts)
+        _contact_event(org, "contact.created", people[c], briefs[c]) for c in sorted(new_contacts)
     ]
     seen: set[uuid.UUID] = set()
     for row in stored.rows:
@@ -31,40 +39,44 @@ def ingest_events_of(
         conversation_id = stored.conversation_ids[contact_id]
         if conversation_id in new_conversations and conversation_id not in seen:
             seen.add(conversation_id)
+            conversation = conversation_view(conversation_id, "open", contact_id, channel.id, None)
             events.append(
-                _conversation_created(org, channel.id, conversation_id, people[contact_id])
+                conversation_event(org, "conversation.created", conversation, briefs[contact_id])
             )
         if row.inbound:
-            events.append(_message_received(org, row, stored, people[contact_id], conversation_id))
+            events.append(_message_received(org, row, stored, briefs[contact_id], conversation_id))
     events += [
-        DomainEvent(org, "contact.updated", {"contact": people[c], "changes": ["opt_in"]})
+        _contact_event(org, "contact.updated", people[c], briefs[c], ["opt_in"])
         for c in sorted(opted_out)
     ]
     return events
 
 
-def contact_brief(contact: dict[str, Any]) -> dict[str, Any]:
-    """How events show a contact (from its id, name, profile_name, whatsapp_id and opt_in)."""
-    return {
-        "id": contact["id"],
-        "name": contact["name"] or contact["profile_name"],
-        "whatsapp_id": contact["whatsapp_id"],
-        "opt_in": contact["opt_in"],
-    }
+def _brief(person: dict[str, Any]) -> dict[str, Any]:
+    return contact_brief(
+        person["id"],
+        person["name"],
+        person["profile_name"],
+        person["whatsapp_id"],
+        person["opt_in"],
+    )
 
 
-def _conversation_created(
-    org: uuid.UUID, channel_id: uuid.UUID, conversation_id: uuid.UUID, contact: dict[str, Any]
+def _contact_event(
+    org: uuid.UUID,
+    type: str,
+    person: dict[str, Any],
+    brief: dict[str, Any],
+    changes: list[str] | None = None,
 ) -> DomainEvent:
-    conversation = {
-        "id": conversation_id,
-        "status": "open",
-        "contact_id": contact["id"],
-        "channel_id": channel_id,
-        "assigned_to_id": None,
-    }
-    return DomainEvent(
-        org, "conversation.created", {"conversation": conversation, "contact": contact}
+    return contact_event(
+        org,
+        type,
+        brief,
+        email=person["email"],
+        is_blocked=person["is_blocked"],
+        attributes=person["attributes"],
+        changes=changes,
     )
 
 
@@ -84,9 +96,4 @@ def _message_received(
         "context_message_id": event.context_message_id,
         "created_at": event.timestamp,
     }
-    data = {
-        "message": message,
-        "conversation": {"id": conversation_id, "status": "open"},
-        "contact": contact,
-    }
-    return DomainEvent(org, "message.received", data)
+    return message_received(org, message, conversation_id, contact)

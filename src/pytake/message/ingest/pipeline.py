@@ -26,7 +26,7 @@ from pytake.message.ingest.channel_state import apply_channel_event, record_chan
 from pytake.message.ingest.contacts import apply_opt_outs, contacts_for, lock_contacts
 from pytake.message.ingest.conversations import conversations_for
 from pytake.message.ingest.counters import count_messages
-from pytake.message.ingest.events import contact_brief, ingest_events_of
+from pytake.message.ingest.events import ingest_events_of
 from pytake.message.ingest.messages import insert_messages, without_known
 from pytake.message.statuses import apply_pending_statuses, apply_statuses
 from pytake.message.tables import dialect_name
@@ -127,7 +127,7 @@ async def _store_messages(
         ingest_events_of(
             channel,
             Stored(stored, inserted, contact_ids, conversation_ids),
-            {contact_id: contact_brief(person) for contact_id, person in people.items()},
+            people,
             new_contacts,
             new_conversations,
             opted,

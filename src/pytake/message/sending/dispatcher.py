@@ -20,7 +20,6 @@ import time
 import uuid
 from dataclasses import dataclass, fields
 from datetime import timedelta
-from typing import Any
 
 import aiohttp
 from sqlalchemy import select
@@ -30,6 +29,7 @@ from pytake.channel.providers import provider_for
 from pytake.config import Settings
 from pytake.db import unit_of_work
 from pytake.events import DomainEvent, record_many
+from pytake.events.payloads import message_status
 from pytake.kit.crypto import SecretUnreadable
 from pytake.kit.ssrf import UnsafeUrl
 from pytake.message.sending import queue
@@ -377,24 +377,16 @@ async def record_events(session: AsyncSession, outcomes: list[Outcome]) -> None:
 
 def _outcome_event(outcome: Outcome) -> DomainEvent:
     job = outcome.job
-    data: dict[str, Any] = {
-        "message": {
-            "id": job.id,
-            "whatsapp_message_id": outcome.result.provider_message_id if outcome.result else None,
-            "conversation_id": job.conversation_id,
-            "type": job.type,
-            "status": outcome.status,
-        },
-        "status": outcome.status,
-        "timestamp": outcome.at or utcnow(),
-    }
-    if outcome.error is not None:
-        data["error"] = {
-            "code": outcome.error.code,
-            "title": outcome.error.title,
-            "details": outcome.error.plain_explanation,
-        }
-    return DomainEvent(job.organization_id, f"message.{outcome.status}", data)
+    return message_status(
+        job.organization_id,
+        message_id=job.id,
+        whatsapp_message_id=outcome.result.provider_message_id if outcome.result else None,
+        conversation_id=job.conversation_id,
+        type=job.type,
+        status=outcome.status,
+        at=outcome.at or utcnow(),
+        error=queue.stored_error(outcome.error) if outcome.error is not None else None,
+    )
 
 
 def build_dispatcher(

@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.auth.principal import Principal
 from pytake.channel.service import default_config
+from pytake.contact.events import record_contact_event
 from pytake.contact.rows import new_contact_row
-from pytake.contact.service import find_by_phone, record_contact_created, valid_whatsapp_id
+from pytake.contact.service import find_by_phone, valid_whatsapp_id
+from pytake.conversation.events import record_conversation_created
 from pytake.errors import FieldError, NotFound, ValidationFailed
-from pytake.events import record
 from pytake.kit.phone import match_key
 from pytake.message.sending.draft import Draft, Target
 from pytake.message.sending.errors import (
@@ -157,7 +158,7 @@ async def contact_for_number(
     contact = await find_by_phone(session, organization_id, e164)
     assert contact is not None
     if contact.id == new_id:  # not a concurrent send's contact: this transaction created it
-        await record_contact_created(session, contact)
+        await record_contact_event(session, contact, "contact.created")
     return contact
 
 
@@ -230,32 +231,8 @@ async def live_conversation(
         )
         session.add(conversation)
         await session.flush()
-        await record(
-            session,
-            contact.organization_id,
-            "conversation.created",
-            _created(conversation, contact),
-        )
+        await record_conversation_created(session, conversation, contact)
     return conversation
-
-
-def _created(conversation: Conversation, contact: Contact) -> dict[str, Any]:
-    # The same payload as a conversation a customer's first message opens (message ingest).
-    return {
-        "conversation": {
-            "id": conversation.id,
-            "status": conversation.status,
-            "contact_id": contact.id,
-            "channel_id": conversation.channel_id,
-            "assigned_to_id": conversation.assigned_to_id,
-        },
-        "contact": {
-            "id": contact.id,
-            "name": contact.name or contact.profile_name,
-            "whatsapp_id": contact.whatsapp_id,
-            "opt_in": contact.opt_in,
-        },
-    }
 
 
 async def _insert_message(

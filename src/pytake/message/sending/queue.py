@@ -259,13 +259,15 @@ def _ambiguous_stmt() -> Any:
     )
 
 
-def error_fields(error: ProviderError) -> dict[str, Any]:
+def stored_error(error: ProviderError) -> tuple[int | None, str, str]:
+    """(code, title, details) of a provider error as the message row keeps them."""
     title = error.title or (f"({error.code}) " if error.code else "") + error.message
-    return {
-        "b_code": error.code,
-        "b_title": title[:300],
-        "b_details": error.details or error.plain_explanation,
-    }
+    return error.code, title[:300], error.details or error.plain_explanation
+
+
+def error_fields(error: ProviderError) -> dict[str, Any]:
+    code, title, details = stored_error(error)
+    return {"b_code": code, "b_title": title, "b_details": details}
 
 
 def _classify(outcome: Outcome, policy: RetryPolicy) -> str:
