@@ -36,7 +36,14 @@ from pytake.migrate import upgrade_to_head
 from pytake.observability import ObservabilityMiddleware, request_id_var
 from pytake.openapi import install_openapi
 from pytake.ratelimit import RateLimiter
-from pytake.routing import META_WEBHOOK_PATH, count_unrouted, include_routers
+from pytake.request_guard import RequestGuard
+from pytake.routing import (
+    CONTACT_IMPORT_PATH,
+    META_WEBHOOK_PATH,
+    PROVIDER_WEBHOOKS_PREFIX,
+    count_unrouted,
+    include_routers,
+)
 from pytake.worker.runtime import provider_session, start_for_app, stop_for_app
 
 log = logging.getLogger("pytake.app")
@@ -89,7 +96,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limiter = RateLimiter(
         settings.redis_url, settings.rate_limit_key_prefix, settings.rate_limit_enabled
     )
-    # Added first so that it runs inside the observability middleware.
+    # Innermost: bodies are bounded and NUL-free before a route reads them.
+    app.add_middleware(
+        RequestGuard,
+        default_limit=settings.max_request_body_bytes,
+        limits={CONTACT_IMPORT_PATH: settings.max_import_body_bytes},
+        exempt_prefixes=(PROVIDER_WEBHOOKS_PREFIX,),
+    )
+    # Added before the observability middleware so that it runs inside it.
     app.add_middleware(MetaWebhookFastPath, path=META_WEBHOOK_PATH)
     app.add_middleware(ObservabilityMiddleware)
     _install_error_handlers(app)
@@ -172,7 +186,17 @@ def _install_operations_routes(app: FastAPI) -> None:
             return FastJSONResponse(body, status_code=ServiceUnavailable.status)
         return FastJSONResponse(body)
 
-    @app.get("/metrics", tags=["operations"], include_in_schema=True)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         """Prometheus metrics (text exposition format)."""
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     allow_private_urls: bool = False
     max_webhook_body_bytes: int = 3 * 1024 * 1024
+    # Every other request body (pytake.request_guard); contact imports have their own limit.
+    max_request_body_bytes: int = 1024 * 1024
+    max_import_body_bytes: int = 256 * 1024 * 1024
     # Group-commit batches of Meta webhooks one process keeps in flight (PostgreSQL; SQLite: 1).
     ingest_concurrent_batches: int = 2
     opt_out_keywords: list[str] = Field(default_factory=lambda: ["STOP", "PARAR", "SAIR"])

@@ -30,6 +30,9 @@ LimitDependency = Callable[..., Awaitable[None]]
 LEGACY_PREFIX = "/api/v1"
 # Served by pytake.message.webhooks.MetaWebhookFastPath ahead of the router (see there).
 META_WEBHOOK_PATH = LEGACY_PREFIX + inbound_webhooks.router.prefix + "/webhook"
+# Provider webhooks read their bodies with their own limit (settings.max_webhook_body_bytes).
+PROVIDER_WEBHOOKS_PREFIX = META_WEBHOOK_PATH
+CONTACT_IMPORT_PATH = "/v1" + contacts.router.prefix + "/import"
 
 
 def _caller_key(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> str | None:
@@ -47,13 +50,20 @@ def _caller_key(settings: Settings, credentials: HTTPAuthorizationCredentials | 
 
 def legacy_limit(category: str) -> LimitDependency:
     """/api/v1 policy by category: auth (per client address), send, config, general."""
+    if category == "auth":
+        # No credentials here: register and login are public, and the schema says so.
+        async def by_address(request: Request) -> None:
+            policy: str = request.app.state.settings.rate_limit_legacy_auth
+            await enforce(request, policy, "legacy-auth", "ip:" + client_address(request))
+
+        return by_address
 
     async def limit(
         request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)
     ) -> None:
         settings: Settings = request.app.state.settings
         policy: str = getattr(settings, f"rate_limit_legacy_{category}")
-        key = None if category == "auth" else _caller_key(settings, credentials)
+        key = _caller_key(settings, credentials)
         await enforce(request, policy, f"legacy-{category}", key or "ip:" + client_address(request))
 
     return limit

@@ -9,7 +9,7 @@ from __future__ import annotations
 import aiohttp
 
 from pytake.config import Settings
-from pytake.kit.crypto import secret_box
+from pytake.kit.crypto import SecretUnreadable, secret_box
 from pytake.kit.ssrf import check_url
 from pytake.models import WhatsAppConfig
 from pytake.whatsapp.cloud import CloudProvider
@@ -19,6 +19,13 @@ from pytake.whatsapp.provider import WhatsAppProvider
 EVOLUTION_SECRET_HEADER = "X-PyTake-Webhook-Secret"
 
 
+def _header_safe(secret: str, name: str) -> str:
+    """A credential stored before the API required visible ASCII cannot go in a header."""
+    if not secret.isascii() or not secret.isprintable() or " " in secret:
+        raise SecretUnreadable(f"The stored {name} has characters an HTTP header cannot carry")
+    return secret
+
+
 async def evolution_client_for(
     config: WhatsAppConfig, settings: Settings, http: aiohttp.ClientSession
 ) -> EvolutionClient:
@@ -26,6 +33,7 @@ async def evolution_client_for(
     url = config.evolution_url or ""
     await check_url(url, allow_private=settings.allow_private_urls)
     api_key = secret_box(settings).decrypt(config.evolution_api_key_encrypted or "")
+    _header_safe(api_key, "evolution_api_key")
     return EvolutionClient(http, base_url=url, api_key=api_key)
 
 
@@ -38,7 +46,9 @@ async def provider_for(
         return EvolutionProvider(
             client, config.instance_name or "", integration=config.evolution_integration or BAILEYS
         )
-    token = secret_box(settings).decrypt(config.access_token_encrypted or "")
+    token = _header_safe(
+        secret_box(settings).decrypt(config.access_token_encrypted or ""), "access_token"
+    )
     return CloudProvider(
         http,
         base_url=settings.meta_graph_url,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema, field_validator
 
 Provider = Literal["official", "evolution"]
 HealthStatus = Literal["unknown", "healthy", "unhealthy", "inactive"]
 
 _SECRET = "Write-only: stored encrypted, never returned."
+# Credentials PyTake sends in an HTTP header (`Authorization: Bearer`, Evolution's `apikey`):
+# visible ASCII only, so they can be encoded there and cannot inject a header line.
+HEADER_SAFE = r"^[!-~]*$"
 
 
 class ConfigCreateIn(BaseModel):
@@ -21,7 +24,9 @@ class ConfigCreateIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     provider: Provider
     phone_number_id: str | None = Field(default=None, max_length=64)
-    access_token: str | None = Field(default=None, max_length=4096, description=_SECRET)
+    access_token: str | None = Field(
+        default=None, max_length=4096, pattern=HEADER_SAFE, description=_SECRET
+    )
     app_secret: str | None = Field(default=None, max_length=512, description=_SECRET)
     business_account_id: str | None = Field(default=None, max_length=64)
     webhook_verify_token: str | None = Field(
@@ -30,7 +35,9 @@ class ConfigCreateIn(BaseModel):
         description="Token Meta echoes in the webhook subscription; generated when omitted.",
     )
     evolution_url: str | None = Field(default=None, max_length=500)
-    evolution_api_key: str | None = Field(default=None, max_length=512, description=_SECRET)
+    evolution_api_key: str | None = Field(
+        default=None, max_length=512, pattern=HEADER_SAFE, description=_SECRET
+    )
     instance_name: str | None = Field(default=None, max_length=100)
     is_active: bool = True
     is_default: bool = False
@@ -39,17 +46,31 @@ class ConfigCreateIn(BaseModel):
 class ConfigUpdateIn(BaseModel):
     """Partial update: only the fields sent change."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    # Not nullable: a number always has a name (omit it to keep the current one).
+    name: Annotated[
+        str | None, WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200})
+    ] = Field(default=None, min_length=1, max_length=200)
     phone_number_id: str | None = Field(default=None, max_length=64)
-    access_token: str | None = Field(default=None, max_length=4096, description=_SECRET)
+    access_token: str | None = Field(
+        default=None, max_length=4096, pattern=HEADER_SAFE, description=_SECRET
+    )
     app_secret: str | None = Field(default=None, max_length=512, description=_SECRET)
     business_account_id: str | None = Field(default=None, max_length=64)
     webhook_verify_token: str | None = Field(default=None, max_length=200)
     evolution_url: str | None = Field(default=None, max_length=500)
-    evolution_api_key: str | None = Field(default=None, max_length=512, description=_SECRET)
+    evolution_api_key: str | None = Field(
+        default=None, max_length=512, pattern=HEADER_SAFE, description=_SECRET
+    )
     instance_name: str | None = Field(default=None, max_length=100)
     is_active: bool | None = None
     is_default: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_null(cls, name: str | None) -> str:
+        if name is None:  # only an explicit null gets here: an omitted name is not validated
+            raise ValueError("name cannot be null; omit it to keep the current name")
+        return name
 
 
 class ConfigOut(BaseModel):

@@ -45,7 +45,15 @@ def read_header(source: BinaryIO) -> Header:
             "file", f"The CSV header line is longer than {HEADER_MAX_BYTES} bytes"
         )
     text = raw.decode("utf-8-sig", errors="replace")
-    columns = [c.strip().lower() for c in next(csv.reader([text]), [])]
+    if "\x00" in text:
+        raise ValidationFailed.on("file", "The CSV header line contains a NUL character")
+    if "\r" in text.rstrip("\r\n"):
+        # Lines ending in CR alone (old Mac exports): the header would swallow the whole file.
+        raise ValidationFailed.on("file", "CSV lines must end in LF or CRLF, not CR alone")
+    try:
+        columns = [c.strip().lower() for c in next(csv.reader([text]), [])]
+    except csv.Error as exc:
+        raise ValidationFailed.on("file", f"The CSV header line is malformed: {exc}") from exc
     if "whatsapp_id" not in columns:
         raise ValidationFailed.on("file", "The CSV header must include a whatsapp_id column")
     if len(set(columns)) != len(columns) or "" in columns:
@@ -95,6 +103,15 @@ async def delete_file(session: AsyncSession, job: ContactImportJob) -> None:
 # --- reading ----------------------------------------------------------------------------------
 
 
+class MalformedLine(list[str]):
+    """A line the csv module could not read (e.g. a CR inside an unquoted field): the job
+    reports it as that row's failure and goes on. Holds the line's text."""
+
+    def __init__(self, line: str, reason: str) -> None:
+        super().__init__([line])
+        self.reason = reason
+
+
 @dataclass
 class Records:
     rows: list[list[str]]
@@ -123,7 +140,16 @@ def _records(data: bytes, limit: int, final: bool) -> tuple[list[list[str]], int
     used = 0
     # csv pulls a line only when it needs one, so `consumed` ends on a record boundary. A record
     # it returns after the lines ran out is cut short (a quoted field goes on in the next chunk).
-    for record in csv.reader(lines()):
+    reader = csv.reader(lines())
+    while True:
+        start = consumed
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            line = data[start:consumed].decode("utf-8", errors="replace")
+            record = MalformedLine(line, f"Malformed CSV line: {exc}")
         if ran_out:
             break
         # A blank line is counted (row numbers stay the file's), then skipped.

@@ -71,7 +71,8 @@ async def save_upload(
         id=uuid.uuid4(),
         organization_id=principal.organization_id,
         status="pending",
-        filename=filename[:300] or "contacts.csv",
+        # A name is shown, not used: NULs (which PostgreSQL cannot store) are dropped.
+        filename=filename.replace("\x00", "")[:300] or "contacts.csv",
         file_path=None,
         chunk_size=import_file.CHUNK_BYTES,
         file_size=0,
@@ -121,9 +122,14 @@ def attribute_key(column: str) -> str | None:
 
 
 def _parse_row(columns: list[str], record: list[str], number: int) -> _Row:
+    if isinstance(record, import_file.MalformedLine):
+        raise _RowError(None, record.reason)
     if len(record) != len(columns):
         raise _RowError(None, f"Expected {len(columns)} columns, found {len(record)}")
     values = {c: v.strip() for c, v in zip(columns, record, strict=True)}
+    for column, value in values.items():
+        if "\x00" in value:  # PostgreSQL cannot store it in text
+            raise _RowError(column, "Contains a NUL character")
     try:
         whatsapp_id = normalise_e164(values["whatsapp_id"])
     except InvalidPhoneNumber as exc:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from pytake.kit.json_values import JsonObject
 from pytake.kit.pagination import PageMeta
 
 _TAG_MAX = 100
@@ -64,7 +65,7 @@ class ContactCreateIn(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
     tags: list[str] = Field(default_factory=list, max_length=100)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
     opt_in: bool = True
     whatsapp_profile_pic_url: str | None = Field(default=None, max_length=1000)
 
@@ -80,7 +81,7 @@ class ContactUpdateIn(BaseModel):
     name: str | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
     tags: list[str] | None = Field(default=None, max_length=100, description="Replaces the set.")
-    attributes: dict[str, Any] | None = None
+    attributes: JsonObject | None = None
     opt_in: bool | None = None
     is_blocked: bool | None = None
     whatsapp_profile_pic_url: str | None = Field(default=None, max_length=1000)

@@ -20,7 +20,7 @@ from pytake.conversation.schemas import (
     MessagesMeta,
     ReadOut,
 )
-from pytake.kit.pagination import Page, PageParams, page_meta, page_params
+from pytake.kit.pagination import MAX_OFFSET, Page, PageParams, page_meta, page_params
 from pytake.kit.responses import FastJSONResponse
 from pytake.message.sending import service as sending
 from pytake.message.sending.context import sending_context
@@ -125,7 +125,7 @@ async def agent_conversations(
     agent_id: Annotated[uuid.UUID | None, Query()] = None,
     status: Annotated[Literal["pending", "active", "resolved"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     principal: Principal = Depends(_READ),
     session: AsyncSession = Session,
 ) -> LegacyAgentConversations:

@@ -13,6 +13,8 @@ T = TypeVar("T")
 MAX_LIMIT = 100
 # Keeps page * limit inside a 64-bit OFFSET on both engines (deeper lists want a cursor).
 MAX_PAGE = 1_000_000
+# The same bound for routes that take a raw offset (/api/v1).
+MAX_OFFSET = MAX_PAGE * MAX_LIMIT
 
 
 class PageMeta(BaseModel):

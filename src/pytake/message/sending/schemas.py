@@ -12,9 +12,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pytake.errors import FieldError, ValidationFailed
+from pytake.kit.json_values import JsonObject, bounded_json
 
 TEXT_MAX = 4096
 CAPTION_MAX = 1024
@@ -46,8 +47,14 @@ class _Strict(BaseModel):
 
 
 class _Open(BaseModel):
-    # Objects whose Graph schema grows often (contact cards, template parameters) pass through.
+    # Objects whose Graph schema grows often (contact cards, template parameters) pass through,
+    # as JSON that can be stored.
     model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        return bounded_json(data)
 
 
 # Fields named `body` are length-checked by `check_lengths`, not by Field constraints: the
@@ -219,7 +226,7 @@ class SendMessageIn(_Strict):
     interactive: InteractiveIn | None = None
     template: TemplateIn | None = None
     context: ContextIn | None = None
-    variables: dict[str, Any] = Field(
+    variables: JsonObject = Field(
         default_factory=dict,
         description="Values for `{{name}}` placeholders; `{{contact.name}}` and the contact's "
         "attributes are available too.",
@@ -245,7 +252,7 @@ class ReplyIn(_Strict):
     interactive: InteractiveIn | None = None
     template: TemplateIn | None = None
     context: ContextIn | None = None
-    variables: dict[str, Any] = Field(default_factory=dict)
+    variables: JsonObject = Field(default_factory=dict)
 
 
 _OBJECT_FIELDS = (
