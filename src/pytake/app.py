@@ -17,6 +17,8 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pytake import __version__
+from pytake.api_docs import install_docs
+from pytake.auth.key_usage import KeyUsage
 from pytake.channel.health import health_loop
 from pytake.config import Settings, get_settings
 from pytake.db import create_engine, create_session_factory
@@ -44,7 +46,7 @@ from pytake.routing import (
     count_unrouted,
     include_routers,
 )
-from pytake.worker.runtime import provider_session, start_for_app, stop_for_app
+from pytake.worker.runtime import provider_session, redis_check, start_for_app, stop_for_app
 
 log = logging.getLogger("pytake.app")
 
@@ -56,6 +58,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings.database_url)
     app.state.engine = engine
     app.state.session_factory = create_session_factory(engine)
+    app.state.key_usage = KeyUsage(app.state.session_factory)
     if settings.auto_migrate:
         await upgrade_to_head(engine)
     # Requests send inline (and the health loop checks numbers) through this pool.
@@ -76,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with suppress(asyncio.CancelledError):
                 await health_task
         await app.state.http.close()
+        await app.state.key_usage.close()
         await engine.dispose()
 
 
@@ -86,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served without a CDN: pytake.api_docs
+        redoc_url=None,
         # PyTake has its own metrics and request ids (observability.py) and no OpenTelemetry
         # SDK. Left on, FastAPI asks OpenTelemetry on every request whether a provider is
         # configured, which reads os.environ: 3 % of a webhook's CPU (bench/ingest.py).
@@ -110,6 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _install_operations_routes(app)
     include_routers(app)
     install_openapi(app)
+    install_docs(app)
     return app
 
 
@@ -168,7 +175,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 def _install_operations_routes(app: FastAPI) -> None:
     @app.get("/health", tags=["operations"], responses={503: {"description": "Database down"}})
     async def health(request: Request) -> FastJSONResponse:
-        """Service health, including a database round trip."""
+        """Service health: a database round trip (503 when it fails) and, with Redis, a PING
+        (`redis: down` makes the status `degraded`, still 200: PyTake works without it)."""
         body: dict[str, Any] = {
             "status": "healthy",
             "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
@@ -184,6 +192,11 @@ def _install_operations_routes(app: FastAPI) -> None:
             body["status"] = "unhealthy"
             body["checks"]["database"] = "unreachable"
             return FastJSONResponse(body, status_code=ServiceUnavailable.status)
+        runtime = getattr(request.app.state, "runtime", None)
+        if runtime is not None and runtime.redis is not None:
+            body["checks"]["redis"] = await redis_check(runtime.redis)
+            if body["checks"]["redis"] != "ok":
+                body["status"] = "degraded"
         return FastJSONResponse(body)
 
     @app.get(

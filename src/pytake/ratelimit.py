@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from starlette.requests import HTTPConnection
 
 from pytake.errors import RateLimited
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATE_KEY = "rate_limit"
 
@@ -31,18 +39,68 @@ class LimitState:
 
 
 class RateLimiter:
-    """Checks a request against one policy (e.g. "1000/minute;100/second") for one key."""
+    """Checks a request against one policy (e.g. "1000/minute;100/second") for one key.
+
+    With Redis the windows are shared by every process. While Redis cannot be reached they
+    fall back to this process's memory (a warning says so once per outage), and Redis is tried
+    again every RETRY_SECONDS: a Redis outage loosens the limits, it never fails a request.
+    """
+
+    RETRY_SECONDS = 5.0
 
     def __init__(self, redis_url: str | None, key_prefix: str, enabled: bool = True) -> None:
         self.enabled = enabled
         self.storage: Storage
         if redis_url:
             uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-            self.storage = RedisStorage(uri, implementation="redispy", key_prefix=key_prefix)
+            self.storage = RedisStorage(
+                uri,
+                implementation="redispy",
+                key_prefix=key_prefix,
+                wrap_exceptions=True,
+                # A Redis that stops answering must not hold requests for long.
+                socket_connect_timeout=1.0,
+                socket_timeout=1.0,
+            )
         else:
             self.storage = MemoryStorage()
-        self._strategy = MovingWindowRateLimiter(self.storage)
+        self._shared = MovingWindowRateLimiter(self.storage)
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._strategy = self._shared
+        self._retry_at = 0.0
         self._parsed: dict[str, list[RateLimitItem]] = {}
+
+    @property
+    def degraded(self) -> bool:
+        """True while the shared (Redis) windows are out of reach."""
+        return self._strategy is not self._shared
+
+    def _current(self) -> MovingWindowRateLimiter:
+        if self.degraded and time.monotonic() >= self._retry_at:
+            self._strategy = self._shared  # try Redis again
+        return self._strategy
+
+    def _fall_back(self, exc: Exception) -> MovingWindowRateLimiter:
+        if not self.degraded:
+            log.warning(
+                "rate limits: Redis unreachable (%s); counting in this process's memory until "
+                "it is back",
+                exc,
+            )
+        self._strategy = self._local
+        self._retry_at = time.monotonic() + self.RETRY_SECONDS
+        return self._local
+
+    async def _using_storage(self, op: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
+        strategy = self._current()
+        try:
+            result = await op(strategy)
+        except StorageError as exc:
+            return await op(self._fall_back(exc))
+        if strategy is self._shared and self._retry_at:
+            self._retry_at = 0.0
+            log.warning("rate limits: Redis is back; limits are shared again")
+        return result
 
     def _items(self, policy: str) -> list[RateLimitItem]:
         items = self._parsed.get(policy)
@@ -59,8 +117,9 @@ class RateLimiter:
             return None
         headline: LimitState | None = None
         for item in self._items(policy):
-            allowed = await self._strategy.hit(item, namespace, key)
-            reset_at, remaining = await self._strategy.get_window_stats(item, namespace, key)
+            allowed, reset_at, remaining = await self._using_storage(
+                partial(_hit, item=item, namespace=namespace, key=key)
+            )
             state = LimitState(item.amount, max(0, remaining), math.ceil(reset_at))
             if headline is None:
                 headline = state
@@ -72,19 +131,50 @@ class RateLimiter:
     async def is_exhausted(self, policy: str, namespace: str, key: str) -> int | None:
         """Seconds until the policy admits `key` again, or None when it is admitted now."""
         for item in self._items(policy):
-            if not await self._strategy.test(item, namespace, key):
-                reset_at, _ = await self._strategy.get_window_stats(item, namespace, key)
-                return max(1, math.ceil(reset_at - time.time()))
+            wait = await self._using_storage(
+                partial(_wait, item=item, namespace=namespace, key=key)
+            )
+            if wait is not None:
+                return wait
         return None
 
     async def record(self, policy: str, namespace: str, key: str) -> None:
         """Count an event (e.g. a failed login) against the policy without checking it."""
         for item in self._items(policy):
-            await self._strategy.hit(item, namespace, key)
+            await self._using_storage(partial(_record, item=item, namespace=namespace, key=key))
 
     async def clear(self, policy: str, namespace: str, key: str) -> None:
         for item in self._items(policy):
-            await self._strategy.clear(item, namespace, key)
+            await self._using_storage(partial(_clear, item=item, namespace=namespace, key=key))
+
+
+async def _hit(
+    strategy: MovingWindowRateLimiter, item: RateLimitItem, namespace: str, key: str
+) -> tuple[bool, float, int]:
+    allowed = await strategy.hit(item, namespace, key)
+    reset_at, remaining = await strategy.get_window_stats(item, namespace, key)
+    return allowed, reset_at, remaining
+
+
+async def _record(
+    strategy: MovingWindowRateLimiter, item: RateLimitItem, namespace: str, key: str
+) -> None:
+    await strategy.hit(item, namespace, key)
+
+
+async def _clear(
+    strategy: MovingWindowRateLimiter, item: RateLimitItem, namespace: str, key: str
+) -> None:
+    await strategy.clear(item, namespace, key)
+
+
+async def _wait(
+    strategy: MovingWindowRateLimiter, item: RateLimitItem, namespace: str, key: str
+) -> int | None:
+    if await strategy.test(item, namespace, key):
+        return None
+    reset_at, _ = await strategy.get_window_stats(item, namespace, key)
+    return max(1, math.ceil(reset_at - time.time()))
 
 
 async def enforce(conn: HTTPConnection, policy: str, namespace: str, key: str) -> None:

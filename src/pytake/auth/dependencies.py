@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from pytake.auth.key_usage import KeyUsage
 from pytake.auth.principal import Principal
 from pytake.auth.scopes import ROLE_SCOPES, Role
 from pytake.auth.tokens import InvalidToken, decode_access_token, digest, is_api_key
 from pytake.config import Settings
-from pytake.db import request_session, unit_of_work
+from pytake.db import request_session
 from pytake.errors import AuthenticationFailed, InvalidApiKey, PermissionDenied, is_v1_path
 from pytake.models import ApiKey, Organization, User
 from pytake.models.base import utcnow
@@ -25,14 +25,11 @@ bearer_scheme = HTTPBearer(
     description="A JWT from a login, or an API key (`pytake_live_…`).",
 )
 
-# Touching last_used_at on every call would turn every read into a write.
-_LAST_USED_RESOLUTION = timedelta(seconds=60)
-
 Session = Depends(request_session, scope="function")
 
 
 async def _principal_from_api_key(
-    session: AsyncSession, token: str, factory: async_sessionmaker[AsyncSession] | None
+    session: AsyncSession, token: str, usage: KeyUsage | None
 ) -> Principal:
     key = await session.scalar(select(ApiKey).where(ApiKey.key_hash == digest(token)))
     if key is None or key.revoked_at is not None:
@@ -42,11 +39,8 @@ async def _principal_from_api_key(
     )
     if not org_active:
         raise InvalidApiKey("The organisation of this API key is disabled")
-    now = utcnow()
-    if factory and (key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION):
-        # Its own short transaction: the key was used even if this request then fails.
-        async with unit_of_work(factory) as own:
-            await own.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+    if usage is not None:  # written shortly, whatever this request's outcome
+        usage.note(key.id, key.last_used_at, utcnow())
     scopes = frozenset(key.scopes)
     return Principal(key.organization_id, Role.ORG_ADMIN, scopes, api_key_id=key.id)
 
@@ -74,11 +68,11 @@ async def resolve_token(
     session: AsyncSession,
     settings: Settings,
     token: str,
-    factory: async_sessionmaker[AsyncSession] | None = None,
+    usage: KeyUsage | None = None,
 ) -> Principal:
     """A Principal for a bearer token (used by HTTP routes and the WebSocket alike)."""
     if is_api_key(token):
-        return await _principal_from_api_key(session, token, factory)
+        return await _principal_from_api_key(session, token, usage)
     return await principal_from_jwt(session, settings, token)
 
 
@@ -94,7 +88,7 @@ async def current_principal(
         if credentials is None or not credentials.credentials:
             raise AuthenticationFailed("Missing credentials: send Authorization: Bearer <token>")
         principal = await resolve_token(
-            session, settings, credentials.credentials, request.app.state.session_factory
+            session, settings, credentials.credentials, request.app.state.key_usage
         )
     except (AuthenticationFailed, InvalidApiKey):
         if v1:  # no organisation to count against: the caller's address (and its headers)

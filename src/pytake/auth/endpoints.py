@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.auth import api_keys, service
 from pytake.auth.dependencies import Session, current_principal, require_org_admin
+from pytake.auth.key_usage import KeyUsage
 from pytake.auth.principal import Principal
 from pytake.auth.schemas import (
     ApiKeyCreatedOut,
@@ -142,11 +143,17 @@ async def create_api_key(
 
 @api_keys_router.get("", response_model=ApiKeyListOut)
 async def list_api_keys(
-    principal: Principal = Depends(require_org_admin), session: AsyncSession = Session
+    request: Request,
+    principal: Principal = Depends(require_org_admin),
+    session: AsyncSession = Session,
 ) -> ApiKeyListOut:
     """The organisation's active keys (never the keys themselves)."""
     keys = await api_keys.list_active(session, principal)
-    return ApiKeyListOut(data=[api_keys.describe(k) for k in keys])
+    usage: KeyUsage = request.app.state.key_usage
+    described = [api_keys.describe(k) for k in keys]
+    for out in described:  # a use this process has not written yet
+        out.last_used_at = usage.last_used(out.id, out.last_used_at)
+    return ApiKeyListOut(data=described)
 
 
 @api_keys_router.delete("/{key_id}", status_code=204)

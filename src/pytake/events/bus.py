@@ -13,11 +13,13 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy import Table, bindparam, delete, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -40,6 +42,8 @@ _BUSES: weakref.WeakKeyDictionary[Engine, EventBus] = weakref.WeakKeyDictionary(
 # Far below events_relay_grace_seconds (5 s), so the relay does not mistake a batch for a
 # missed one.
 MARK_EVERY_SECONDS = 0.2
+# Ids of events delivered here during a Redis outage, kept to skip their later publish.
+_DELIVERED_HERE_MAX = 100_000
 
 _UNPUBLISHED = cast(Table, UnpublishedEvents.__table__)
 # Core and built once; an expanding IN works on both engines and is rendered per execution.
@@ -71,6 +75,9 @@ class EventBus:
         self._marked = asyncio.Event()
         self._running = False
         self.published = 0
+        # Events delivered in this process while Redis was down (see _deliver_here).
+        self._delivered_here: OrderedDict[int, None] = OrderedDict()
+        self._redis_down = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -128,10 +135,29 @@ class EventBus:
         if events:
             wake.add("webhooks")
         if self._redis is not None:
-            await self._redis.publish(self._channel, encode_bus_message(events, wake))
+            try:
+                await self._redis.publish(self._channel, encode_bus_message(events, wake))
+            except (RedisError, OSError) as exc:
+                self._deliver_here(events, wake, exc)
+                raise  # unpublished: the relay carries them to the other processes later
+            if self._redis_down:
+                self._redis_down = False
+                log.warning("events: Redis is back; publishing to every process again")
         else:
             self._dispatch(events, wake)
         self.published += len(events)
+
+    def _deliver_here(self, events: list[CommittedEvent], wake: set[str], exc: Exception) -> None:
+        """Redis is down: this process's subscribers get the events now. Their ids are kept so
+        that the relay's publish, once Redis is back, does not deliver them here twice."""
+        if not self._redis_down:
+            self._redis_down = True
+            log.warning("events: Redis unreachable (%s); delivering in this process only", exc)
+        fresh = [e for e in events if e.id not in self._delivered_here]
+        self._delivered_here.update((e.id, None) for e in fresh)
+        while len(self._delivered_here) > _DELIVERED_HERE_MAX:
+            self._delivered_here.popitem(last=False)
+        self._dispatch(fresh, wake)
 
     async def _publish_loop(self) -> None:
         while True:
@@ -150,6 +176,8 @@ class EventBus:
                     # Marking is bookkeeping for the relay; it must not delay the next publish.
                     self._unmarked.extend(markers)
                     self._marked.set()
+            except (RedisError, OSError):
+                pass  # delivered here, left to the relay for the others (see _deliver_here)
             except Exception:
                 # The rows stay unpublished; the relay will carry them.
                 log.exception("publishing %d events failed", len(events))
@@ -212,7 +240,15 @@ class EventBus:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.warning("ignoring a malformed bus message")
             return
+        if self._delivered_here:
+            events = [e for e in events if not self._was_delivered_here(e.id)]
         self._dispatch(events, wake)
+
+    def _was_delivered_here(self, event_id: int) -> bool:
+        if event_id in self._delivered_here:
+            del self._delivered_here[event_id]  # it comes back at most once
+            return True
+        return False
 
 
 # A bus message on Redis: this line, a JSON header, a newline, then the events' payloads back to

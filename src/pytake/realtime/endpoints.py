@@ -90,7 +90,7 @@ async def _authenticate(websocket: WebSocket, conn: Connection) -> tuple[Princip
     factory = websocket.app.state.session_factory
     try:
         async with unit_of_work(factory) as session:
-            principal = await resolve_token(session, settings, token, factory)
+            principal = await resolve_token(session, settings, token, websocket.app.state.key_usage)
     except PyTakeError as exc:
         raise AuthRefused(CLOSE_AUTH_FAILED, f"authentication failed: {exc.message}") from None
     return principal, last_event_id if isinstance(last_event_id, int) else None

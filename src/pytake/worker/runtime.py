@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pytake.campaign.dispatch import CampaignLoop
@@ -60,7 +61,13 @@ async def start_runtime(
     run_loops: bool,
 ) -> Runtime:
     """Start the bus (and Redis fan-out), the registry, and optionally the background loops."""
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = (
+        # A connection attempt to a Redis that is down or unreachable gives up soon: Redis is
+        # optional, what uses it degrades (see redis_check).
+        Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
+        if settings.redis_url
+        else None
+    )
     bus = EventBus(factory, redis, settings.events_channel)
     registry = Registry(queue_size=settings.ws_send_queue_size)
     bus.on_events(registry.dispatch)
@@ -91,6 +98,22 @@ async def start_runtime(
     if runtime.runner is not None:
         runtime.runner.start()
     return runtime
+
+
+REDIS_CONNECT_TIMEOUT = 1.0
+
+
+async def redis_check(redis: Redis) -> str:
+    """ "ok", or "down" when Redis does not answer a PING within a second. Without it rate
+    limits count per process, realtime events reach this process's sockets only (the relay
+    carries the rest once it is back), and background loops wake on their poll."""
+    try:
+        async with asyncio.timeout(REDIS_CONNECT_TIMEOUT):
+            await redis.ping()
+    except (RedisError, OSError, TimeoutError) as exc:
+        log.warning("health check: Redis unreachable: %s", exc)
+        return "down"
+    return "ok"
 
 
 def provider_session(concurrency: int) -> aiohttp.ClientSession:
