@@ -54,17 +54,29 @@ def attribute_column(key: str) -> str:
     return key
 
 
+# OWASP's CSV injection rule: a cell a spreadsheet would read as a formula starts with one of
+# these; it is prefixed with a single quote, which makes it text (the importer drops the quote
+# again, so an export imports back unchanged).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralised(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+        return neutralised(value)
+    return neutralised(json.dumps(value, ensure_ascii=False))
 
 
 def _encode(rows: list[list[str]]) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
+    # CRLF as RFC 4180 has it; with LF alone, the writer would leave a CR inside a field
+    # unquoted, and no CSV reader could read that line back.
+    csv.writer(buf, lineterminator="\r\n").writerows(rows)
     return buf.getvalue().encode()
 
 
@@ -97,10 +109,10 @@ def _row(contact: Contact, tags: list[str], keys: list[str]) -> list[str]:
     attributes = contact.attributes or {}
     return [
         str(contact.id),
-        contact.whatsapp_id,
-        contact.name or "",
-        contact.email or "",
-        ",".join(tags),
+        contact.whatsapp_id,  # E.164, validated: "+" and digits, a number and never a formula
+        neutralised(contact.name or ""),
+        neutralised(contact.email or ""),
+        neutralised(",".join(tags)),
         "true" if contact.opt_in else "false",
         "true" if contact.is_blocked else "false",
         contact.created_at.isoformat().replace("+00:00", "Z"),

@@ -121,12 +121,19 @@ def attribute_key(column: str) -> str | None:
     return column
 
 
+def _unquoted(value: str) -> str:
+    """A cell the export neutralised as a formula (`'=...`) reads back as it was stored."""
+    if value[:1] == "'" and value[1:2] in ("=", "+", "-", "@", "\t", "\r"):
+        return value[1:]
+    return value
+
+
 def _parse_row(columns: list[str], record: list[str], number: int) -> _Row:
     if isinstance(record, import_file.MalformedLine):
         raise _RowError(None, record.reason)
     if len(record) != len(columns):
         raise _RowError(None, f"Expected {len(columns)} columns, found {len(record)}")
-    values = {c: v.strip() for c, v in zip(columns, record, strict=True)}
+    values = {c: _unquoted(v.strip()) for c, v in zip(columns, record, strict=True)}
     for column, value in values.items():
         if "\x00" in value:  # PostgreSQL cannot store it in text
             raise _RowError(column, "Contains a NUL character")
