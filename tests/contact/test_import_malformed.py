@@ -4,6 +4,8 @@ fuzzer as 500s, and on PostgreSQL as a failed job)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -63,3 +65,14 @@ async def test_a_nul_in_the_file_name_is_dropped(client: httpx.AsyncClient, org:
     )
     assert resp.status_code == 202, resp.text
     assert resp.json()["filename"] == "list.csv"
+    # Let the job end here: a job still running would share other tests' patched importer.
+    await _finished(client, org, resp.json()["id"])
+
+
+async def _finished(client: httpx.AsyncClient, org: Org, job_id: str) -> None:
+    for _ in range(500):
+        job = (await client.get(f"/v1/contacts/import/{job_id}", headers=org.headers)).json()
+        if job["status"] in ("completed", "failed"):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"import did not finish: {job}")

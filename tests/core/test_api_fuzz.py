@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -31,10 +31,12 @@ import requests
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
+from sqlalchemy.engine import make_url
 
 from pytake.app import create_app
 from pytake.auth.scopes import SCOPES
 from pytake.config import Settings
+from tests.conftest import TEST_DATABASE_URL
 
 # Per operation and generation phase; with ~75 operations this keeps a run near a minute.
 MAX_EXAMPLES = 25
@@ -214,9 +216,31 @@ def _check_envelope(path: str, response: requests.Response) -> None:
 
 
 @pytest.fixture(scope="module")
-def target(make_settings: Callable[..., Settings]) -> Iterator[Target]:
+async def fuzz_database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """A database of the fuzzer's own: what it leaves behind (half-run imports, thousands of
+    rows) never meets another test."""
+    if not TEST_DATABASE_URL:
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('fuzz') / 'fuzz.db'}"
+        return
+    import asyncpg
+
+    url = make_url(TEST_DATABASE_URL)
+    name = f"pytake_fuzz_{uuid.uuid4().hex[:10]}"
+    admin = url.set(drivername="postgresql", database="postgres").render_as_string(False)
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(False)
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def target(make_settings: Callable[..., Settings], fuzz_database_url: str) -> Iterator[Target]:
     server = ThreadedServer(
         make_settings(
+            database_url=fuzz_database_url,
             rate_limit_v1_per_org="10000000/minute",
             rate_limit_v1_anonymous="10000000/minute",
             # Sends go nowhere: a closed loopback port answers at once.

@@ -4,6 +4,8 @@ out of range. Each case here is one the API fuzzer (test_api_fuzz.py) found as a
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -207,6 +209,13 @@ async def test_the_limit_is_a_setting_and_the_legacy_envelope_applies(
             headers={"Authorization": f"Bearer {token}"},
         )
         assert resp.status_code == 202, resp.text
+        job_url = f"/v1/contacts/import/{resp.json()['id']}"
+        for _ in range(500):  # the job ends within this test (see test_import_resume.py)
+            job = (await client.get(job_url, headers={"Authorization": f"Bearer {token}"})).json()
+            if job["status"] in ("completed", "failed"):
+                break
+            await asyncio.sleep(0.02)
+        assert job["status"] == "completed", job
 
 
 # --- the schema states what the server does ---------------------------------------------------
