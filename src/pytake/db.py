@@ -29,11 +29,9 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("json_serializer", _json_dumps)
     kwargs.setdefault("json_deserializer", orjson.loads)
     if url.get_backend_name() == "sqlite":
-        # A connection is a file handle: plenty of them, so that concurrent requests (each
-        # holding one for its unit of work) queue on SQLite's writer lock, not on the pool.
-        if url.database not in (None, "", ":memory:"):  # a memory database has one connection
-            kwargs.setdefault("pool_size", 10)
-            kwargs.setdefault("max_overflow", 54)
+        # SQLAlchemy's default pool (5 + 10 overflow): SQLite has one writer, and more
+        # connections only mean more transactions failing on its lock. Each request holds one
+        # connection (API-key use is written in batches: pytake.auth.key_usage).
         engine = create_async_engine(
             url, connect_args={"timeout": 30}, pool_pre_ping=False, **kwargs
         )
