@@ -12,6 +12,7 @@ from pytake.auth.dependencies import bearer_scheme
 from pytake.auth.tokens import InvalidToken, decode_access_token, digest, is_api_key
 from pytake.campaign import endpoints as campaigns
 from pytake.channel import endpoints as channels
+from pytake.chatbot import endpoints as chatbots
 from pytake.config import Settings
 from pytake.contact import endpoints as contacts
 from pytake.conversation import endpoints as conversations
@@ -108,6 +109,7 @@ def include_routers(app: FastAPI) -> None:
         webhooks.router,
         templates.router,
         campaigns.router,
+        chatbots.router,
     ):
         v1.include_router(router)
 
@@ -119,6 +121,7 @@ def include_routers(app: FastAPI) -> None:
     legacy.include_router(
         conversations.legacy_router, dependencies=[Depends(legacy_limit("general"))]
     )
+    legacy.include_router(chatbots.legacy_router, dependencies=[Depends(legacy_limit("general"))])
     for router in (channels.legacy_router, channels.instance_router):
         legacy.include_router(router, dependencies=[Depends(legacy_limit("config"))])
     # Provider webhooks are never rate limited: Meta's traffic must not be throttled.

@@ -3,6 +3,14 @@
 from pytake.models.base import Base
 from pytake.models.campaign import Campaign, CampaignRecipient
 from pytake.models.channel import ChannelEvent, WhatsAppConfig
+from pytake.models.chatbot import (
+    Chatbot,
+    ChatbotFlow,
+    ChatbotFlowVersion,
+    ChatbotInbox,
+    ChatbotNodeStat,
+    ChatbotSession,
+)
 from pytake.models.contact import Contact, ContactTag, Tag
 from pytake.models.conversation import Conversation, Message, PendingStatus
 from pytake.models.event import Event as Event
@@ -18,6 +26,12 @@ __all__ = [
     "Campaign",
     "CampaignRecipient",
     "ChannelEvent",
+    "Chatbot",
+    "ChatbotFlow",
+    "ChatbotFlowVersion",
+    "ChatbotInbox",
+    "ChatbotNodeStat",
+    "ChatbotSession",
     "Contact",
     "ContactTag",
     "Conversation",

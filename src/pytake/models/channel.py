@@ -58,6 +58,10 @@ class WhatsAppConfig(IdMixin, TenantMixin, TimestampMixin, Base):
     health_status: Mapped[str] = mapped_column(String(20), default="unknown")
     health_detail: Mapped[str | None] = mapped_column(String(500))
     last_health_check: Mapped[datetime | None]
+    # The chatbot that answers on this number; none: every active chatbot of the organisation.
+    chatbot_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("chatbots.id", ondelete="SET NULL")
+    )
     created_by: Mapped[str | None] = mapped_column(String(320), comment="creator's e-mail")
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")

@@ -47,6 +47,8 @@ class Conversation(IdMixin, TenantMixin, TimestampMixin, Base):
     unread_count: Mapped[int] = mapped_column(default=0)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     resolved_at: Mapped[datetime | None]
+    # What a chatbot collected before handing the conversation to people (for the agent).
+    bot_variables: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class Message(IdMixin, TenantMixin, Base):
