@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.auth.dependencies import Session, require_scope
 from pytake.auth.principal import Principal
+from pytake.chatbot.sessions import pause_for_agent
 from pytake.conversation import service
 from pytake.conversation.schemas import (
     ConversationDetailOut,
@@ -20,6 +21,7 @@ from pytake.conversation.schemas import (
     MessagesMeta,
     ReadOut,
 )
+from pytake.db import unit_of_work
 from pytake.kit.pagination import MAX_OFFSET, Page, PageParams, page_meta, page_params
 from pytake.kit.responses import FastJSONResponse
 from pytake.message.sending import service as sending
@@ -99,6 +101,9 @@ async def reply(
 ) -> FastJSONResponse:
     """Reply in the conversation (same rules as `POST /v1/messages`)."""
     ctx = sending_context(request.app.state)
+    if principal.is_user:
+        async with unit_of_work(ctx.factory) as session:
+            await pause_for_agent(session, principal.organization_id, conversation_id)
     scope = f"POST /v1/conversations/{conversation_id}/messages"
     receipt = await sending.send(
         ctx,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -39,6 +39,10 @@ class ConversationOut(BaseModel):
         description="When the 24-hour customer-service window closes (null: never opened)."
     )
     resolved_at: datetime | None
+    bot_variables: dict[str, Any] | None = Field(
+        default=None,
+        description="What a chatbot collected before handing the conversation to people.",
+    )
     created_at: datetime
     updated_at: datetime
 

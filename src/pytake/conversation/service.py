@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.auth.principal import Principal
 from pytake.auth.scopes import Role
+from pytake.chatbot.sessions import end_sessions
 from pytake.contact.search import search_pattern
 from pytake.conversation.events import record_conversation_event
 from pytake.conversation.schemas import (
@@ -98,6 +99,7 @@ def view(row: Any) -> ConversationOut:
         last_message_at=conversation.last_message_at,
         window_expires_at=conversation.window_expires_at,
         resolved_at=conversation.resolved_at,
+        bot_variables=conversation.bot_variables,
         created_at=conversation.created_at,
         updated_at=conversation.updated_at,
     )
@@ -204,6 +206,9 @@ async def update_conversation(
         conversation.status = data.status
         if data.status == "resolved":
             events.append("conversation.resolved")
+            # Resolving hands the conversation back to the chatbot for the next message.
+            conversation.is_bot_active = True
+            await end_sessions(session, conversation.id, "resolved")
     if conversation.status in ("resolved", "closed"):
         conversation.resolved_at = conversation.resolved_at or utcnow()
     else:

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pytake.campaign.dispatch import CampaignLoop
+from pytake.chatbot.tasks import ChatbotConsumer
 from pytake.config import Settings
 from pytake.contact.tasks import ContactImportLoop
 from pytake.events.bus import EventBus
@@ -89,6 +90,12 @@ async def start_runtime(
             IdempotencyPruner.from_settings(factory, settings),
             ContactImportLoop(factory),
             CampaignLoop(factory, settings),
+            ChatbotConsumer(
+                factory,
+                runtime.http,
+                allow_private=settings.allow_private_urls,
+                postgres=engine.dialect.name == "postgresql",
+            ),
         ]
         if settings.template_sync_interval_seconds > 0:
             loops.append(TemplateSyncLoop(factory, settings, runtime.provider_http))

@@ -4,7 +4,7 @@ No database or HTTP imports here (tests/chatbot/engine checks that): the runtime
 pytake.chatbot loads flows and sessions, calls `handle`, and makes the actions real.
 """
 
-from pytake.chatbot.engine.interpreter import DEFERRED, handle, keyword_matches
+from pytake.chatbot.engine.interpreter import DEFERRED, RESTARTED, handle, keyword_matches
 from pytake.chatbot.engine.model import (
     Bot,
     BotSettings,
@@ -27,6 +27,7 @@ from pytake.chatbot.engine.validate import Problem, Report, validate_flow
 
 __all__ = [
     "DEFERRED",
+    "RESTARTED",
     "Bot",
     "BotSettings",
     "CallHttp",

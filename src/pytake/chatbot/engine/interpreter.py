@@ -42,6 +42,7 @@ DEFAULT_MAX_ATTEMPTS = 3
 # An HTTP call's lease: past its timeout plus this, a call whose worker died is made again.
 HTTP_LEASE_SLACK = timedelta(seconds=30)
 DEFERRED = "deferred"
+RESTARTED = "restarted"
 
 
 def handle(
@@ -95,7 +96,9 @@ class _Run:
         if flow is None:
             self.note = "unknown_flow"
             return
-        self._drop_current("replaced")
+        if self.state is not None:
+            self._drop_current("replaced")
+            self.note = RESTARTED  # a new session: the runtime closes the old one
         self._start(flow, {})
 
     def wake(self) -> None:

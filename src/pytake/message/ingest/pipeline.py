@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pytake.chatbot.inbox import enqueue_inbound, inbox_items
 from pytake.config import Settings
 from pytake.events import record_many
 from pytake.message.ingest.batch import BatchMessage, Channel, IngestResult, Stored
@@ -122,17 +123,20 @@ async def _store_messages(
     echoes = [r.event.provider_message_id for r in stored if not r.inbound]
     if echoes:
         await apply_pending_statuses(session, channel.id, echoes)
+    batch = Stored(stored, inserted, contact_ids, conversation_ids)
     await record_many(
         session,
         ingest_events_of(
             channel,
-            Stored(stored, inserted, contact_ids, conversation_ids),
+            batch,
             people,
             new_contacts,
             new_conversations,
             opted,
         ),
     )
+    # In the same transaction: the chatbots' durable queue (pytake.chatbot.inbox).
+    await enqueue_inbound(session, channel.organization_id, inbox_items(batch, new_conversations))
 
 
 def _attribute(

@@ -1,0 +1,471 @@
+"""One bot step for one conversation, in one transaction: lock the conversation, take its next
+piece of work (a due timer, else its oldest inbound message), run the interpreter, and save
+the session together with what it caused (queued replies, handoff, contact changes,
+counters) while deleting the inbox row it answered.
+
+Exactly once: the inbox row is deleted in the transaction that saves the answer, so a crash
+before the commit leaves both undone and the message is answered later; after the commit
+the row is gone. In order: the step holds the conversation's lock (a transaction-scoped
+advisory lock on PostgreSQL, the database's single write lock on SQLite) and only ever takes
+the conversation's oldest row, so no two workers run one conversation at once and a later
+message never overtakes an earlier one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from pytake.chatbot.actions import change_contact, count_nodes, hand_off, queue_replies
+from pytake.chatbot.engine import (
+    DEFERRED,
+    RESTARTED,
+    Bot,
+    BotSettings,
+    CallHttp,
+    Context,
+    Count,
+    FlowVersion,
+    Handoff,
+    Inbound,
+    Outcome,
+    Reply,
+    SendTemplate,
+    SessionState,
+    UpdateContact,
+    Wake,
+    handle,
+)
+from pytake.chatbot.engine.model import Event
+from pytake.chatbot.engine.text import fold
+from pytake.chatbot.service import DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_MINUTES
+from pytake.contact.tags import tag_names_of
+from pytake.models import (
+    Chatbot,
+    ChatbotFlow,
+    ChatbotFlowVersion,
+    ChatbotInbox,
+    ChatbotSession,
+    Contact,
+    Conversation,
+    Message,
+    WhatsAppConfig,
+)
+
+log = logging.getLogger(__name__)
+
+# Published versions never change: kept per process once read.
+_VERSIONS: OrderedDict[tuple[str, int], FlowVersion] = OrderedDict()
+_VERSIONS_KEPT = 2_000
+
+
+@dataclass
+class StepResult:
+    """What a step did: whether there was work, and an HTTP call to make after commit."""
+
+    worked: bool
+    http: dict[str, Any] | None = None
+    session_id: uuid.UUID | None = None
+
+
+def lock_key(conversation_id: uuid.UUID) -> int:
+    """A signed 64-bit advisory-lock key for a conversation."""
+    digest = hashlib.blake2b(conversation_id.bytes, digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def lock_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> bool:
+    """Take the conversation for this transaction; False: another worker has it now."""
+    if session.get_bind().dialect.name == "postgresql":
+        got = await session.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": lock_key(conversation_id)}
+        )
+        return bool(got)
+    # SQLite: a write first takes the database's one write lock, so every read after it sees
+    # the latest commit (a read-first transaction could not write after another commit).
+    result = await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id)
+        .values(updated_at=Conversation.updated_at)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def active_session(
+    session: AsyncSession, conversation_id: uuid.UUID
+) -> ChatbotSession | None:
+    return await session.scalar(
+        select(ChatbotSession).where(
+            ChatbotSession.conversation_id == conversation_id, ChatbotSession.status == "active"
+        )
+    )
+
+
+def state_of(row: ChatbotSession) -> SessionState:
+    return SessionState(
+        flow_id=str(row.flow_id),
+        version=row.version,
+        node=row.node,
+        variables=dict(row.variables or {}),
+        attempts=row.attempts,
+        waiting=row.waiting,  # type: ignore[arg-type]
+        wake_at=row.wake_at,
+        status=row.status,  # type: ignore[arg-type]
+        end_reason=row.end_reason,
+        steps=row.steps,
+        pending_http=row.pending_http,
+    )
+
+
+def _save_state(row: ChatbotSession, state: SessionState, now: datetime) -> None:
+    row.flow_id, row.version, row.node = uuid.UUID(state.flow_id), state.version, state.node
+    row.variables, row.attempts, row.steps = dict(state.variables), state.attempts, state.steps
+    row.waiting, row.wake_at, row.pending_http = state.waiting, state.wake_at, state.pending_http
+    row.status, row.end_reason = state.status, state.end_reason
+    if state.status != "active" and row.ended_at is None:
+        row.ended_at = now
+    row.updated_at = now
+
+
+def inbound_event(message: Message | None, new_conversation: bool) -> Inbound:
+    """What the interpreter reads of a customer's message."""
+    if message is None:
+        return Inbound(new_conversation=new_conversation)
+    content = message.content or {}
+    kind = message.type
+    if kind == "interactive":
+        return Inbound(content.get("title"), content.get("reply_id"), kind, new_conversation)
+    if kind == "button":
+        return Inbound(content.get("text"), content.get("payload"), kind, new_conversation)
+    body = content.get("text") if kind == "text" else content.get("caption")
+    return Inbound(body if isinstance(body, str) else None, None, kind, new_conversation)
+
+
+def bot_settings(bot: Chatbot) -> BotSettings:
+    extra = bot.settings or {}
+    return BotSettings(
+        welcome_message=bot.welcome_message,
+        fallback_message=bot.fallback_message,
+        handoff_enabled=bot.handoff_enabled,
+        session_timeout_seconds=int(extra.get("session_timeout_minutes") or DEFAULT_TIMEOUT_MINUTES)
+        * 60,
+        expiry_message=extra.get("expiry_message"),
+        max_steps=int(extra.get("max_steps") or DEFAULT_MAX_STEPS),
+    )
+
+
+async def flow_version(
+    session: AsyncSession, flow_id: uuid.UUID | str, version: int
+) -> FlowVersion | None:
+    key = (str(flow_id), version)
+    found = _VERSIONS.get(key)
+    if found is not None:
+        return found
+    definition = await session.scalar(
+        select(ChatbotFlowVersion.definition).where(
+            ChatbotFlowVersion.flow_id == uuid.UUID(str(flow_id)),
+            ChatbotFlowVersion.version == version,
+        )
+    )
+    if definition is None:
+        return None
+    found = FlowVersion.of(key[0], version, definition)
+    _VERSIONS[key] = found
+    while len(_VERSIONS) > _VERSIONS_KEPT:
+        _VERSIONS.popitem(last=False)
+    return found
+
+
+async def answering_bots(
+    session: AsyncSession, conversation: Conversation, only: uuid.UUID | None = None
+) -> list[tuple[Chatbot, Bot]]:
+    """The chatbots that answer on the conversation's number (the one its config names, else
+    every active one of the organisation, oldest first), each with its active flows."""
+    stmt = select(Chatbot).where(
+        Chatbot.organization_id == conversation.organization_id, Chatbot.is_active.is_(True)
+    )
+    if only is not None:
+        stmt = stmt.where(Chatbot.id == only)
+    elif conversation.channel_id is not None:
+        named = await session.scalar(
+            select(WhatsAppConfig.chatbot_id).where(WhatsAppConfig.id == conversation.channel_id)
+        )
+        if named is not None:
+            stmt = stmt.where(Chatbot.id == named)
+    bots = list(await session.scalars(stmt.order_by(Chatbot.created_at, Chatbot.id)))
+    if not bots:
+        return []
+    flows = await session.execute(
+        select(ChatbotFlow.chatbot_id, ChatbotFlow.id, ChatbotFlow.published_version).where(
+            ChatbotFlow.chatbot_id.in_([b.id for b in bots]),
+            ChatbotFlow.is_active.is_(True),
+            ChatbotFlow.published_version.is_not(None),
+        )
+    )
+    by_bot: dict[uuid.UUID, dict[str, FlowVersion]] = {b.id: {} for b in bots}
+    for bot_id, flow_id, version in flows:
+        found = await flow_version(session, flow_id, int(version or 0))
+        if found is not None:
+            by_bot[bot_id][str(flow_id)] = found
+    return [(b, Bot(bot_settings(b), by_bot[b.id])) for b in bots]
+
+
+def window_open(conversation: Conversation, provider: str | None, now: datetime) -> bool:
+    """Free-form messages are allowed within 24 h of the customer's last message (Cloud API;
+    an Evolution gateway has no such window)."""
+    if provider == "evolution":
+        return True
+    expires = conversation.window_expires_at
+    return expires is not None and expires > now
+
+
+async def contact_view(session: AsyncSession, contact: Contact) -> dict[str, Any]:
+    tags = (await tag_names_of(session, [contact.id]))[contact.id]
+    return {
+        "id": str(contact.id),
+        "name": contact.name or contact.profile_name,
+        "profile_name": contact.profile_name,
+        "email": contact.email,
+        "whatsapp_id": contact.whatsapp_id,
+        "phone": contact.whatsapp_id,
+        "attributes": dict(contact.attributes or {}),
+        "tags": tags,
+        "opt_in": contact.opt_in,
+    }
+
+
+class Step:
+    """One step for one conversation, inside the caller's transaction."""
+
+    def __init__(self, session: AsyncSession, conversation_id: uuid.UUID, now: datetime) -> None:
+        self.session = session
+        self.conversation_id = conversation_id
+        self.now = now
+        self.inbox: ChatbotInbox | None = None
+        self.only_bot: uuid.UUID | None = None
+        self._expected: tuple[uuid.UUID, dict[str, Any]] | None = None
+
+    def expect(self, session_id: uuid.UUID, request: dict[str, Any]) -> None:
+        """Run the event only if this session still waits on this HTTP call."""
+        self._expected = (session_id, request)
+
+    async def run(self, event: Event | None = None) -> StepResult:
+        """Take the next work (or run `event`: a manual start, an HTTP answer)."""
+        s = self.session
+        if not await lock_conversation(s, self.conversation_id):
+            return StepResult(False)
+        live = await active_session(s, self.conversation_id)
+        if self._expected is not None and (
+            live is None
+            or live.id != self._expected[0]
+            or live.waiting != "http"
+            or live.pending_http != self._expected[1]
+        ):
+            return StepResult(False)  # answered already (a lease ran out), or moved on
+        if event is None:
+            event = await self._next_work(live)
+            if event is None:
+                return StepResult(False)
+        conversation = await s.get(Conversation, self.conversation_id)
+        contact = await s.get(Contact, conversation.contact_id) if conversation else None
+        if conversation is None or contact is None:
+            await self._consume()
+            return StepResult(True)
+        if isinstance(event, Inbound) and not await self._bot_may_answer(
+            conversation, contact, event
+        ):
+            if live is not None:
+                _end(live, "bot_paused", self.now)
+            await self._consume()
+            return StepResult(True)
+        return await self._interpret(conversation, contact, live, event)
+
+    async def _next_work(self, live: ChatbotSession | None) -> Event | None:
+        if live is not None and live.wake_at is not None and live.wake_at <= self.now:
+            return Wake()
+        self.inbox = await self.session.scalar(
+            select(ChatbotInbox)
+            .where(ChatbotInbox.conversation_id == self.conversation_id)
+            .order_by(ChatbotInbox.id)
+            .limit(1)
+        )
+        if self.inbox is None or self.inbox.due_at > self.now:
+            return None
+        message = await self.session.get(Message, self.inbox.message_id)
+        return inbound_event(message, self.inbox.new_conversation)
+
+    async def _consume(self) -> None:
+        if self.inbox is not None:
+            await self.session.delete(self.inbox)
+
+    async def _bot_may_answer(
+        self, conversation: Conversation, contact: Contact, event: Inbound
+    ) -> bool:
+        """Not while people have the conversation (unless the customer sends the resume
+        keyword), nor to a blocked contact."""
+        if contact.is_blocked or contact.deleted_at is not None:
+            return False
+        if conversation.is_bot_active:
+            return True
+        for bot, _ in await answering_bots(self.session, conversation):
+            keyword = (bot.settings or {}).get("resume_keyword")
+            if keyword and event.text and fold(event.text) == fold(keyword):
+                conversation.is_bot_active = True
+                return True
+        return False
+
+    async def _interpret(
+        self,
+        conversation: Conversation,
+        contact: Contact,
+        live: ChatbotSession | None,
+        event: Event,
+    ) -> StepResult:
+        s = self.session
+        bots = await answering_bots(s, conversation, self.only_bot)
+        by_id = {bot.id: (bot, view) for bot, view in bots}
+        provider = await s.scalar(
+            select(WhatsAppConfig.provider).where(WhatsAppConfig.id == conversation.channel_id)
+        )
+        timezone = str(((bots[0][0].settings or {}).get("timezone")) or "UTC") if bots else "UTC"
+        ctx = Context(
+            now=self.now,
+            contact=await contact_view(s, contact),
+            timezone=timezone,
+            window_open=window_open(conversation, provider, self.now),
+        )
+        if live is not None and live.chatbot_id not in by_id:
+            _end(live, "chatbot_inactive", self.now)
+            live = None
+        outcome, chosen = await self._choose(bots, by_id, live, event, ctx)
+        if outcome is None or chosen is None:
+            await self._consume()
+            return StepResult(True)
+        if outcome.note == DEFERRED and self.inbox is not None and live is not None:
+            self.inbox.due_at = live.wake_at or self.now
+            return StepResult(True)
+        return await self._apply(conversation, contact, chosen, live, event, outcome)
+
+    async def _choose(
+        self,
+        bots: list[tuple[Chatbot, Bot]],
+        by_id: dict[uuid.UUID, tuple[Chatbot, Bot]],
+        live: ChatbotSession | None,
+        event: Event,
+        ctx: Context,
+    ) -> tuple[Outcome | None, Chatbot | None]:
+        if live is not None:
+            bot, view = by_id[live.chatbot_id]
+            pinned = await flow_version(self.session, live.flow_id, live.version)
+            return handle(view, pinned, state_of(live), event, ctx), bot
+        first: tuple[Outcome, Chatbot] | None = None
+        for bot, view in bots:
+            outcome = handle(view, None, None, event, ctx)
+            if outcome.state is not None:
+                return outcome, bot
+            first = first or (outcome, bot)
+        return first if first else (None, None)
+
+    async def _apply(
+        self,
+        conversation: Conversation,
+        contact: Contact,
+        bot: Chatbot,
+        live: ChatbotSession | None,
+        event: Event,
+        outcome: Outcome,
+    ) -> StepResult:
+        s, now = self.session, self.now
+        was_waiting = live is not None and live.waiting in ("timer", "http")
+        row = await self._session_row(conversation, contact, bot, live, outcome)
+        if was_waiting and (row is None or row.waiting not in ("timer", "http")):
+            # Messages put off during the delay or the call are due now, in their order.
+            await s.execute(
+                update(ChatbotInbox)
+                .where(ChatbotInbox.conversation_id == conversation.id, ChatbotInbox.due_at > now)
+                .values(due_at=now)
+            )
+        replies = [a for a in outcome.actions if isinstance(a, Reply | SendTemplate)]
+        sent = await queue_replies(s, conversation, contact, replies, now)
+        for action in outcome.actions:
+            if isinstance(action, UpdateContact):
+                await change_contact(s, contact, action)
+        await count_nodes(
+            s, conversation.organization_id, [a for a in outcome.actions if isinstance(a, Count)]
+        )
+        handoffs = [a for a in outcome.actions if isinstance(a, Handoff)]
+        if handoffs:
+            await hand_off(s, conversation, handoffs[-1], now)
+        if row is not None:
+            row.messages_in += 1 if isinstance(event, Inbound) else 0
+            row.messages_out += sent
+        await self._consume()
+        await s.flush()
+        calls = [a for a in outcome.actions if isinstance(a, CallHttp)]
+        if calls and row is not None and row.pending_http is not None:
+            return StepResult(True, dict(row.pending_http), row.id)
+        return StepResult(True)
+
+    async def _session_row(
+        self,
+        conversation: Conversation,
+        contact: Contact,
+        bot: Chatbot,
+        live: ChatbotSession | None,
+        outcome: Outcome,
+    ) -> ChatbotSession | None:
+        """Save the session: the running one updated, or a new one (closing a replaced one)."""
+        state = outcome.state
+        if live is not None:
+            if state is not None and outcome.note != RESTARTED:
+                _save_state(live, state, self.now)  # its flow may differ: a jump
+                return live
+            if live.status == "active":
+                _end(live, "replaced", self.now)
+                await self.session.flush()
+        if state is None:
+            return None
+        row = ChatbotSession(
+            organization_id=conversation.organization_id,
+            chatbot_id=bot.id,
+            conversation_id=conversation.id,
+            contact_id=contact.id,
+            flow_id=uuid.UUID(state.flow_id),
+            version=state.version,
+            node=state.node,
+            messages_in=0,
+            messages_out=0,
+            created_at=self.now,
+        )
+        _save_state(row, state, self.now)
+        self.session.add(row)
+        await self.session.flush()
+        return row
+
+
+def _end(row: ChatbotSession, reason: str, now: datetime) -> None:
+    row.status, row.end_reason, row.ended_at = "ended", reason, now
+    row.waiting, row.wake_at, row.pending_http = None, None, None
+    row.updated_at = now
+
+
+async def next_due(session: AsyncSession, now: datetime) -> float | None:
+    """Seconds until the next inbox row or session timer is due (None: nothing waits)."""
+    inbox = await session.scalar(select(func.min(ChatbotInbox.due_at)))
+    timer = await session.scalar(
+        select(func.min(ChatbotSession.wake_at)).where(
+            ChatbotSession.status == "active", ChatbotSession.wake_at.is_not(None)
+        )
+    )
+    times = [t for t in (inbox, timer) if t is not None]
+    if not times:
+        return None
+    return max(0.0, (min(times) - now).total_seconds())

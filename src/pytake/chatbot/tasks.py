@@ -1,0 +1,179 @@
+"""The chatbots' durable consumer: a background loop on the worker runner.
+
+Each round finds conversations with due work (inbox rows ingest wrote, sessions whose timer,
+input wait or HTTP lease is due) and runs their steps (pytake.chatbot.runtime). Any number of
+workers may run it: a conversation's step holds that conversation's lock, and a worker that
+cannot take it moves on. HTTP nodes are called after their step commits, never inside a
+transaction; the answer is fed back in a step of its own, and a worker that died mid-call
+leaves a lease that makes another worker call again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import aiohttp
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pytake.chatbot.engine import HttpResponse
+from pytake.chatbot.runtime import Step, StepResult, next_due
+from pytake.db import unit_of_work
+from pytake.kit.net_guard import BlockedAddress, check_target
+from pytake.kit.ssrf import UnsafeUrl
+from pytake.models import ChatbotInbox, ChatbotSession
+from pytake.models.base import utcnow
+
+log = logging.getLogger(__name__)
+
+NAME = "chatbots"
+MAX_RESPONSE_BYTES = 1_000_000
+# Steps one conversation may take in a row before others get their turn.
+STEPS_PER_TURN = 20
+
+
+class ChatbotConsumer:
+    """The `chatbots` loop (runner protocol: `name`, `run_once`)."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        http: aiohttp.ClientSession | None,
+        *,
+        allow_private: bool,
+        postgres: bool,
+        batch: int = 200,
+        concurrency: int = 16,
+    ) -> None:
+        self.factory = factory
+        self.http = http
+        self.allow_private = allow_private
+        self.postgres = postgres
+        self.batch = batch
+        # SQLite has one writer: its steps run one after the other.
+        self.concurrency = concurrency if postgres else 1
+        self.calls: set[asyncio.Task[None]] = set()
+        self.steps = 0
+
+    async def run_once(self) -> float | None:
+        now = utcnow()
+        async with self.factory() as session:
+            due = await due_conversations(session, now, self.batch)
+            if not due:
+                return await next_due(session, now)
+        limit = asyncio.Semaphore(self.concurrency)
+
+        async def turn(conversation_id: uuid.UUID) -> None:
+            async with limit:
+                await self.drain(conversation_id)
+
+        await asyncio.gather(*(turn(c) for c in due))
+        return 0
+
+    async def drain(self, conversation_id: uuid.UUID) -> None:
+        """Run the conversation's due steps (a few at most), starting HTTP calls they ask."""
+        for _ in range(STEPS_PER_TURN):
+            try:
+                async with unit_of_work(self.factory) as session:
+                    result = await Step(session, conversation_id, utcnow()).run()
+            except Exception:
+                log.exception("chatbot step failed for conversation %s", conversation_id)
+                return
+            self.steps += result.worked
+            if result.http is not None:
+                self._call_later(conversation_id, result)
+            if not result.worked:
+                return
+
+    def _call_later(self, conversation_id: uuid.UUID, result: StepResult) -> None:
+        assert result.http is not None and result.session_id is not None
+        task = asyncio.create_task(self._call(conversation_id, result.session_id, result.http))
+        self.calls.add(task)
+        task.add_done_callback(self.calls.discard)
+
+    async def _call(
+        self, conversation_id: uuid.UUID, session_id: uuid.UUID, request: dict[str, Any]
+    ) -> None:
+        response = await call_http(self.http, request, allow_private=self.allow_private)
+        try:
+            async with unit_of_work(self.factory) as session:
+                step = Step(session, conversation_id, utcnow())
+                step.expect(session_id, request)
+                result = await step.run(response)
+        except Exception:
+            # The session keeps waiting; its lease runs out and the call is made again.
+            log.exception("saving the HTTP answer for conversation %s failed", conversation_id)
+            return
+        if result.http is not None:
+            self._call_later(conversation_id, result)
+        await self.drain(conversation_id)  # messages that waited for the answer
+
+    async def stop(self) -> None:
+        for task in list(self.calls):
+            task.cancel()
+
+
+async def due_conversations(session: AsyncSession, now: Any, limit: int) -> list[uuid.UUID]:
+    """Conversations with a due inbox row (oldest first) or a due session timer."""
+    inbox = await session.scalars(
+        select(ChatbotInbox.conversation_id)
+        .where(ChatbotInbox.due_at <= now)
+        .group_by(ChatbotInbox.conversation_id)
+        .order_by(func.min(ChatbotInbox.id))
+        .limit(limit)
+    )
+    timers = await session.scalars(
+        select(ChatbotSession.conversation_id)
+        .where(ChatbotSession.status == "active", ChatbotSession.wake_at <= now)
+        .order_by(ChatbotSession.wake_at)
+        .limit(limit)
+    )
+    return list(dict.fromkeys([*timers, *inbox]))
+
+
+async def call_http(
+    http: aiohttp.ClientSession | None, request: dict[str, Any], *, allow_private: bool
+) -> HttpResponse:
+    """Make an `http` node's request through the SSRF guard (the guarded session refuses
+    names that resolve to private addresses; literal addresses are checked here)."""
+    url = str(request.get("url", ""))
+    try:
+        check_target(url, allow_private=allow_private)
+    except UnsafeUrl as exc:
+        return HttpResponse(None, error=f"refused: {exc}")
+    if http is None:
+        return HttpResponse(None, error="no HTTP client in this process")
+    body = request.get("body")
+    kwargs: dict[str, Any] = {"headers": request.get("headers") or {}}
+    if body is not None and request.get("method") != "GET":
+        if isinstance(body, dict | list):
+            kwargs["json"] = body
+        else:
+            kwargs["data"] = str(body).encode()
+    timeout = aiohttp.ClientTimeout(total=float(request.get("timeout", 5)))
+    try:
+        async with http.request(
+            str(request.get("method", "GET")), url, timeout=timeout, allow_redirects=False,
+            **kwargs,
+        ) as resp:  # fmt: skip
+            raw = await resp.content.read(MAX_RESPONSE_BYTES)
+            return HttpResponse(resp.status, _parsed(raw))
+    except BlockedAddress as exc:
+        return HttpResponse(None, error=f"refused: {exc}")
+    except TimeoutError:
+        return HttpResponse(None, error="timeout")
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return HttpResponse(None, error=f"{type(exc).__name__}: {exc}"[:300])
+
+
+def _parsed(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode(errors="replace")

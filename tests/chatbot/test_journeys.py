@@ -1,0 +1,283 @@
+"""Chatbot journeys end to end: customers write through the simulator's signed webhooks, the
+durable consumer answers, replies go out through the send queue and reach the simulator."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from pytake.config import Settings
+from pytake.whatsapp.simulator import Simulator, SimulatorSettings
+from tests.chatbot.engine.test_validate import LEAD_CAPTURE
+from tests.chatbot.support import (
+    Shop,
+    World,
+    consumer_of,
+    new_customer,
+    open_shop,
+    own_database,
+    world,
+    world_settings,
+)
+from tests.chatbot.test_endpoints import SUPPORT_FLOW
+from tests.sending.support import eventually
+
+
+@pytest.fixture(scope="module")
+async def the_sim() -> AsyncIterator[Simulator]:
+    async with Simulator(SimulatorSettings.for_tests()) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+async def the_world(
+    the_sim: Simulator,
+    make_settings: Callable[..., Settings],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[World]:
+    async with own_database(tmp_path_factory.mktemp("bots")) as url:
+        async with world(world_settings(make_settings, url, the_sim), the_sim) as w:
+            yield w
+
+
+@pytest.fixture
+async def shop(the_world: World) -> Shop:
+    return await open_shop(the_world)
+
+
+async def test_keyword_buttons_and_a_question_that_refuses_twice(shop: Shop) -> None:
+    await shop.bot(LEAD_CAPTURE)
+    ana = new_customer()
+    await shop.says(ana, "Começar")
+    assert await shop.receives(ana, 1) == ["What is your e-mail?"]
+    await shop.says(ana, "not an address")
+    await shop.receives(ana, 2)
+    await shop.says(ana, "still@not")
+    await shop.receives(ana, 3)
+    await shop.says(ana, "ana@example.com")
+    got = await shop.receives(ana, 4)
+    assert got[1:3] == ["That does not look like an e-mail address."] * 2
+    assert got[3] == "Thanks ana@example.com! Anything else? ['Talk to sales', 'No, thanks']"
+    await shop.taps(ana, "no", "No, thanks")
+    assert (await shop.receives(ana, 5))[4] == "Bye!"
+    # A customer who wants sales is handed off from the same menu.
+    bob = new_customer()
+    await shop.says(bob, "start")
+    await shop.receives(bob, 1)
+    await shop.says(bob, "bob@example.com")
+    await shop.receives(bob, 2)
+    await shop.taps(bob, "sales", "Talk to sales")
+    assert (await shop.receives(bob, 3))[2] == "Passing you to a person."
+
+    async def pending() -> bool:
+        return (await shop.conversation(bob))["status"] == "pending"
+
+    await eventually(pending)
+    conversation = await shop.conversation(bob)
+    assert conversation["is_bot_active"] is False
+    [bot] = (await shop.api.get("/v1/chatbots", headers=shop.headers)).json()["data"]
+    assert bot["statistics"]["total_conversations"] == 2
+    # ana: 5 in, 5 out; bob: 3 in, 3 out
+    assert bot["statistics"]["total_messages"] == 16
+
+
+async def test_handoff_pauses_the_bot_agent_reply_and_resolve(shop: Shop) -> None:
+    flow = {
+        "name": "Help", "trigger": {"type": "keyword", "keywords": ["help"]}, "entry": "ask",
+        "nodes": [
+            {"id": "ask", "type": "question", "text": "Your order number?", "variable": "order",
+             "input": {"type": "number"}, "next": "agent"},
+            {"id": "agent", "type": "handoff", "text": "An agent will take it from here."},
+        ],
+    }  # fmt: skip
+    bot = await shop.bot(flow, fallback_message="Say help")
+    carla = new_customer()
+    await shop.says(carla, "help")
+    await shop.receives(carla, 1)
+    await shop.says(carla, "1234")
+    assert (await shop.receives(carla, 2))[1] == "An agent will take it from here."
+
+    async def handed_off() -> dict[str, Any] | None:
+        c = await shop.conversation(carla)
+        return c if c["status"] == "pending" else None
+
+    conversation = await eventually(handed_off)
+    detail = await shop.api.get(f"/v1/conversations/{conversation['id']}", headers=shop.headers)
+    assert detail.json()["bot_variables"]["order"] == 1234
+    # While people have it, the bot is silent.
+    await shop.says(carla, "hello?")
+    await _settled(shop)
+    assert len(shop.received(carla)) == 2
+    # Resolving hands it back: the bot answers again.
+    resp = await shop.api.patch(
+        f"/v1/conversations/{conversation['id']}", json={"status": "resolved"}, headers=shop.headers
+    )
+    assert resp.status_code == 200, resp.text
+    await shop.says(carla, "anything")
+    assert (await shop.receives(carla, 3))[2] == "Say help"
+    # An agent replying in the conversation pauses the bot there.
+    await shop.says(carla, "help")
+    await shop.receives(carla, 4)
+    reply = await shop.api.post(
+        f"/v1/conversations/{conversation['id']}/messages",
+        json={"type": "text", "text": {"body": "Hi, Ana from support here"}},
+        headers=shop.headers,
+    )
+    assert reply.status_code in (201, 202), reply.text
+    await shop.receives(carla, 5)
+    await shop.says(carla, "42")
+    await _settled(shop)
+    assert len(shop.received(carla)) == 5  # no handoff text: the bot stopped
+    sessions = await shop.api.get(f"/v1/chatbots/{bot['id']}/flows/{bot['flow_ids'][0]}/stats",
+                                  headers=shop.headers)  # fmt: skip
+    nodes = {n["node"]: n for n in sessions.json()["versions"][0]["nodes"]}
+    assert nodes["ask"]["entered"] == 2 and nodes["agent"]["entered"] == 1
+
+
+async def _settled(shop: Shop) -> None:
+    """Until the bot has consumed everything it was given."""
+    from sqlalchemy import func, select
+
+    from pytake.models import ChatbotInbox
+
+    async def empty() -> bool:
+        async with shop.w.app.state.session_factory() as s:
+            return not await s.scalar(select(func.count()).select_from(ChatbotInbox))
+
+    await eventually(empty)
+    consumer = consumer_of(shop.w.app)
+    before = consumer.steps
+    await eventually(lambda: _true(), timeout=0.3)  # a beat for a reply being queued
+    assert consumer.steps == before
+
+
+async def _true() -> bool:
+    return True
+
+
+async def test_legacy_support_flow_runs_with_transfer_to_tech(shop: Shop) -> None:
+    resp = await shop.api.post("/api/v1/flows", json=SUPPORT_FLOW, headers=shop.headers)
+    assert resp.status_code == 201, resp.text
+    dan = new_customer()
+    await shop.says(dan, "HELP")
+    [menu] = await shop.receives(dan, 1)
+    assert menu == "How can I help you today? ['Technical Issue', 'Billing', 'General Question']"
+    await shop.taps(dan, "technical_issue", "Technical Issue")
+
+    async def transferred() -> dict[str, Any] | None:
+        c = await shop.conversation(dan)
+        return c if c["status"] == "pending" else None
+
+    conversation = await eventually(transferred)
+    detail = await shop.api.get(f"/v1/conversations/{conversation['id']}", headers=shop.headers)
+    assert detail.json()["bot_variables"]["handoff_team"] == "tech"
+    assert detail.json()["bot_variables"]["answer"] == "Technical Issue"
+    # "billing" typed (any case, no accents needed) ends the flow: no transfer.
+    eve = new_customer()
+    await shop.says(eve, "help")
+    await shop.receives(eve, 1)
+    await shop.says(eve, "BILLING")
+    await _settled(shop)
+    assert (await shop.conversation(eve))["status"] == "open"
+
+
+async def test_publishing_a_new_version_leaves_running_sessions_on_theirs(shop: Shop) -> None:
+    bot = await shop.bot(LEAD_CAPTURE)
+    fay = new_customer()
+    await shop.says(fay, "start")
+    await shop.receives(fay, 1)
+    changed = copy.deepcopy(LEAD_CAPTURE)
+    changed["nodes"][1]["text"] = "Version two, {{email}}"
+    base = f"/v1/chatbots/{bot['id']}/flows/{bot['flow_ids'][0]}"
+    assert (await shop.api.put(base, json=changed, headers=shop.headers)).status_code == 200
+    assert (await shop.api.post(f"{base}/publish", headers=shop.headers)).json()["version"] == 2
+    await shop.says(fay, "fay@example.com")
+    assert (await shop.receives(fay, 2))[1].startswith("Thanks fay@example.com!")
+    gus = new_customer()
+    await shop.says(gus, "start")
+    await shop.receives(gus, 1)
+    await shop.says(gus, "gus@example.com")
+    assert (await shop.receives(gus, 2))[1].startswith("Version two, gus@example.com")
+
+
+async def test_loop_guard_hands_off(shop: Shop) -> None:
+    loop = {"name": "Loop", "trigger": {"type": "keyword", "keywords": ["loop"]}, "entry": "a",
+            "nodes": [{"id": "a", "type": "set_variable", "variable": "n", "value": "1",
+                       "next": "b"}, {"id": "b", "type": "jump", "node": "a"}]}  # fmt: skip
+    await shop.bot(loop, settings={"max_steps": 10})
+    hal = new_customer()
+    await shop.says(hal, "loop")
+
+    async def handed_off() -> dict[str, Any] | None:
+        c = await shop.conversation(hal)
+        return c if c["status"] == "pending" else None
+
+    conversation = await eventually(handed_off)
+    detail = await shop.api.get(f"/v1/conversations/{conversation['id']}", headers=shop.headers)
+    assert detail.json()["bot_variables"]["handoff_reason"].startswith("loop_guard")
+
+
+async def test_http_node_calls_a_local_server_and_branches(shop: Shop) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def lookup(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append({"body": body, "auth": request.headers.get("Authorization")})
+        status = "vip" if body["email"].startswith("vip") else "regular"
+        return web.json_response({"customer": {"status": status}})
+
+    server = web.Application()
+    server.router.add_post("/lookup", lookup)
+    runner = web.AppRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    flow = {
+        "name": "Lookup", "trigger": {"type": "keyword", "keywords": ["status"]}, "entry": "ask",
+        "nodes": [
+            {"id": "ask", "type": "question", "text": "E-mail?", "variable": "email",
+             "input": {"type": "email"}, "next": "call"},
+            {"id": "call", "type": "http", "method": "POST",
+             "url": f"http://127.0.0.1:{port}/lookup", "headers": {"Authorization": "Bearer k"},
+             "body": {"email": "{{email}}"}, "timeout": 5, "map": {"tier": "$.customer.status"},
+             "next": "branch", "on_error": "oops"},
+            {"id": "branch", "type": "condition", "rules": [{"when": {"all": [
+                {"left": "tier", "op": "equals", "right": "vip"}]}, "next": "vip"}],
+             "else": "regular"},
+            {"id": "vip", "type": "end", "text": "Welcome back, VIP"},
+            {"id": "regular", "type": "end", "text": "Thanks, {{tier}} customer"},
+            {"id": "oops", "type": "end", "text": "Lookup failed"},
+        ],
+    }  # fmt: skip
+    try:
+        await shop.bot(flow)
+        ivy = new_customer()
+        await shop.says(ivy, "status")
+        await shop.receives(ivy, 1)
+        await shop.says(ivy, "vip@example.com")
+        assert (await shop.receives(ivy, 2))[1] == "Welcome back, VIP"
+        assert seen == [{"body": {"email": "vip@example.com"}, "auth": "Bearer k"}]
+        jon = new_customer()
+        await shop.says(jon, "status")
+        await shop.receives(jon, 1)
+        await shop.says(jon, "jon@example.com")
+        assert (await shop.receives(jon, 2))[1] == "Thanks, regular customer"
+        # Without the development setting a private address is refused, never called.
+        consumer = consumer_of(shop.w.app)
+        consumer.allow_private = False
+        try:
+            kim = new_customer()
+            await shop.says(kim, "status")
+            await shop.receives(kim, 1)
+            await shop.says(kim, "kim@example.com")
+            assert (await shop.receives(kim, 2))[1] == "Lookup failed"
+        finally:
+            consumer.allow_private = True
+        assert len(seen) == 2
+    finally:
+        await runner.cleanup()
