@@ -110,6 +110,7 @@ def include_routers(app: FastAPI) -> None:
         templates.router,
         campaigns.router,
         chatbots.router,
+        chatbots.conversation_router,
     ):
         v1.include_router(router)
 

@@ -120,7 +120,12 @@ class Shop:
     def received(self, customer: str) -> list[str]:
         return [shown(m.body) for m in self.w.sim.state.sent_messages(to=customer)]
 
-    async def receives(self, customer: str, count: int, timeout: float = 15.0) -> list[str]:
+    async def receives(
+        self,
+        customer: str,
+        count: int,
+        timeout: float = 15.0,  # noqa: ASYNC109 - a polling deadline
+    ) -> list[str]:
         """Wait until the customer has received `count` messages in all; returns them all."""
         deadline = asyncio.get_running_loop().time() + timeout
         while len(self.received(customer)) < count:

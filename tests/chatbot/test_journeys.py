@@ -4,6 +4,7 @@ durable consumer answers, replies go out through the send queue and reach the si
 from __future__ import annotations
 
 import copy
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from tests.chatbot.support import (
     world_settings,
 )
 from tests.chatbot.test_endpoints import SUPPORT_FLOW
+from tests.conftest import register_org
 from tests.sending.support import eventually
 
 
@@ -39,7 +41,8 @@ async def the_world(
     make_settings: Callable[..., Settings],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[World]:
-    async with own_database(tmp_path_factory.mktemp("bots")) as url:
+    async with own_database(tmp_path_factory.mktemp("bots")) as url:  # noqa: SIM117
+        # (the settings need the database's URL)
         async with world(world_settings(make_settings, url, the_sim), the_sim) as w:
             yield w
 
@@ -281,3 +284,35 @@ async def test_http_node_calls_a_local_server_and_branches(shop: Shop) -> None:
         assert len(seen) == 2
     finally:
         await runner.cleanup()
+
+
+async def test_a_flow_started_by_the_api(shop: Shop) -> None:
+    survey = {
+        "name": "Survey", "trigger": {"type": "manual"}, "entry": "rate",
+        "nodes": [
+            {"id": "rate", "type": "question", "text": "Rate us from 1 to 5",
+             "variable": "score", "input": {"type": "number", "min": 1, "max": 5}, "next": "bye"},
+            {"id": "bye", "type": "end", "text": "Thanks for the {{score}}!"},
+        ],
+    }  # fmt: skip
+    bot = await shop.bot(survey)
+    lea = new_customer()
+    await shop.says(lea, "hello")  # no keyword: nothing answers
+    conversation = await shop.conversation(lea)
+    url = f"/v1/conversations/{conversation['id']}/flow"
+    resp = await shop.api.post(url, json={"flow_id": bot["flow_ids"][0]}, headers=shop.headers)
+    assert resp.status_code == 201, resp.text
+    assert (resp.json()["status"], resp.json()["node"], resp.json()["version"]) == (
+        "active", "rate", 1,
+    )  # fmt: skip
+    assert await shop.receives(lea, 1) == ["Rate us from 1 to 5"]
+    await shop.says(lea, "5")
+    assert (await shop.receives(lea, 2))[1] == "Thanks for the 5!"
+    other = await register_org(shop.api, "Elsewhere")
+    resp = await shop.api.post(url, json={"flow_id": bot["flow_ids"][0]}, headers=other.headers)
+    assert resp.status_code == 404
+    resp = await shop.api.post(url, json={"flow_id": str(uuid.uuid4())}, headers=shop.headers)
+    assert resp.status_code == 422
+    assert resp.json()["error"]["details"][0]["field"] == "flow_id"
+    resp = await shop.api.post(url, json={}, headers=shop.headers)
+    assert resp.status_code == 422

@@ -25,10 +25,13 @@ from pytake.chatbot.schemas import (
     LegacyFlowCreated,
     LegacyFlowIn,
     LegacyFlowList,
+    StartFlowIn,
+    StartFlowOut,
 )
 
 router = APIRouter(prefix="/chatbots", tags=["chatbots"])
 legacy_router = APIRouter(prefix="/flows", tags=["flows"])
+conversation_router = APIRouter(prefix="/conversations", tags=["chatbots"])
 
 _READ = require_scope("chatbots:read")
 _WRITE = require_scope("chatbots:write")
@@ -197,3 +200,15 @@ async def legacy_create_flow(
         is_active=flow.is_active,
         created_at=flow.created_at,
     )
+
+
+@conversation_router.post("/{conversation_id}/flow", status_code=201, response_model=StartFlowOut)
+async def start_flow(
+    conversation_id: uuid.UUID,
+    body: StartFlowIn,
+    principal: Principal = Depends(_WRITE),
+    session: AsyncSession = Session,
+) -> StartFlowOut:
+    """Start a published flow in the conversation now (the `manual` trigger); a session
+    already running there ends. The bot is switched back on for the conversation."""
+    return await service.start_flow(session, principal, conversation_id, body.flow_id)

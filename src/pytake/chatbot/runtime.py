@@ -82,13 +82,18 @@ def lock_key(conversation_id: uuid.UUID) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-async def lock_conversation(session: AsyncSession, conversation_id: uuid.UUID) -> bool:
-    """Take the conversation for this transaction; False: another worker has it now."""
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
+_LOCK = text("SELECT pg_advisory_xact_lock(:key) IS NULL")
+
+
+async def lock_conversation(
+    session: AsyncSession, conversation_id: uuid.UUID, *, wait: bool = False
+) -> bool:
+    """Take the conversation for this transaction; False: another worker has it now (only
+    without `wait`: an HTTP answer or a manual start waits its turn instead)."""
     if session.get_bind().dialect.name == "postgresql":
-        got = await session.scalar(
-            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": lock_key(conversation_id)}
-        )
-        return bool(got)
+        got = await session.scalar(_LOCK if wait else _TRY_LOCK, {"key": lock_key(conversation_id)})
+        return bool(got) or wait
     # SQLite: a write first takes the database's one write lock, so every read after it sees
     # the latest commit (a read-first transaction could not write after another commit).
     result = await session.execute(
@@ -260,7 +265,7 @@ class Step:
     async def run(self, event: Event | None = None) -> StepResult:
         """Take the next work (or run `event`: a manual start, an HTTP answer)."""
         s = self.session
-        if not await lock_conversation(s, self.conversation_id):
+        if not await lock_conversation(s, self.conversation_id, wait=event is not None):
             return StepResult(False)
         live = await active_session(s, self.conversation_id)
         if self._expected is not None and (

@@ -28,6 +28,7 @@ from pytake.chatbot.schemas import (
     LegacyFlowIn,
     LegacyFlowOut,
     NodeStatOut,
+    StartFlowOut,
     VersionStatsOut,
 )
 from pytake.errors import FieldError, NotFound, ValidationFailed
@@ -37,6 +38,7 @@ from pytake.models import (
     ChatbotFlowVersion,
     ChatbotNodeStat,
     ChatbotSession,
+    Conversation,
 )
 from pytake.models.base import utcnow
 from pytake.tenancy import get_scoped, scoped
@@ -532,3 +534,54 @@ async def legacy_list_flows(
         stmt = stmt.where(ChatbotFlow.category == category)
     flows = await session.scalars(stmt.order_by(ChatbotFlow.created_at, ChatbotFlow.id))
     return [legacy_view(f) for f in flows]
+
+
+# --- starting a flow by the API (`manual` trigger) ----------------------------------------
+
+
+async def start_flow(
+    session: AsyncSession, principal: Principal, conversation_id: uuid.UUID, flow_id: uuid.UUID
+) -> StartFlowOut:
+    """Run a flow in a conversation now, from its entry (a running session is replaced)."""
+    from pytake.chatbot.engine import Start
+    from pytake.chatbot.runtime import Step
+    from pytake.events import wake_after_commit
+
+    conversation = await get_scoped(
+        session, Conversation, conversation_id, principal, what="Conversation"
+    )
+    flow = await session.scalar(
+        scoped(select(ChatbotFlow), ChatbotFlow, principal).where(ChatbotFlow.id == flow_id)
+    )
+    if flow is None:
+        raise ValidationFailed.on("flow_id", "No such flow in your organisation")
+    if not flow.is_active or flow.published_version is None:
+        raise ValidationFailed.on("flow_id", "The flow is not published and active")
+    bot = await session.get(Chatbot, flow.chatbot_id)
+    if bot is None or not bot.is_active:
+        raise ValidationFailed.on("flow_id", "The flow's chatbot is not active")
+    conversation.is_bot_active = True
+    await session.flush()
+    step = Step(session, conversation.id, utcnow())
+    step.only_bot = bot.id
+    result = await step.run(Start(str(flow.id)))
+    row = await session.scalar(
+        select(ChatbotSession)
+        .where(ChatbotSession.conversation_id == conversation.id)
+        .order_by(ChatbotSession.created_at.desc())
+        .limit(1)
+    )
+    if row is None:
+        raise ValidationFailed.on("flow_id", "The flow could not start")
+    if result.http is not None:
+        # The worker makes HTTP calls, not the request: due now, it is made at once.
+        row.wake_at = utcnow()
+        wake_after_commit(session, "chatbots")
+    return StartFlowOut(
+        conversation_id=conversation.id,
+        flow_id=row.flow_id,
+        version=row.version,
+        session_id=row.id,
+        status=row.status,
+        node=row.node,
+    )

@@ -1,0 +1,113 @@
+"""The consumer's guarantees: a delay is a durable timer (a restart in between still answers
+on time), and any number of workers answer each inbound message exactly once, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from pytake.chatbot.tasks import ChatbotConsumer
+from pytake.config import Settings
+from pytake.db import create_engine, create_session_factory
+from pytake.models import ChatbotInbox, Message
+from pytake.whatsapp.simulator import Simulator, SimulatorSettings
+from tests.chatbot.support import new_customer, open_shop, own_database, world, world_settings
+
+
+@pytest.fixture
+async def the_sim() -> AsyncIterator[Simulator]:
+    async with Simulator(SimulatorSettings.for_tests()) as simulator:
+        yield simulator
+
+
+REMINDER = {
+    "name": "Reminder", "trigger": {"type": "keyword", "keywords": ["remind me"]}, "entry": "ok",
+    "nodes": [
+        {"id": "ok", "type": "message", "text": "I will remind you in 2 seconds", "next": "wait"},
+        {"id": "wait", "type": "delay", "seconds": 2, "next": "ping"},
+        {"id": "ping", "type": "end", "text": "Reminder!"},
+    ],
+}  # fmt: skip
+
+
+async def test_a_delay_survives_a_server_restart(
+    the_sim: Simulator, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    async with own_database(tmp_path) as url:
+        settings = world_settings(make_settings, url, the_sim)
+        customer = new_customer()
+        async with world(settings, the_sim) as first:
+            shop = await open_shop(first)
+            await shop.bot(REMINDER)
+            await shop.says(customer, "Remind me")
+            assert await shop.receives(customer, 1) == ["I will remind you in 2 seconds"]
+        # The server is down when the delay ends; the one started later sends on its own.
+        stopped = the_sim.state.clock()
+        assert len(shop.received(customer)) == 1
+        async with world(settings, the_sim) as second:
+            started = the_sim.state.clock()
+            shop.w = second
+            got = await shop.receives(customer, 2, timeout=10)
+        assert got == ["I will remind you in 2 seconds", "Reminder!"]
+        first_at, reminder_at = (m.created_at for m in the_sim.state.sent_messages(to=customer))
+        assert reminder_at - first_at >= 2.0  # never early
+        assert reminder_at > stopped
+        # and promptly once a worker is back (the machine may be busy: a generous bound)
+        assert reminder_at - max(first_at + 2.0, started) < 5.0
+
+
+PING = {
+    "name": "Ping", "trigger": {"type": "keyword", "keywords": ["ping"], "match": "contains"},
+    "entry": "pong", "nodes": [{"id": "pong", "type": "end", "text": "pong {{last_input}}"}],
+}  # fmt: skip
+
+
+async def test_two_workers_never_answer_one_message_twice(
+    the_sim: Simulator, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    async with own_database(tmp_path) as url:
+        # The app ingests but runs no loops: two separate consumers (each with its own engine,
+        # as two `pytake worker` processes would have) share the work.
+        settings = make_settings(
+            database_url=url, meta_graph_url=the_sim.graph_url, run_background_loops=False
+        )
+        async with world(settings, the_sim) as w:
+            shop = await open_shop(w)
+            await shop.bot(PING)
+            customers = [new_customer() for _ in range(12)]
+            for round_ in range(3):
+                await asyncio.gather(*(shop.says(c, f"ping {c}-{round_}") for c in customers))
+            engines = [create_engine(url), create_engine(url)]
+            workers = [
+                ChatbotConsumer(
+                    create_session_factory(e), None, allow_private=True,
+                    postgres=e.dialect.name == "postgresql", batch=5, concurrency=4,
+                )
+                for e in engines
+            ]  # fmt: skip
+            try:
+                factory = w.app.state.session_factory
+                for _ in range(200):
+                    await asyncio.gather(*(worker.run_once() for worker in workers))
+                    async with factory() as s:
+                        if not await s.scalar(select(func.count()).select_from(ChatbotInbox)):
+                            break
+                async with factory() as s:
+                    rows = (
+                        await s.execute(
+                            select(Message.recipient, Message.content)
+                            .where(Message.direction == "outbound")
+                            .order_by(Message.created_at, Message.id)
+                        )
+                    ).all()
+            finally:
+                for e in engines:
+                    await e.dispose()
+        for c in customers:
+            answers = [content["body"] for to, content in rows if to.lstrip("+") == c]
+            assert answers == [f"pong ping {c}-{r}" for r in range(3)]
+        assert sum(w.steps for w in workers) == len(customers) * 3
