@@ -316,3 +316,31 @@ async def test_a_flow_started_by_the_api(shop: Shop) -> None:
     assert resp.json()["error"]["details"][0]["field"] == "flow_id"
     resp = await shop.api.post(url, json={}, headers=shop.headers)
     assert resp.status_code == 422
+
+
+def _hello(text: str) -> dict[str, Any]:
+    return {"name": text, "trigger": {"type": "keyword", "keywords": ["hi"]}, "entry": "e",
+            "nodes": [{"id": "e", "type": "end", "text": text}]}  # fmt: skip
+
+
+async def test_a_number_may_name_the_chatbot_that_answers_on_it(shop: Shop) -> None:
+    await shop.bot(_hello("first bot"))
+    second = await shop.bot(_hello("second bot"))
+    mia = new_customer()
+    await shop.says(mia, "hi")
+    assert await shop.receives(mia, 1) == ["first bot"]  # no choice made: the oldest answers
+    url = f"/api/v1/whatsapp-configs/{shop.number.config['id']}"
+    resp = await shop.api.put(url, json={"chatbot_id": second["id"]}, headers=shop.headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["chatbot_id"] == second["id"]
+    got = await shop.api.get(
+        f"/v1/whatsapp-configs/{shop.number.config['id']}", headers=shop.headers
+    )
+    assert got.json()["chatbot_id"] == second["id"]
+    await shop.says(mia, "hi")
+    assert (await shop.receives(mia, 2))[1] == "second bot"
+    other = await register_org(shop.api, "Elsewhere")
+    theirs = await shop.api.post("/v1/chatbots", json={"name": "x"}, headers=other.headers)
+    resp = await shop.api.put(url, json={"chatbot_id": theirs.json()["id"]}, headers=shop.headers)
+    assert resp.status_code == 422
+    assert resp.json()["details"]["field"] == "chatbot_id"

@@ -41,6 +41,10 @@ class ConfigCreateIn(BaseModel):
     instance_name: str | None = Field(default=None, max_length=100)
     is_active: bool = True
     is_default: bool = False
+    chatbot_id: uuid.UUID | None = Field(
+        default=None,
+        description="The chatbot that answers on this number (none: every active chatbot).",
+    )
 
 
 class ConfigUpdateIn(BaseModel):
@@ -64,6 +68,10 @@ class ConfigUpdateIn(BaseModel):
     instance_name: str | None = Field(default=None, max_length=100)
     is_active: bool | None = None
     is_default: bool | None = None
+    chatbot_id: uuid.UUID | None = Field(
+        default=None,
+        description="The chatbot that answers on this number (none: every active chatbot).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -93,6 +101,7 @@ class ConfigOut(BaseModel):
     health_status: HealthStatus
     health_detail: str | None = None
     last_health_check: datetime | None = None
+    chatbot_id: uuid.UUID | None = None
     created_at: datetime
     updated_at: datetime
     created_by: str | None = None

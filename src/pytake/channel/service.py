@@ -24,7 +24,7 @@ from pytake.errors import Conflict, FieldError, NotFound, ValidationFailed
 from pytake.kit.crypto import SecretBox, secret_box
 from pytake.kit.pagination import PageParams
 from pytake.kit.ssrf import UnsafeUrl, check_url_syntax
-from pytake.models import User, WhatsAppConfig
+from pytake.models import Chatbot, User, WhatsAppConfig
 from pytake.models.base import utcnow
 from pytake.tenancy import get_scoped, scoped
 from pytake.whatsapp.provider import ProviderError
@@ -80,6 +80,7 @@ def to_out(config: WhatsAppConfig) -> ConfigOut:
         health_status=config.health_status,
         health_detail=config.health_detail,
         last_health_check=config.last_health_check,
+        chatbot_id=config.chatbot_id,
         created_at=config.created_at,
         updated_at=config.updated_at,
         created_by=config.created_by,
@@ -110,6 +111,19 @@ def _assign(config: WhatsAppConfig, box: SecretBox, data: dict[str, object]) -> 
         if name in data:
             value = data[name]
             setattr(config, attr, box.encrypt(value) if isinstance(value, str) and value else None)
+
+
+async def _set_chatbot(
+    session: AsyncSession, config: WhatsAppConfig, chatbot_id: uuid.UUID | None
+) -> None:
+    """Name the chatbot answering on the number (one of the organisation's, or none)."""
+    if chatbot_id is not None:
+        owner = await session.scalar(
+            select(Chatbot.organization_id).where(Chatbot.id == chatbot_id)
+        )
+        if owner != config.organization_id:
+            raise ValidationFailed.on("chatbot_id", "No such chatbot in your organisation")
+    config.chatbot_id = chatbot_id
 
 
 async def _check_unique(session: AsyncSession, config: WhatsAppConfig) -> None:
@@ -215,6 +229,7 @@ async def create_config(
         updated_at=utcnow(),
     )
     _assign(config, box, data.model_dump(exclude={"provider", "is_active", "is_default"}))
+    await _set_chatbot(session, config, data.chatbot_id)
     _check_complete(config)
     if not config.webhook_verify_token:
         config.webhook_verify_token = secrets.token_urlsafe(24)
@@ -249,6 +264,8 @@ async def update_config(
             "is_default", "An organisation always has a default; set another one as default"
         )
     _assign(config, secret_box(settings), changes)
+    if "chatbot_id" in changes:
+        await _set_chatbot(session, config, data.chatbot_id)
     _check_complete(config)
     await _check_unique(session, config)
     if changes.get("is_active") is not None and changes["is_active"] != config.is_active:
