@@ -344,3 +344,77 @@ async def test_a_number_may_name_the_chatbot_that_answers_on_it(shop: Shop) -> N
     resp = await shop.api.put(url, json={"chatbot_id": theirs.json()["id"]}, headers=shop.headers)
     assert resp.status_code == 422
     assert resp.json()["details"]["field"] == "chatbot_id"
+
+
+async def test_outside_the_window_the_bot_sends_its_template_or_hands_off(shop: Shop) -> None:
+    shop.w.sim.register_template(
+        shop.number.waba, "follow_up", "en_US", body="Hi {{1}}, still there?"
+    )
+    synced = await shop.api.post("/v1/templates/sync", headers=shop.headers)
+    assert synced.status_code == 200, synced.text
+    template = {"name": "follow_up", "language": {"code": "en_US"},
+                "variables": {"1": "{{contact.name}}"}}  # fmt: skip
+    flow = {
+        "name": "Later", "trigger": {"type": "keyword", "keywords": ["later", "never"]},
+        "entry": "ok",
+        "nodes": [
+            {"id": "ok", "type": "message", "text": "I will write again", "next": "wait"},
+            {"id": "wait", "type": "delay", "seconds": 2, "next": "check"},
+            {"id": "check", "type": "condition", "rules": [{"when": {"all": [
+                {"left": "last_input", "op": "equals", "right": "later"}]}, "next": "nudge"}],
+             "else": "gone"},
+            {"id": "nudge", "type": "message", "text": "Still there?", "template": template},
+            {"id": "gone", "type": "message", "text": "Still there?",
+             "template": {**template, "name": "no_such_template"}},
+        ],
+    }  # fmt: skip
+    await shop.bot(flow)
+    for customer, word, expected in (
+        (new_customer(), "later", "template:follow_up"),
+        (new_customer(), "never", None),
+    ):
+        await shop.says(customer, word)
+        await shop.receives(customer, 1)
+        await _close_window(shop, customer)
+        if expected is not None:
+            got = await shop.receives(customer, 2)
+            assert got[1] == expected
+            [sent] = [
+                m for m in shop.w.sim.state.sent_messages(to=customer) if m.type == "template"
+            ]
+            params = sent.body["template"]["components"][0]["parameters"]
+            assert params == [{"type": "text", "text": "Maria"}]
+        else:
+            # The template cannot be sent (PyTake knows no such approved template): people take
+            # over instead of a free-form message WhatsApp would refuse.
+            async def handed_off(c: str = customer) -> dict[str, Any] | None:
+                conversation = await shop.conversation(c)
+                return conversation if conversation["status"] == "pending" else None
+
+            conversation = await eventually(handed_off)
+            detail = await shop.api.get(
+                f"/v1/conversations/{conversation['id']}", headers=shop.headers
+            )
+            assert detail.json()["bot_variables"]["handoff_reason"].startswith(
+                "template_unavailable"
+            )
+            assert len(shop.received(customer)) == 1
+
+
+async def _close_window(shop: Shop, customer: str) -> None:
+    """As if the customer's last message were more than 24 hours old."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from pytake.db import unit_of_work
+    from pytake.models import Conversation
+    from pytake.models.base import utcnow
+
+    conversation = await shop.conversation(customer)
+    async with unit_of_work(shop.w.app.state.session_factory) as s:
+        await s.execute(
+            update(Conversation)
+            .where(Conversation.id == uuid.UUID(conversation["id"]))
+            .values(window_expires_at=utcnow() - timedelta(minutes=1))
+        )

@@ -48,6 +48,7 @@ from pytake.chatbot.engine.model import Event
 from pytake.chatbot.engine.text import fold
 from pytake.chatbot.service import DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_MINUTES
 from pytake.contact.tags import tag_names_of
+from pytake.errors import PyTakeError
 from pytake.models import (
     Chatbot,
     ChatbotFlow,
@@ -59,6 +60,7 @@ from pytake.models import (
     Message,
     WhatsAppConfig,
 )
+from pytake.template.service import check_send_parameters, sendable_template, template_message
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +400,7 @@ class Step:
                 .where(ChatbotInbox.conversation_id == conversation.id, ChatbotInbox.due_at > now)
                 .values(due_at=now)
             )
-        replies = [a for a in outcome.actions if isinstance(a, Reply | SendTemplate)]
+        replies, refused = await self._resolve_templates(conversation, contact, row, outcome)
         sent = await queue_replies(s, conversation, contact, replies, now)
         for action in outcome.actions:
             if isinstance(action, UpdateContact):
@@ -407,6 +409,11 @@ class Step:
             s, conversation.organization_id, [a for a in outcome.actions if isinstance(a, Count)]
         )
         handoffs = [a for a in outcome.actions if isinstance(a, Handoff)]
+        if refused is not None:
+            handoffs.append(refused)
+            if row is not None and row.status == "active":
+                _end(row, refused.reason[:200], now)
+                row.status = "handed_off"
         if handoffs:
             await hand_off(s, conversation, handoffs[-1], now)
         if row is not None:
@@ -418,6 +425,33 @@ class Step:
         if calls and row is not None and row.pending_http is not None:
             return StepResult(True, dict(row.pending_http), row.id)
         return StepResult(True)
+
+    async def _resolve_templates(
+        self,
+        conversation: Conversation,
+        contact: Contact,
+        row: ChatbotSession | None,
+        outcome: Outcome,
+    ) -> tuple[list[Reply | SendTemplate], Handoff | None]:
+        """Template sends through the template service: the organisation's APPROVED template,
+        its parameters from the session (or the node's own components, checked). One that
+        cannot be sent stops the step there with a handoff (people can still answer)."""
+        replies: list[Reply | SendTemplate] = []
+        for action in outcome.actions:
+            if isinstance(action, Reply):
+                replies.append(action)
+            elif isinstance(action, SendTemplate):
+                variables = dict(row.variables or {}) if row is not None else {}
+                try:
+                    graph = await template_send(
+                        self.session, conversation, contact, action.template, variables
+                    )
+                except PyTakeError as exc:
+                    variables = dict(row.variables or {}) if row is not None else {}
+                    reason = f"template_unavailable: {exc.message}"
+                    return replies, Handoff(action.node, reason, variables=variables)
+                replies.append(SendTemplate(action.node, graph))
+        return replies, None
 
     async def _session_row(
         self,
@@ -454,6 +488,35 @@ class Step:
         self.session.add(row)
         await self.session.flush()
         return row
+
+
+async def template_send(
+    session: AsyncSession,
+    conversation: Conversation,
+    contact: Contact,
+    node_template: dict[str, Any],
+    variables: dict[str, Any],
+) -> dict[str, Any]:
+    """The Graph `template` object for a template node (404 / 422 PyTakeError when the
+    organisation has no such APPROVED template, or its parameters do not fit)."""
+    language = node_template.get("language")
+    code = language.get("code") if isinstance(language, dict) else language
+    template = await sendable_template(
+        session,
+        conversation.organization_id,
+        name=str(node_template.get("name") or ""),
+        language=str(code or ""),
+        channel_id=conversation.channel_id,
+    )
+    components = node_template.get("components")
+    if components:
+        check_send_parameters(template, components)
+        return {"name": template.name, "language": {"code": template.language},
+                "components": components}  # fmt: skip
+    values: dict[str, Any] = {"name": contact.name or contact.profile_name or ""}
+    values.update({k: v for k, v in variables.items() if isinstance(v, str | int | float)})
+    values.update(node_template.get("variables") or {})
+    return template_message(template, {k: str(v) for k, v in values.items()})
 
 
 def _end(row: ChatbotSession, reason: str, now: datetime) -> None:
