@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from pytake.chatbot.runtime import Step, StepResult
 from pytake.chatbot.tasks import ChatbotConsumer
 from pytake.config import Settings
-from pytake.db import create_engine, create_session_factory
+from pytake.db import create_engine, create_session_factory, unit_of_work
 from pytake.models import ChatbotInbox, Message
+from pytake.models.base import utcnow
 from pytake.whatsapp.simulator import Simulator, SimulatorSettings
 from tests.chatbot.support import new_customer, open_shop, own_database, world, world_settings
 
@@ -112,3 +114,40 @@ async def test_two_workers_never_answer_one_message_twice(
             answers = [content["body"] for to, content in rows if to.lstrip("+") == c]
             assert answers == [f"pong ping {c}-{r}" for r in range(3)]
         assert sum(w.steps for w in workers) == len(customers) * 3
+
+
+async def test_a_failing_step_is_retried_later_not_in_a_hot_loop(
+    the_sim: Simulator,
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with own_database(tmp_path) as url:
+        settings = make_settings(
+            database_url=url, meta_graph_url=the_sim.graph_url, run_background_loops=False
+        )
+        async with world(settings, the_sim) as w:
+            shop = await open_shop(w)
+            await shop.bot(PING)
+            customer = new_customer()
+            await shop.says(customer, "ping 1")
+            factory = w.app.state.session_factory
+            consumer = ChatbotConsumer(factory, None, allow_private=True,
+                                       postgres=url.startswith("postgresql"))  # fmt: skip
+
+            async def broken(self: Step, event: object = None) -> StepResult:
+                raise RuntimeError("a bug")
+
+            with monkeypatch.context() as patch:
+                patch.setattr(Step, "run", broken)
+                assert await consumer.run_once() == 0
+                due_in = await consumer.run_once()  # nothing due now: it waits
+                assert due_in is not None and 20 < due_in <= 30
+            async with unit_of_work(factory) as s:
+                await s.execute(update(ChatbotInbox).values(due_at=utcnow()))
+            assert await consumer.run_once() == 0
+            async with factory() as s:
+                answers = await s.scalars(
+                    select(Message.content).where(Message.direction == "outbound")
+                )
+                assert [a["body"] for a in answers] == ["pong ping 1"]

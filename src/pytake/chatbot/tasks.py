@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.chatbot.engine import HttpResponse
@@ -34,6 +35,8 @@ NAME = "chatbots"
 MAX_RESPONSE_BYTES = 1_000_000
 # Steps one conversation may take in a row before others get their turn.
 STEPS_PER_TURN = 20
+# A step that failed (a bug, a database error) is tried again after this.
+RETRY_AFTER = timedelta(seconds=30)
 
 
 class ChatbotConsumer:
@@ -84,6 +87,7 @@ class ChatbotConsumer:
                     result = await Step(session, conversation_id, utcnow()).run()
             except Exception:
                 log.exception("chatbot step failed for conversation %s", conversation_id)
+                await self._postpone(conversation_id)
                 return
             self.steps += result.worked
             if result.http is not None:
@@ -113,6 +117,32 @@ class ChatbotConsumer:
         if result.http is not None:
             self._call_later(conversation_id, result)
         await self.drain(conversation_id)  # messages that waited for the answer
+
+    async def _postpone(self, conversation_id: uuid.UUID) -> None:
+        """Retry a failing conversation later instead of at once (its later messages wait:
+        they must not overtake the one that failed)."""
+        later = utcnow() + RETRY_AFTER
+        try:
+            async with unit_of_work(self.factory) as session:
+                await session.execute(
+                    update(ChatbotInbox)
+                    .where(
+                        ChatbotInbox.conversation_id == conversation_id,
+                        ChatbotInbox.due_at < later,
+                    )
+                    .values(due_at=later)
+                )
+                await session.execute(
+                    update(ChatbotSession)
+                    .where(
+                        ChatbotSession.conversation_id == conversation_id,
+                        ChatbotSession.status == "active",
+                        ChatbotSession.wake_at < later,
+                    )
+                    .values(wake_at=later)
+                )
+        except Exception:
+            log.exception("postponing conversation %s failed", conversation_id)
 
     async def stop(self) -> None:
         for task in list(self.calls):
