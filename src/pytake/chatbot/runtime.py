@@ -60,6 +60,7 @@ from pytake.models import (
     Message,
     WhatsAppConfig,
 )
+from pytake.models.base import utcnow
 from pytake.template.service import check_send_parameters, sendable_template, template_message
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,9 @@ class Step:
         s = self.session
         if not await lock_conversation(s, self.conversation_id, wait=event is not None):
             return StepResult(False)
+        # The clock is read under the lock: on SQLite a step may have waited for it, and the
+        # replies' times must follow the order the steps actually ran in.
+        self.now = utcnow()
         live = await active_session(s, self.conversation_id)
         if self._expected is not None and (
             live is None
