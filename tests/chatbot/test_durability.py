@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -26,6 +25,13 @@ async def the_sim() -> AsyncIterator[Simulator]:
         yield simulator
 
 
+@pytest.fixture(scope="module")
+async def database(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """One database for the module: each test's apps (and loops) run one after another."""
+    async with own_database(tmp_path_factory.mktemp("durable")) as url:
+        yield url
+
+
 REMINDER = {
     "name": "Reminder", "trigger": {"type": "keyword", "keywords": ["remind me"]}, "entry": "ok",
     "nodes": [
@@ -37,30 +43,30 @@ REMINDER = {
 
 
 async def test_a_delay_survives_a_server_restart(
-    the_sim: Simulator, make_settings: Callable[..., Settings], tmp_path: Path
+    the_sim: Simulator, make_settings: Callable[..., Settings], database: str
 ) -> None:
-    async with own_database(tmp_path) as url:
-        settings = world_settings(make_settings, url, the_sim)
-        customer = new_customer()
-        async with world(settings, the_sim) as first:
-            shop = await open_shop(first)
-            await shop.bot(REMINDER)
-            await shop.says(customer, "Remind me")
-            assert await shop.receives(customer, 1) == ["I will remind you in 2 seconds"]
-        # The server is down when the delay ends; the one started later sends on its own.
-        stopped = the_sim.state.clock()
-        assert len(shop.received(customer)) == 1
-        async with world(settings, the_sim) as second:
-            started = the_sim.state.clock()
-            shop.w = second
-            got = await shop.receives(customer, 2, timeout=10)
-        assert got == ["I will remind you in 2 seconds", "Reminder!"]
-        [asked] = [m for m in the_sim.state.received if m.sender == customer]
-        first_at, reminder_at = (m.created_at for m in the_sim.state.sent_messages(to=customer))
-        assert reminder_at - asked.created_at >= 2.0  # never early
-        assert reminder_at > stopped
-        # and promptly once a worker is back (the machine may be busy: a generous bound)
-        assert reminder_at - max(first_at + 2.0, started) < 5.0
+    url = database
+    settings = world_settings(make_settings, url, the_sim)
+    customer = new_customer()
+    async with world(settings, the_sim) as first:
+        shop = await open_shop(first)
+        await shop.bot(REMINDER)
+        await shop.says(customer, "Remind me")
+        assert await shop.receives(customer, 1) == ["I will remind you in 2 seconds"]
+    # The server is down when the delay ends; the one started later sends on its own.
+    stopped = the_sim.state.clock()
+    assert len(shop.received(customer)) == 1
+    async with world(settings, the_sim) as second:
+        started = the_sim.state.clock()
+        shop.w = second
+        got = await shop.receives(customer, 2, timeout=10)
+    assert got == ["I will remind you in 2 seconds", "Reminder!"]
+    [asked] = [m for m in the_sim.state.received if m.sender == customer]
+    first_at, reminder_at = (m.created_at for m in the_sim.state.sent_messages(to=customer))
+    assert reminder_at - asked.created_at >= 2.0  # never early
+    assert reminder_at > stopped
+    # and promptly once a worker is back (the machine may be busy: a generous bound)
+    assert reminder_at - max(first_at + 2.0, started) < 5.0
 
 
 PING = {
@@ -70,84 +76,86 @@ PING = {
 
 
 async def test_two_workers_never_answer_one_message_twice(
-    the_sim: Simulator, make_settings: Callable[..., Settings], tmp_path: Path
+    the_sim: Simulator, make_settings: Callable[..., Settings], database: str
 ) -> None:
-    async with own_database(tmp_path) as url:
-        # The app ingests but runs no loops: two separate consumers (each with its own engine,
-        # as two `pytake worker` processes would have) share the work.
-        settings = make_settings(
-            database_url=url, meta_graph_url=the_sim.graph_url, run_background_loops=False
-        )
-        async with world(settings, the_sim) as w:
-            shop = await open_shop(w)
-            await shop.bot(PING)
-            customers = [new_customer() for _ in range(12)]
-            for round_ in range(3):
-                await asyncio.gather(*(shop.says(c, f"ping {c}-{round_}") for c in customers))
-            engines = [create_engine(url), create_engine(url)]
-            workers = [
-                ChatbotConsumer(
-                    create_session_factory(e), None, allow_private=True,
-                    postgres=e.dialect.name == "postgresql", batch=5, concurrency=4,
-                )
-                for e in engines
-            ]  # fmt: skip
-            try:
-                factory = w.app.state.session_factory
-                for _ in range(200):
-                    await asyncio.gather(*(worker.run_once() for worker in workers))
-                    async with factory() as s:
-                        if not await s.scalar(select(func.count()).select_from(ChatbotInbox)):
-                            break
+    url = database
+    # The app ingests but runs no loops: two separate consumers (each with its own engine,
+    # as two `pytake worker` processes would have) share the work.
+    settings = make_settings(
+        database_url=url, meta_graph_url=the_sim.graph_url, run_background_loops=False
+    )
+    async with world(settings, the_sim) as w:
+        shop = await open_shop(w)
+        await shop.bot(PING)
+        customers = [new_customer() for _ in range(12)]
+        for round_ in range(3):
+            await asyncio.gather(*(shop.says(c, f"ping {c}-{round_}") for c in customers))
+        engines = [create_engine(url), create_engine(url)]
+        workers = [
+            ChatbotConsumer(
+                create_session_factory(e), None, allow_private=True,
+                postgres=e.dialect.name == "postgresql", batch=5, concurrency=4,
+            )
+            for e in engines
+        ]  # fmt: skip
+        try:
+            factory = w.app.state.session_factory
+            for _ in range(200):
+                await asyncio.gather(*(worker.run_once() for worker in workers))
                 async with factory() as s:
-                    rows = (
-                        await s.execute(
-                            select(Message.recipient, Message.content)
-                            .where(Message.direction == "outbound")
-                            .order_by(Message.created_at, Message.id)
-                        )
-                    ).all()
-            finally:
-                for e in engines:
-                    await e.dispose()
-        for c in customers:
-            answers = [content["body"] for to, content in rows if to.lstrip("+") == c]
-            assert answers == [f"pong ping {c}-{r}" for r in range(3)]
-        assert sum(w.steps for w in workers) == len(customers) * 3
+                    if not await s.scalar(select(func.count()).select_from(ChatbotInbox)):
+                        break
+            async with factory() as s:
+                rows = (
+                    await s.execute(
+                        select(Message.recipient, Message.content)
+                        .where(Message.direction == "outbound")
+                        .order_by(Message.created_at, Message.id)
+                    )
+                ).all()
+        finally:
+            for e in engines:
+                await e.dispose()
+    for c in customers:
+        answers = [content["body"] for to, content in rows if to.lstrip("+") == c]
+        assert answers == [f"pong ping {c}-{r}" for r in range(3)]
+    assert sum(w.steps for w in workers) == len(customers) * 3
 
 
 async def test_a_failing_step_is_retried_later_not_in_a_hot_loop(
     the_sim: Simulator,
     make_settings: Callable[..., Settings],
-    tmp_path: Path,
+    database: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async with own_database(tmp_path) as url:
-        settings = make_settings(
-            database_url=url, meta_graph_url=the_sim.graph_url, run_background_loops=False
-        )
-        async with world(settings, the_sim) as w:
-            shop = await open_shop(w)
-            await shop.bot(PING)
-            customer = new_customer()
-            await shop.says(customer, "ping 1")
-            factory = w.app.state.session_factory
-            consumer = ChatbotConsumer(factory, None, allow_private=True,
-                                       postgres=url.startswith("postgresql"))  # fmt: skip
+    url = database
+    settings = make_settings(
+        database_url=url, meta_graph_url=the_sim.graph_url, run_background_loops=False
+    )
+    async with world(settings, the_sim) as w:
+        shop = await open_shop(w)
+        await shop.bot(PING)
+        customer = new_customer()
+        await shop.says(customer, "ping 1")
+        factory = w.app.state.session_factory
+        consumer = ChatbotConsumer(factory, None, allow_private=True,
+                                   postgres=url.startswith("postgresql"))  # fmt: skip
 
-            async def broken(self: Step, event: object = None) -> StepResult:
-                raise RuntimeError("a bug")
+        async def broken(self: Step, event: object = None) -> StepResult:
+            raise RuntimeError("a bug")
 
-            with monkeypatch.context() as patch:
-                patch.setattr(Step, "run", broken)
-                assert await consumer.run_once() == 0
-                due_in = await consumer.run_once()  # nothing due now: it waits
-                assert due_in is not None and 20 < due_in <= 30
-            async with unit_of_work(factory) as s:
-                await s.execute(update(ChatbotInbox).values(due_at=utcnow()))
+        with monkeypatch.context() as patch:
+            patch.setattr(Step, "run", broken)
             assert await consumer.run_once() == 0
-            async with factory() as s:
-                answers = await s.scalars(
-                    select(Message.content).where(Message.direction == "outbound")
+            due_in = await consumer.run_once()  # nothing due now: it waits
+            assert due_in is not None and 20 < due_in <= 30
+        async with unit_of_work(factory) as s:
+            await s.execute(update(ChatbotInbox).values(due_at=utcnow()))
+        assert await consumer.run_once() == 0
+        async with factory() as s:
+            answers = await s.scalars(
+                select(Message.content).where(
+                    Message.direction == "outbound", Message.recipient == "+" + customer
                 )
-                assert [a["body"] for a in answers] == ["pong ping 1"]
+            )
+            assert [a["body"] for a in answers] == ["pong ping 1"]
