@@ -16,7 +16,13 @@ from datetime import timedelta
 from typing import Any
 
 from pytake.chatbot.engine.conditions import matches
-from pytake.chatbot.engine.inputs import Invalid, choices_of, parse_answer, pick
+from pytake.chatbot.engine.inputs import Invalid, parse_answer, pick
+from pytake.chatbot.engine.messages import (
+    node_message,
+    node_options,
+    question_message,
+    text_message,
+)
 from pytake.chatbot.engine.model import (
     Bot,
     CallHttp,
@@ -144,12 +150,12 @@ class _Run:
         )
         settings = self.bot.settings
         if event.new_conversation and settings.welcome_message:
-            self._say(None, _text(render(settings.welcome_message, self._values())))
+            self._say(None, text_message(render(settings.welcome_message, self._values())))
         if chosen is not None:
             self._start(chosen, {"last_input": event.text or event.reply_id or ""})
             return
         if not event.new_conversation and settings.fallback_message:
-            self._say(None, _text(render(settings.fallback_message, self._values())))
+            self._say(None, text_message(render(settings.fallback_message, self._values())))
             self.note = "fallback"
         else:
             self.note = "no_flow"
@@ -220,7 +226,7 @@ class _Run:
         self.state.waiting, self.state.wake_at = None, None
         message = self.bot.settings.expiry_message
         if message and self.ctx.window_open:
-            self._say(self.state.node, _text(render(message, self._values())))
+            self._say(self.state.node, text_message(render(message, self._values())))
 
     def _loop_guard(self) -> None:
         assert self.state is not None
@@ -248,8 +254,8 @@ class _Run:
     def _message(self, node: dict[str, Any]) -> str | None:
         if not self.ctx.window_open:
             return self._outside_window(node)
-        self._say(node["id"], _content(node, node.get("text"), self._values()))
-        if _options(node):
+        self._say(node["id"], node_message(node, node.get("text"), self._values()))
+        if node_options(node):
             self._wait_input()
             return None
         return self._leave(node, node.get("next"))
@@ -261,7 +267,7 @@ class _Run:
             self._handoff(node, "window_closed")
             return None
         self.actions.append(SendTemplate(node["id"], render_deep(template, self._values())))
-        if _options(node):
+        if node_options(node):
             self._wait_input()
             return None
         return self._leave(node, node.get("next"))
@@ -270,7 +276,7 @@ class _Run:
         if not self.ctx.window_open:
             self._handoff(node, "window_closed")
             return None
-        self._say(node["id"], _question_content(node, node.get("text"), self._values()))
+        self._say(node["id"], question_message(node, node.get("text"), self._values()))
         self._wait_input()
         return None
 
@@ -291,7 +297,7 @@ class _Run:
                 return self._leave(node, value.get("next") or node.get("next"))
             self.state.variables[variable] = value
             return self._leave(node, node.get("next"))
-        option = pick(_options(node), event.text or "", event.reply_id)
+        option = pick(node_options(node), event.text or "", event.reply_id)
         if option is None:
             return self._retry(node)
         return self._leave(node, option.get("next"))
@@ -310,7 +316,7 @@ class _Run:
                 self._finish("max_attempts")
             return None
         text = node.get("retry_text") or node.get("text")
-        build = _question_content if node.get("type") == "question" else _content
+        build = question_message if node.get("type") == "question" else node_message
         self._say(node["id"], build(node, text, self._values()))
         self._wait_input()
         return None
@@ -388,7 +394,7 @@ class _Run:
 
     def _handoff_node(self, node: dict[str, Any]) -> str | None:
         if node.get("text") and self.ctx.window_open:
-            self._say(node["id"], _text(render(node["text"], self._values())))
+            self._say(node["id"], text_message(render(node["text"], self._values())))
         self._count(node["id"], "completed")
         self._handoff(node, "handoff_node")
         return None
@@ -419,7 +425,7 @@ class _Run:
 
     def _end_node(self, node: dict[str, Any]) -> str | None:
         if node.get("text") and self.ctx.window_open:
-            self._say(node["id"], _text(render(node["text"], self._values())))
+            self._say(node["id"], text_message(render(node["text"], self._values())))
         return self._leave(node, None)
 
     # --- helpers -------------------------------------------------------------------------
@@ -495,100 +501,6 @@ def _by_keyword(flows: list[FlowVersion], text: str | None) -> FlowVersion | Non
 
 def _by_new_conversation(flows: list[FlowVersion]) -> FlowVersion | None:
     return next((f for f in flows if f.trigger.get("type") == "new_conversation"), None)
-
-
-# --- building messages -------------------------------------------------------------------
-
-
-def _text(body: str) -> tuple[str, dict[str, Any]]:
-    return "text", {"body": body}
-
-
-def _options(node: dict[str, Any]) -> list[dict[str, Any]]:
-    if node.get("type") == "question":
-        return choices_of(node.get("input") or {})
-    if node.get("buttons"):
-        return [b for b in node["buttons"] if isinstance(b, dict)]
-    rows = node.get("list")
-    if isinstance(rows, dict):
-        rows = rows.get("rows")
-    return [r for r in rows or [] if isinstance(r, dict)]
-
-
-def _content(node: dict[str, Any], text: Any, values: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """A message node as Graph content: text, media, reply buttons or a list."""
-    body = render(text, values) if text else ""
-    media = node.get("media")
-    if node.get("buttons"):
-        return "interactive", _buttons(body, node["buttons"], media, values)
-    if node.get("list"):
-        rows = node["list"]
-        label = rows.get("button", "Options") if isinstance(rows, dict) else "Options"
-        return "interactive", _list(body, _options(node), label)
-    if media:
-        kind = str(media.get("type", "image"))
-        content: dict[str, Any] = {"link": render(media.get("url") or media.get("link"), values)}
-        caption = body or media.get("caption")
-        if caption and kind != "audio":
-            content["caption"] = render(caption, values)
-        if kind == "document" and media.get("filename"):
-            content["filename"] = media["filename"]
-        return kind, content
-    return _text(body)
-
-
-def _question_content(
-    node: dict[str, Any], text: Any, values: dict[str, Any]
-) -> tuple[str, dict[str, Any]]:
-    """A question, with its choices as reply buttons (a list past 3) or a numbered menu."""
-    body = render(text, values) if text else ""
-    spec = node.get("input") or {}
-    choices = choices_of(spec)
-    if spec.get("type") != "choice" or not choices:
-        return _text(body)
-    display = spec.get("display", "buttons")
-    if display == "text":
-        menu = "\n".join(f"{i}. {c.get('title')}" for i, c in enumerate(choices, 1))
-        return _text(f"{body}\n\n{menu}" if body else menu)
-    if display == "buttons" and len(choices) <= 3:
-        return "interactive", _buttons(body, choices, None, values)
-    return "interactive", _list(body, choices, str(spec.get("button", "Options")))
-
-
-def _buttons(
-    body: str, buttons: list[Any], media: dict[str, Any] | None, values: dict[str, Any]
-) -> dict[str, Any]:
-    content: dict[str, Any] = {
-        "type": "button",
-        "body": {"text": body or "\u200b"},
-        "action": {
-            "buttons": [
-                {"type": "reply", "reply": {"id": str(b["id"]), "title": str(b["title"])[:20]}}
-                for b in buttons
-                if isinstance(b, dict)
-            ]
-        },
-    }
-    if media and media.get("type") == "image":
-        content["header"] = {
-            "type": "image",
-            "image": {"link": render(media.get("url") or media.get("link"), values)},
-        }
-    return content
-
-
-def _list(body: str, rows: list[dict[str, Any]], label: str) -> dict[str, Any]:
-    items = []
-    for row in rows[:10]:
-        item = {"id": str(row["id"]), "title": str(row["title"])[:24]}
-        if row.get("description"):
-            item["description"] = str(row["description"])[:72]
-        items.append(item)
-    return {
-        "type": "list",
-        "body": {"text": body or "\u200b"},
-        "action": {"button": label[:20], "sections": [{"title": label[:24], "rows": items}]},
-    }
 
 
 def _collected(variables: dict[str, Any]) -> dict[str, Any]:
