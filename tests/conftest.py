@@ -24,6 +24,9 @@ from sqlalchemy.engine import make_url
 from pytake.app import create_app
 from pytake.config import Settings
 
+# A test past its deadline prints every thread's and task's stack and is cancelled (see there).
+pytest_plugins = ["tests.timeouts"]
+
 TEST_DATABASE_URL = os.environ.get("PYTAKE_TEST_DATABASE_URL")
 # Every fixture lives in the repository (tests/fixtures): a plain clone runs the whole suite.
 FIXTURES_DIR = Path(__file__).resolve().parent / "fixtures"
@@ -124,6 +127,9 @@ def make_settings(database_url: str) -> Callable[..., Settings]:
             "redis_url": TEST_REDIS_URL,
             "secret_key": "test-secret-key-that-is-long-enough-for-hs256",
             "rate_limit_key_prefix": f"pytake-test-{RUN_ID}-{uuid.uuid4().hex[:6]}",
+            # Redis pub/sub ignores the database number: without a channel of its own, every
+            # test run on the machine would receive (and be woken by) every other run's events.
+            "events_channel": f"pytake-test-{RUN_ID}:events",
             # The shared app keeps limits on (so headers are exercised) but high enough that
             # the suite's many sign-ups from one address never trip them.
             "rate_limit_legacy_auth": "100000/minute",

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from pytake.db import unit_of_work
 from pytake.events.outbox import PENDING_KEY, WAKE_KEY, PendingEvent, drop_rolled_back
 from pytake.events.types import CommittedEvent
+from pytake.kit.tasks import cancel_and_wait
 from pytake.models.event import UnpublishedEvents
 
 log = logging.getLogger("pytake.events")
@@ -100,13 +101,10 @@ class EventBus:
         _BUSES.pop(engine.sync_engine, None)
         # Let what was committed go out before shutting down.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._drain(), 2)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+            async with asyncio.timeout(2):
+                await self._drain()
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks, 5.0, log)
 
     async def _drain(self) -> None:
         await self._outgoing.join()

@@ -2,16 +2,25 @@
 
 A loop is woken by an in-process asyncio.Event (set from the bus: a commit here or, through Redis,
 in another process) with a short poll as the fallback, so a missed wake-up only costs latency.
+
+Stopping never waits forever. A loop that can stop claiming (`stop_claiming()`) is given a grace
+period to finish what it holds (requests in flight, their outcomes recorded); what is still
+running after it is cancelled, and a loop that does not end even then is logged and left behind
+rather than holding the process's shutdown hostage (its claims wait out their lease).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Protocol
 
+from pytake.kit.tasks import cancel_and_wait, sleep_until_woken
+
 log = logging.getLogger("pytake.worker")
+
+# After its cancel, how long a loop has to end before it is reported and left behind.
+CANCEL_DEADLINE_SECONDS = 5.0
 
 
 class BackgroundLoop(Protocol):
@@ -30,6 +39,7 @@ class Runner:
         self.poll_seconds = poll_seconds
         self._wakeups = {loop.name: asyncio.Event() for loop in loops}
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def wake(self, name: str) -> None:
         wakeup = self._wakeups.get(name)
@@ -40,18 +50,26 @@ class Runner:
         for loop in self.loops:
             self._tasks.append(asyncio.create_task(self._run(loop), name=f"loop-{loop.name}"))
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
+    async def stop(self, grace_seconds: float = 0.0) -> None:
+        """Stop every loop: claim nothing more, let each finish its batch for up to
+        `grace_seconds`, then cancel what is left (bounded too, see the module docstring)."""
+        self._stopping = True
+        for loop in self.loops:
+            stop_claiming = getattr(loop, "stop_claiming", None)
+            if stop_claiming is not None:
+                stop_claiming()
+        for wakeup in self._wakeups.values():
+            wakeup.set()  # a sleeping loop sees the flag at once
+        tasks, self._tasks = self._tasks, []
+        running = [task for task in tasks if not task.done()]
+        if running and grace_seconds > 0:
+            await asyncio.wait(running, timeout=grace_seconds)
+        await cancel_and_wait(tasks, CANCEL_DEADLINE_SECONDS, log)
 
     async def _run(self, loop: BackgroundLoop) -> None:
         wakeup = self._wakeups[loop.name]
         failures = 0
-        while True:
+        while not self._stopping:
             wakeup.clear()
             try:
                 due_in = await loop.run_once()
@@ -69,5 +87,4 @@ class Runner:
             if due_in is not None and due_in <= 0:
                 continue
             timeout = self.poll_seconds if due_in is None else min(due_in, self.poll_seconds)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), timeout)
+            await sleep_until_woken(wakeup, timeout)

@@ -12,7 +12,6 @@ Rows left in `sending` by a dead worker are reconciled from status webhooks
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -32,6 +31,7 @@ from pytake.events import DomainEvent, record_many
 from pytake.events.payloads import message_status
 from pytake.kit.crypto import SecretUnreadable
 from pytake.kit.ssrf import UnsafeUrl
+from pytake.kit.tasks import sleep_until_woken
 from pytake.message.sending import queue
 from pytake.message.sending.queue import Job, Outcome, RetryPolicy
 from pytake.models import WhatsAppConfig
@@ -229,8 +229,7 @@ class Dispatcher:
             timeout = (
                 self.tuning.poll_seconds if due is None else min(due, self.tuning.poll_seconds)
             )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+            await sleep_until_woken(self._wakeup, timeout)
 
 
 class _Drain:
