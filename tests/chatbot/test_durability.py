@@ -159,3 +159,56 @@ async def test_a_failing_step_is_retried_later_not_in_a_hot_loop(
                 )
             )
             assert [a["body"] for a in answers] == ["pong ping 1"]
+
+
+LONG_DELAY = {
+    "name": "Later", "trigger": {"type": "keyword", "keywords": ["later"]}, "entry": "ok",
+    "nodes": [
+        {"id": "ok", "type": "message", "text": "Back in a minute", "next": "wait"},
+        {"id": "wait", "type": "delay", "seconds": 60, "next": "bye"},
+        {"id": "bye", "type": "end", "text": "Here I am"},
+    ],
+}  # fmt: skip
+
+
+async def test_messages_behind_a_deferred_one_do_not_make_the_worker_spin(
+    the_sim: Simulator,
+    make_settings: Callable[..., Settings],
+    database: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = make_settings(
+        database_url=database, meta_graph_url=the_sim.graph_url, run_background_loops=False
+    )
+    async with world(settings, the_sim) as w:
+        shop = await open_shop(w)
+        await shop.bot(LONG_DELAY)
+        customer = new_customer()
+        factory = w.app.state.session_factory
+        consumer = ChatbotConsumer(factory, None, allow_private=True,
+                                   postgres=database.startswith("postgresql"))  # fmt: skip
+        await shop.says(customer, "later")
+        assert await consumer.run_once() == 0
+        # Three messages arrive during the delay: the oldest is put off until the timer, the
+        # younger ones wait behind it.
+        for text in ("hello?", "anyone?", "hi"):
+            await shop.says(customer, text)
+        runs = []
+        real_run = Step.run
+
+        async def counted(self: Step, event: object = None) -> StepResult:
+            result = await real_run(self, event)  # type: ignore[arg-type]
+            runs.append(result.worked)
+            return result
+
+        monkeypatch.setattr(Step, "run", counted)
+        assert await consumer.run_once() == 0
+        assert runs == [True, False]  # the oldest deferred; nothing else due
+        for _ in range(3):
+            due_in = await consumer.run_once()
+            assert due_in is not None and 50 < due_in <= 60  # the timer, not "at once"
+        assert runs == [True, False]
+        async with factory() as s:
+            due = list(await s.scalars(select(ChatbotInbox.due_at).order_by(ChatbotInbox.id)))
+        now = utcnow()
+        assert len(due) == 3 and due[0] > now and due[1] <= now  # only the oldest put off

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.chatbot.actions import change_contact, count_nodes, hand_off, queue_replies
@@ -527,17 +527,3 @@ def _end(row: ChatbotSession, reason: str, now: datetime) -> None:
     row.status, row.end_reason, row.ended_at = "ended", reason, now
     row.waiting, row.wake_at, row.pending_http = None, None, None
     row.updated_at = now
-
-
-async def next_due(session: AsyncSession, now: datetime) -> float | None:
-    """Seconds until the next inbox row or session timer is due (None: nothing waits)."""
-    inbox = await session.scalar(select(func.min(ChatbotInbox.due_at)))
-    timer = await session.scalar(
-        select(func.min(ChatbotSession.wake_at)).where(
-            ChatbotSession.status == "active", ChatbotSession.wake_at.is_not(None)
-        )
-    )
-    times = [t for t in (inbox, timer) if t is not None]
-    if not times:
-        return None
-    return max(0.0, (min(times) - now).total_seconds())

@@ -13,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from pytake.chatbot.engine import HttpResponse
-from pytake.chatbot.runtime import Step, StepResult, next_due
+from pytake.chatbot.runtime import Step, StepResult
 from pytake.db import unit_of_work
 from pytake.kit.net_guard import BlockedAddress, check_target
 from pytake.kit.ssrf import UnsafeUrl
@@ -149,13 +150,22 @@ class ChatbotConsumer:
             task.cancel()
 
 
+def oldest_rows() -> Any:
+    """Each conversation's oldest inbox row: the only one a step may take. A younger row is
+    never work on its own (it waits behind the oldest, which a deferred step put off until
+    the session's timer), so it must not make its conversation due."""
+    older = aliased(ChatbotInbox)
+    return ~exists().where(
+        older.conversation_id == ChatbotInbox.conversation_id, older.id < ChatbotInbox.id
+    )
+
+
 async def due_conversations(session: AsyncSession, now: Any, limit: int) -> list[uuid.UUID]:
-    """Conversations with a due inbox row (oldest first) or a due session timer."""
+    """Conversations whose oldest inbox row is due (oldest first), or whose session timer is."""
     inbox = await session.scalars(
         select(ChatbotInbox.conversation_id)
-        .where(ChatbotInbox.due_at <= now)
-        .group_by(ChatbotInbox.conversation_id)
-        .order_by(func.min(ChatbotInbox.id))
+        .where(ChatbotInbox.due_at <= now, oldest_rows())
+        .order_by(ChatbotInbox.id)
         .limit(limit)
     )
     timers = await session.scalars(
@@ -165,6 +175,21 @@ async def due_conversations(session: AsyncSession, now: Any, limit: int) -> list
         .limit(limit)
     )
     return list(dict.fromkeys([*timers, *inbox]))
+
+
+async def next_due(session: AsyncSession, now: datetime) -> float | None:
+    """Seconds until the next conversation's oldest inbox row or a session timer is due
+    (None: nothing waits)."""
+    inbox = await session.scalar(select(func.min(ChatbotInbox.due_at)).where(oldest_rows()))
+    timer = await session.scalar(
+        select(func.min(ChatbotSession.wake_at)).where(
+            ChatbotSession.status == "active", ChatbotSession.wake_at.is_not(None)
+        )
+    )
+    times = [t for t in (inbox, timer) if t is not None]
+    if not times:
+        return None
+    return max(0.0, (min(times) - now).total_seconds())
 
 
 async def call_http(
