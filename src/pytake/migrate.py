@@ -10,6 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from pytake.kit.sql import is_postgresql
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # An arbitrary constant: several processes starting at once migrate one at a time.
 _ADVISORY_LOCK_ID = 727_253_001
@@ -26,7 +28,7 @@ def alembic_config(database_url: str | None = None) -> Config:
 def _upgrade_on(connection: Connection) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = connection
-    if connection.dialect.name == "postgresql":
+    if is_postgresql(connection):
         connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _ADVISORY_LOCK_ID})
     command.upgrade(cfg, "head")
 

@@ -13,6 +13,7 @@ from sqlalchemy import Uuid, column, insert, inspect, table, text
 from sqlalchemy.engine import Connection
 
 from pytake.db import create_engine
+from pytake.kit.sql import is_postgresql
 from pytake.migrate import alembic_config, upgrade_to_head
 from pytake.models import Base
 from pytake.models.base import UTCDateTime, utcnow
@@ -54,7 +55,7 @@ async def test_no_index_on_messages_mentions_a_delivery_status(fresh_database_ur
     try:
         await upgrade_to_head(engine)
         async with engine.connect() as conn:
-            if engine.dialect.name == "postgresql":
+            if is_postgresql(engine):
                 rows = await conn.execute(
                     text("SELECT indexdef FROM pg_indexes WHERE tablename = 'messages'")
                 )

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.contact import tags as tag_service
 from pytake.contact.service import has_tag, search_clauses
+from pytake.kit.sql import is_postgresql
 from pytake.models import Contact
 from pytake.models.base import UTCDateTime
 from pytake.models.campaign import recipients_table
@@ -62,7 +63,7 @@ def skip_reason() -> ColumnElement[Any]:
 def _attribute_equals(session: AsyncSession, key: str, value: Any) -> ColumnElement[bool]:
     # Type-aware equality without casts: a contact whose attribute holds another type simply
     # does not match (a cast of its value would fail the whole query on PostgreSQL).
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         return type_coerce(Contact.attributes, JSONB).contains({key: value})
     path = '$."' + key.replace('"', '\\"') + '"'
     if isinstance(value, bool):
@@ -81,7 +82,7 @@ async def audience_clauses(
     clauses: list[ColumnElement[bool]] = [Contact.organization_id == organization_id]
     if target_type == "contacts":
         ids = list(dict.fromkeys(uuid.UUID(str(i)) for i in filters.get("contact_ids") or []))
-        if session.get_bind().dialect.name == "postgresql":
+        if is_postgresql(session):
             clauses.append(Contact.id == any_(literal(ids, ARRAY(Uuid()))))
         else:
             clauses.append(Contact.id.in_(ids))

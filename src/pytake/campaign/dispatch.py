@@ -38,6 +38,7 @@ from pytake.config import Settings
 from pytake.db import unit_of_work
 from pytake.errors import PyTakeError
 from pytake.events import DomainEvent, record_many, wake_after_commit
+from pytake.kit.sql import is_postgresql
 from pytake.message.sending.render import contact_context, render_text
 from pytake.models import Contact, Conversation, Message, MessageTemplate
 from pytake.models.base import utcnow
@@ -112,7 +113,7 @@ class CampaignLoop:
             .limit(20)
         )
         async with unit_of_work(self.factory) as session:
-            if session.get_bind().dialect.name == "postgresql":
+            if is_postgresql(session):
                 due = due.with_for_update(skip_locked=True)
             claimed = list(
                 (
@@ -531,7 +532,7 @@ async def _write_settled(
 async def _lock_running(session: AsyncSession, campaign_id: uuid.UUID) -> Campaign | None:
     """The running campaign, its row held for this transaction; None when another worker
     holds it (PostgreSQL) or it is no longer running."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         return cast(
             Campaign | None,
             await session.scalar(

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.campaign.audience import materialise
 from pytake.errors import Conflict
 from pytake.events import record
+from pytake.kit.sql import is_postgresql
 from pytake.models import Conversation, Message
 from pytake.models.base import utcnow
 from pytake.models.campaign import Campaign, CampaignRecipient, recipients_table
@@ -202,7 +203,7 @@ async def withdraw(session: AsyncSession, campaign_id: uuid.UUID, back_to: str) 
         update(conversations)
         .where(conversations.c.id == bindparam("b_conversation"))
         .values(message_count=func.max(conversations.c.message_count - 1, 0))
-        if session.get_bind().dialect.name == "sqlite"
+        if not is_postgresql(session)
         else update(conversations)
         .where(conversations.c.id == bindparam("b_conversation"))
         .values(message_count=func.greatest(conversations.c.message_count - 1, 0)),

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from pytake.kit.sql import is_postgresql
 from pytake.models import Message
 from pytake.models.campaign import CampaignRecipient
 
@@ -47,7 +48,7 @@ class Metrics:
 
 def plus_hours(session: AsyncSession, column: Any, hours: float) -> ColumnElement[Any]:
     """`column + hours` in SQL on either engine."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         return column + literal_column(f"interval '{float(hours)} hours'")
     # SQLite stores UTCDateTime as 'YYYY-MM-DD HH:MM:SS.ffffff'; strftime keeps the fraction.
     return func.strftime("%Y-%m-%d %H:%M:%f", column, f"+{int(hours * 3600)} seconds")

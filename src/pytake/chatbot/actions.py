@@ -19,6 +19,7 @@ from pytake.contact.service import refresh_search_text, set_opt_in
 from pytake.contact.tags import ensure_tags, link_tags, tag_ids
 from pytake.conversation.service import record_conversation_event
 from pytake.events import wake_after_commit
+from pytake.kit.sql import is_postgresql
 from pytake.models import (
     ChatbotNodeStat,
     Contact,
@@ -197,7 +198,7 @@ async def count_nodes(
             },
         )
         row[kind] += n
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if is_postgresql(session) else sqlite
     stmt = dialect.insert(_STATS)
     stmt = stmt.on_conflict_do_update(
         index_elements=["flow_id", "version", "node"],

@@ -17,6 +17,7 @@ from sqlalchemy import Table, exists, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.events import wake_after_commit
+from pytake.kit.sql import is_postgresql
 from pytake.models import Chatbot, ChatbotInbox
 from pytake.models.base import utcnow
 
@@ -69,7 +70,7 @@ async def enqueue_inbound(
     if not items:
         return
     now = utcnow()
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         result = await session.execute(
             _INSERT_PG,
             {

@@ -49,6 +49,7 @@ from pytake.chatbot.engine.text import fold
 from pytake.chatbot.service import DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_MINUTES
 from pytake.contact.tags import tag_names_of
 from pytake.errors import PyTakeError
+from pytake.kit.sql import is_postgresql
 from pytake.models import (
     Chatbot,
     ChatbotFlow,
@@ -94,7 +95,7 @@ async def lock_conversation(
 ) -> bool:
     """Take the conversation for this transaction; False: another worker has it now (only
     without `wait`: an HTTP answer or a manual start waits its turn instead)."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         got = await session.scalar(_LOCK if wait else _TRY_LOCK, {"key": lock_key(conversation_id)})
         return bool(got) or wait
     # SQLite: a write first takes the database's one write lock, so every read after it sees

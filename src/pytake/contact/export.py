@@ -15,6 +15,7 @@ from pytake.auth.principal import Principal
 from pytake.contact import tags as tag_service
 from pytake.contact.importer import ATTRIBUTE_PREFIX, IGNORED_COLUMNS, KNOWN_COLUMNS
 from pytake.contact.service import ContactFilter, filter_clauses, live_contacts, newest_first
+from pytake.kit.sql import is_postgresql
 from pytake.models.contact import Contact
 
 EXPORT_BATCH = 1000
@@ -23,7 +24,7 @@ BASE_COLUMNS = ["id", "whatsapp_id", "name", "email", "tags", "opt_in", "is_bloc
 
 async def _attribute_keys(session: AsyncSession, base: Any) -> list[str]:
     ids = base.with_only_columns(Contact.id).order_by(None).subquery()
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         from sqlalchemy import func
 
         keys = func.jsonb_object_keys(Contact.attributes).label("key")

@@ -28,6 +28,7 @@ from pytake.contact.rows import new_contact_row
 from pytake.contact.search import contact_search_text
 from pytake.db import unit_of_work
 from pytake.kit.phone import InvalidPhoneNumber, match_key, normalise_e164
+from pytake.kit.sql import is_postgresql
 from pytake.models.base import utcnow
 from pytake.models.contact import (
     Contact,
@@ -335,7 +336,7 @@ async def claim_import_job(
     pick = select(ContactImportJob.id).where(_claimable(now)).order_by(ContactImportJob.created_at)
     if job_id is not None:
         pick = pick.where(ContactImportJob.id == job_id)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         pick = pick.with_for_update(skip_locked=True)
     chosen = await session.scalar(pick.limit(1))
     if chosen is None:
@@ -414,7 +415,7 @@ async def _next_batch(
 
 
 async def _analyze_if_due(session: AsyncSession, before: int, rows: int) -> None:
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgresql(session):
         return
     if any(before < mark <= before + rows for mark in ANALYZE_AT):
         await session.execute(text("ANALYZE contacts"))

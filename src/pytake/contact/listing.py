@@ -29,6 +29,7 @@ from pytake.contact import service
 from pytake.contact.service import ContactFilter
 from pytake.errors import ValidationFailed
 from pytake.kit.pagination import PageParams
+from pytake.kit.sql import is_postgresql
 from pytake.models.contact import Contact, ContactTag
 
 # Exact totals up to these many matches: an unfiltered (or single-tag) count walks an index
@@ -172,7 +173,7 @@ async def _count(session: AsyncSession, query: _Query, seen: int) -> tuple[int, 
     matching = query.links if query.links is not None else query.ids
     cheap = query.single_tag or not query.filtered
     cap = COUNT_CAP if cheap else FILTERED_COUNT_CAP
-    postgres = session.get_bind().dialect.name == "postgresql"
+    postgres = is_postgresql(session)
     if postgres and not cheap:
         estimate = await _estimate(session, matching)
         if estimate > SKIP_COUNT_ABOVE:

@@ -31,6 +31,7 @@ from pytake.contact.schemas import ContactCreateIn, ContactUpdateIn
 from pytake.contact.search import contact_search_text, digit_grams, search_pattern
 from pytake.errors import Conflict, NotFound, ValidationFailed
 from pytake.kit.phone import InvalidPhoneNumber, match_key, normalise_e164
+from pytake.kit.sql import is_postgresql
 from pytake.models.base import Base, utcnow
 from pytake.models.contact import Contact, ContactTag
 from pytake.tenancy import get_scoped, scoped
@@ -178,7 +179,7 @@ def search_clauses(session: AsyncSession, query: str) -> list[ColumnElement[bool
         return []
     like = Contact.search_text.like(pattern, escape="\\")
     grams = digit_grams(query)
-    if grams is None or session.get_bind().dialect.name != "postgresql":
+    if grams is None or not is_postgresql(session):
         return [like]
     # The digit n-gram GIN index (migration 0007) finds the few candidates; LIKE keeps the exact
     # meaning. The cast: the index expression is int4[] and `@>` wants both sides alike.

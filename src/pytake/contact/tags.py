@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.auth.principal import Principal
 from pytake.contact.schemas import TagCreateIn, TagUpdateIn
 from pytake.errors import Conflict
+from pytake.kit.sql import is_postgresql
 from pytake.models.base import utcnow
 from pytake.models.contact import Contact, ContactTag, Tag
 from pytake.tenancy import get_scoped, scoped
@@ -20,7 +21,7 @@ from pytake.tenancy import get_scoped, scoped
 
 def dialect_insert(session: AsyncSession, table: Any) -> Any:
     """INSERT with ON CONFLICT support for the session's engine."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         return postgresql.insert(table)
     return sqlite.insert(table)
 

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from pytake.events.types import EVENT_TYPES, CommittedEvent, dumps, iso
+from pytake.kit.sql import is_postgresql
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.models.event import Event, UnpublishedEvents
 from pytake.webhook.fanout import deliveries_from, fan_out
@@ -94,7 +95,7 @@ async def _insert_events(
     """Insert outbox rows (`texts`: their payloads as JSON) and their `events_unpublished`
     row: the events' ids, in the order of `events`, that row's id, and (PostgreSQL, where the
     same statement creates them) how many webhook deliveries were created; None elsewhere."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgresql(session):
         rows = [
             {
                 "organization_id": e.organization_id,

@@ -27,15 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.events import DomainEvent, record_many
 from pytake.events.payloads import message_status
-from pytake.message.tables import (
-    BatchSource,
-    among,
-    dialect_name,
-    insert_for,
-    messages,
-    pending_statuses,
-    statement,
-)
+from pytake.kit.sql import BatchSource, among, insert_for, is_postgresql, statement
+from pytake.message.tables import messages, pending_statuses
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.whatsapp.events import StatusUpdate
 
@@ -169,7 +162,7 @@ async def _current_states(
             )
             .order_by(m.c.provider_message_id)
         )
-        return stmt.with_for_update() if dialect_name(session) == "postgresql" else stmt
+        return stmt.with_for_update() if is_postgresql(session) else stmt
 
     stmt = statement(session, "message_states", build)
     rows = await session.execute(stmt, {"channel": channel_id, "ids": list(provider_ids)})
@@ -255,7 +248,7 @@ async def lock_provider_ids(
     volatile SELECT-list function after the ORDER BY), so two transactions never wait on each
     other's advisory locks in a circle."""
     ids = sorted(set(provider_ids))
-    if ids and dialect_name(session) == "postgresql":
+    if ids and is_postgresql(session):
         await session.execute(_LOCK_PROVIDER_IDS, {"channel": str(channel_id), "pids": ids})
 
 
@@ -272,7 +265,7 @@ async def apply_statuses(
     if unknown := ids - set(found):
         # Perhaps being recorded right now: wait for that, then look again.
         await lock_provider_ids(session, channel_id, unknown)
-        if dialect_name(session) == "postgresql":
+        if is_postgresql(session):
             found.update(await _current_states(session, channel_id, unknown))
     before = {pid: row for pid, row in found.items() if row.direction == "outbound"}
     known = set(before)

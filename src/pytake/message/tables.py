@@ -1,26 +1,12 @@
-"""Core tables and SQL helpers for the ingest hot path (multi-row statements, no ORM units)."""
+"""Core table handles for the message pipeline's set-based statements (no ORM units).
+
+The SQL helpers that build on them live in `pytake.kit.sql`."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
-from sqlalchemy import (
-    ARRAY,
-    ColumnElement,
-    Table,
-    TypeDecorator,
-    any_,
-    bindparam,
-    case,
-    column,
-    func,
-    or_,
-)
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.types import TypeEngine
+from sqlalchemy import Table
 
 from pytake.models import (
     ChannelEvent,
@@ -37,104 +23,3 @@ messages = cast(Table, Message.__table__)
 pending_statuses = cast(Table, PendingStatus.__table__)
 channel_events = cast(Table, ChannelEvent.__table__)
 whatsapp_configs = cast(Table, WhatsAppConfig.__table__)
-
-
-def later(column: Any, value: Any) -> ColumnElement[Any]:
-    """SQL for "the later of the column and value" that treats NULL as "no value"."""
-    return case((or_(column.is_(None), column < value), value), else_=column)
-
-
-def insert_for(session: AsyncSession, table: Table) -> Any:
-    """An INSERT that supports ON CONFLICT DO NOTHING on the session's engine."""
-    if dialect_name(session) == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
-
-
-def dialect_name(session: AsyncSession) -> str:
-    return session.get_bind().dialect.name
-
-
-def among(session: AsyncSession, column: Any, name: str) -> ColumnElement[bool]:
-    """`column IN (the list bound as name)`, for statements built once (see `statement`).
-
-    PostgreSQL gets `= ANY(array)`: one parameter, so one prepared statement whatever the
-    list's length; elsewhere an expanding IN, rendered per execution."""
-    if dialect_name(session) == "postgresql":
-        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(column.type))))
-    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
-
-
-_STATEMENTS: dict[tuple[str, str], Any] = {}
-
-
-def statement(session: AsyncSession, name: str, build: Callable[[], Any]) -> Any:
-    """The hot path's statement `name` for the session's engine, built once per process.
-
-    A statement object is immutable and memoizes its cache key, so reusing it skips both the
-    construction and the key walk that SQLAlchemy otherwise repeats on every execution."""
-    key = (dialect_name(session), name)
-    found = _STATEMENTS.get(key)
-    if found is None:
-        found = _STATEMENTS[key] = build()
-    return found
-
-
-class BatchSource:
-    """Where a multi-row statement reads each row's values.
-
-    On PostgreSQL the batch travels as one array per column, joined with `unnest(…)` as a
-    derived table (`UPDATE … FROM unnest`, `INSERT … SELECT … FROM unnest`): one parameter set
-    whatever the number of rows, which asyncpg encodes in C. Elsewhere the same statement runs
-    as an executemany, each column a bind parameter. Profiles of ingest showed SQLAlchemy's
-    per-row parameter handling for executemany and multi-row VALUES as a large share of a
-    batch's CPU; with arrays it is per column.
-
-    `c.<name>` is the column to use in the statement; `params(rows, **constants)` the
-    parameters for `session.execute(statement, …)`; constants are ordinary bind parameters.
-    """
-
-    def __init__(self, session: AsyncSession, name: str, **types: TypeEngine[Any]) -> None:
-        self.unnest = dialect_name(session) == "postgresql"
-        self._name = name
-        self._types = types
-
-    @functools.cached_property
-    def c(self) -> Any:
-        # Only needed to build a statement, which callers do once (see `statement`).
-        types = self._types
-        if not self.unnest:
-            return _Columns({n: bindparam(f"b_{n}", type_=t) for n, t in types.items()})
-        arrays = func.unnest(
-            *(bindparam(f"b_{n}", type_=ARRAY(_array_item(t))) for n, t in types.items())
-        )
-        derived = arrays.table_valued(*(column(n, _array_item(t)) for n, t in types.items()))
-        return derived.render_derived(name=self._name).c
-
-    def params(self, rows: list[dict[str, Any]], **constants: Any) -> Any:
-        fixed = {f"b_{k}": v for k, v in constants.items()}
-        if self.unnest:
-            return {**fixed, **{f"b_{n}": [row[n] for row in rows] for n in self._types}}
-        return [{**fixed, **{f"b_{n}": row[n] for n in self._types}} for row in rows]
-
-
-class _Columns:
-    def __init__(self, columns: dict[str, Any]) -> None:
-        self.__dict__.update(columns)
-
-    def __getitem__(self, name: str) -> Any:
-        return self.__dict__[name]
-
-
-def _array_item(type_: TypeEngine[Any]) -> TypeEngine[Any]:
-    # Arrays of a TypeDecorator bind each element through it; the plain types are enough here
-    # (aware datetimes; JSON documents as JSONB).
-    if isinstance(type_, TypeDecorator):
-        return cast(TypeEngine[Any], type_.impl_instance)
-    if type_.__class__.__name__ == "JSON":
-        return JSONB()
-    return type_

@@ -27,9 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.config import Settings
 from pytake.errors import AuthenticationFailed, NotFound, PyTakeError
+from pytake.kit.sql import among, statement
 from pytake.message.ingest import Channel, IngestResult, ingest_parts
 from pytake.message.signatures import MetaSignatures
-from pytake.message.tables import among, statement, whatsapp_configs
+from pytake.message.tables import whatsapp_configs
 from pytake.whatsapp.events import (
     Event,
     InboundMessage,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pytake.config import Settings
 from pytake.db import unit_of_work
 from pytake.errors import PyTakeError
+from pytake.kit.sql import is_postgresql
 from pytake.models import TemplateSyncState, WhatsAppConfig
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.template.sync import sync_channel
@@ -52,7 +53,7 @@ async def add_missing_states(session: AsyncSession) -> None:
         *_syncable(),  # type: ignore[arg-type]
         ~exists().where(TemplateSyncState.channel_id == WhatsAppConfig.id),
     )
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    dialect = postgresql if is_postgresql(session) else sqlite
     stmt = (
         dialect.insert(TemplateSyncState)
         .from_select(["channel_id", "organization_id", "next_sync_at"], missing)

@@ -22,6 +22,7 @@ from pytake.contact.tasks import ContactImportLoop
 from pytake.events.bus import EventBus
 from pytake.events.relay import EventsRelay
 from pytake.kit.net_guard import guarded_session
+from pytake.kit.sql import is_postgresql
 from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
 from pytake.message.sending.pruning import IdempotencyPruner
 from pytake.realtime.registry import Registry
@@ -82,9 +83,7 @@ async def start_runtime(
         tuning = SendingTuning.from_settings(settings)
         runtime.provider_http = provider_session(tuning.concurrency)
         loops: list[BackgroundLoop] = [
-            WebhookDeliveryLoop(
-                factory, settings, runtime.http, postgres=engine.dialect.name == "postgresql"
-            ),
+            WebhookDeliveryLoop(factory, settings, runtime.http, postgres=is_postgresql(engine)),
             EventsRelay(factory, bus, settings.events_relay_grace_seconds),
             build_dispatcher(factory, settings, runtime.provider_http, tuning),
             IdempotencyPruner.from_settings(factory, settings),
@@ -94,7 +93,7 @@ async def start_runtime(
                 factory,
                 runtime.http,
                 allow_private=settings.allow_private_urls,
-                postgres=engine.dialect.name == "postgresql",
+                postgres=is_postgresql(engine),
             ),
         ]
         if settings.template_sync_interval_seconds > 0:

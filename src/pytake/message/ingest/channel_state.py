@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pytake.kit.sql import insert_for
 from pytake.message.ingest.batch import Channel
-from pytake.message.tables import channel_events, insert_for, whatsapp_configs
+from pytake.message.tables import channel_events, whatsapp_configs
 from pytake.models.base import utcnow
 from pytake.template.updates import apply_account_update
 from pytake.whatsapp.events import ConnectionUpdate, Event, QrCodeUpdate, TemplateStatusUpdate

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.config import Settings
 from pytake.contact.rows import new_contact_row
 from pytake.kit.phone import from_wa_id
+from pytake.kit.sql import among, insert_for, is_postgresql, statement
 from pytake.kit.text import without_nul
 from pytake.message.ingest.batch import BatchMessage, Channel
-from pytake.message.tables import among, contacts, dialect_name, insert_for, statement
+from pytake.message.tables import contacts
 from pytake.models.base import utcnow
 from pytake.whatsapp.events import InboundMessage
 
@@ -81,7 +82,7 @@ async def _select_contacts(
             among(session, c.match_key, "keys"),
             c.deleted_at.is_(None),
         )
-        if dialect_name(session) == "postgresql":
+        if is_postgresql(session):
             stmt = stmt.order_by(c.id).with_for_update()
         return stmt
 

@@ -9,8 +9,9 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.conversation.rows import new_conversation_row
+from pytake.kit.sql import among, insert_for, statement
 from pytake.message.ingest.batch import BatchMessage, Channel
-from pytake.message.tables import among, conversations, insert_for, statement
+from pytake.message.tables import conversations
 from pytake.models.base import utcnow
 from pytake.models.conversation import LIVE_CONVERSATION_STATUSES
 

@@ -10,16 +10,10 @@ from typing import Any
 from sqlalchemy import Integer, String, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pytake.kit.sql import BatchSource, is_postgresql, later, statement
 from pytake.kit.text import without_nul
 from pytake.message.ingest.batch import BatchMessage
-from pytake.message.tables import (
-    BatchSource,
-    contacts,
-    conversations,
-    dialect_name,
-    later,
-    statement,
-)
+from pytake.message.tables import contacts, conversations
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.whatsapp.events import InboundMessage
 
@@ -47,7 +41,7 @@ async def count_messages(
     contact_rows = [_contact_activity(i, group) for i, group in sorted(by_contact.items())]
     now = utcnow()
     conversation_source, contact_source = _conversation_source(session), _contact_source(session)
-    if dialect_name(session) == "postgresql":
+    if is_postgresql(session):
         stmt = statement(session, "touch_both", lambda: _touch_both_stmt(session))
         params = {
             **conversation_source.params(conversation_rows, now=now),

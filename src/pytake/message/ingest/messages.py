@@ -10,9 +10,10 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.kit.rows import RowBuilder
+from pytake.kit.sql import BatchSource, among, insert_for, statement
 from pytake.kit.text import without_nul
 from pytake.message.ingest.batch import BatchMessage, Channel
-from pytake.message.tables import BatchSource, among, insert_for, messages, statement
+from pytake.message.tables import messages
 from pytake.models.base import utcnow
 from pytake.whatsapp.events import InboundMessage
 

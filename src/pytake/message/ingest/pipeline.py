@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.chatbot.inbox import enqueue_inbound, inbox_items
 from pytake.config import Settings
 from pytake.events import record_many
+from pytake.kit.sql import is_postgresql
 from pytake.message.ingest.batch import BatchMessage, Channel, IngestResult, Stored
 from pytake.message.ingest.channel_state import apply_channel_event, record_channel_event
 from pytake.message.ingest.contacts import apply_opt_outs, contacts_for, lock_contacts
@@ -30,7 +31,6 @@ from pytake.message.ingest.counters import count_messages
 from pytake.message.ingest.events import ingest_events_of
 from pytake.message.ingest.messages import insert_messages, without_known
 from pytake.message.statuses import apply_pending_statuses, apply_statuses
-from pytake.message.tables import dialect_name
 from pytake.whatsapp.events import Event, InboundMessage, MessageEcho, StatusUpdate
 
 
@@ -91,7 +91,7 @@ async def _store_messages(
     new_conversations: set[uuid.UUID] = set()
     people: dict[uuid.UUID, dict[str, Any]] = {}
     contact_ids = await contacts_for(session, channel, rows, new_contacts, people)
-    if dialect_name(session) != "postgresql":
+    if not is_postgresql(session):
         await lock_contacts(session, sorted(set(contact_ids.values())))
     fresh = await without_known(session, channel, rows)
     conversation_ids = (

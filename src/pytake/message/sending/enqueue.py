@@ -19,6 +19,7 @@ from pytake.contact.service import find_by_phone, valid_whatsapp_id
 from pytake.conversation.events import record_conversation_created
 from pytake.errors import FieldError, NotFound, ValidationFailed
 from pytake.kit.phone import match_key
+from pytake.kit.sql import insert_for
 from pytake.message.sending.draft import Draft, Target
 from pytake.message.sending.errors import (
     ContactBlocked,
@@ -34,7 +35,7 @@ from pytake.message.sending.schemas import (
     VideoIn,
     check_lengths,
 )
-from pytake.message.tables import contacts, insert_for
+from pytake.message.tables import contacts
 from pytake.models import Contact, Conversation, Message, WhatsAppConfig
 from pytake.models.base import utcnow
 from pytake.models.conversation import LIVE_CONVERSATION_STATUSES

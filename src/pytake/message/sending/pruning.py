@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.config import Settings
 from pytake.db import unit_of_work
-from pytake.message.tables import dialect_name
+from pytake.kit.sql import is_postgresql
 from pytake.models.base import utcnow
 from pytake.models.idempotency import idempotency_keys_table
 
@@ -28,7 +28,7 @@ async def prune_expired_keys(session: AsyncSession, expired_before: datetime, li
     """Delete up to `limit` idempotency keys created before `expired_before`; returns how many."""
     keys = idempotency_keys_table.c
     oldest = select(keys.id).where(keys.created_at < expired_before).limit(limit)
-    if dialect_name(session) == "postgresql":
+    if is_postgresql(session):
         # Two workers pruning at once take different rows instead of waiting on each other.
         oldest = oldest.with_for_update(skip_locked=True)
     result = await session.execute(

@@ -19,8 +19,9 @@ import aiohttp
 from sqlalchemy import Integer, String, and_, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from pytake.kit.sql import among, is_postgresql, statement
 from pytake.message.statuses import apply_pending_statuses, lock_provider_ids
-from pytake.message.tables import among, dialect_name, messages, pending_statuses, statement
+from pytake.message.tables import messages, pending_statuses
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.whatsapp.cloud.client import ProviderUnreachable
 from pytake.whatsapp.provider import OutboundMessage, ProviderError, SendResult
@@ -129,7 +130,7 @@ def _claim_stmt(session: AsyncSession) -> Any:
         .order_by(m.next_attempt_at)
         .limit(bindparam("b_limit", type_=Integer()))
     )
-    if dialect_name(session) == "postgresql":
+    if is_postgresql(session):
         due = due.with_for_update(skip_locked=True)
     return (
         update(messages)
@@ -321,7 +322,7 @@ async def record_outcomes(
         "ambiguous": _ambiguous_stmt,
     }
     for kind, rows in params.items():
-        if kind == "sent" and dialect_name(session) == "postgresql":
+        if kind == "sent" and is_postgresql(session):
             await _write_sent_pg(session, worker, rows, now)
         else:
             await session.execute(statement(session, f"sending.{kind}", statements[kind]), rows)
@@ -410,7 +411,7 @@ async def reconcile_stale(
         .where(m.status == "sending", m.claimed_at < now - timedelta(seconds=policy.lease_seconds))
         .limit(limit)
     )
-    if dialect_name(session) == "postgresql":
+    if is_postgresql(session):
         stale_q = stale_q.with_for_update(skip_locked=True)
     stale = list((await session.execute(stale_q)).all())
     if not stale:
