@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +18,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from pytake import __version__
 from pytake.api_docs import install_docs
 from pytake.auth.key_usage import KeyUsage
-from pytake.channel.health import health_loop
 from pytake.config import Settings, get_settings
 from pytake.db import create_engine, create_session_factory
 from pytake.errors import (
@@ -61,23 +59,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.key_usage = KeyUsage(app.state.session_factory)
     if settings.auto_migrate:
         await upgrade_to_head(engine)
-    # Requests send inline (and the health loop checks numbers) through this pool.
+    # Requests send inline (and the channel health loop checks numbers) through this pool.
     app.state.http = provider_session(SendingTuning.from_settings(settings).concurrency)
     await start_for_app(app)
-    health_task = None
-    if settings.background_loops_in_process:
-        health_task = asyncio.create_task(
-            health_loop(app.state.session_factory, settings, app.state.http)
-        )
     tune_for_serving(settings.gc_tuning)  # after start-up: see kit/gc_tuning.py
     try:
         yield
     finally:
         await stop_for_app(app)
-        if health_task is not None:
-            health_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await health_task
         await app.state.http.close()
         await app.state.key_usage.close()
         await engine.dispose()

@@ -29,7 +29,7 @@ def serve(
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_json)
     if demo_mode:
-        from pytake.channel.demo import main as run_demo
+        from pytake.demo import main as run_demo
 
         run_demo(settings, host or "127.0.0.1", port or settings.port, 9090)
         return
@@ -73,7 +73,7 @@ def demo(
     simulator_port: int = typer.Option(9090, help="The simulator's port."),
 ) -> None:
     """PyTake and the simulator in one process, with a demo organisation and number."""
-    from pytake.channel.demo import main as run_demo
+    from pytake.demo import main as run_demo
     from pytake.observability import configure_logging
 
     settings = get_settings()

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from pytake.channel.health import check_due_configs
+from pytake.channel.health import ChannelHealthLoop, check_due_configs
 from pytake.kit.crypto import SecretBox, SecretUnreadable
 from pytake.kit.ssrf import UnsafeUrl, check_url
 from pytake.whatsapp.simulator import Simulator
+from pytake.worker.runtime import start_runtime
 from tests.channel.support import create_evolution, create_official
 from tests.conftest import Org
 
@@ -72,11 +74,35 @@ async def test_periodic_check_updates_health(
     checked = await check_due_configs(
         wa_app.state.session_factory, wa_app.state.settings, wa_app.state.http
     )
-    assert checked >= 3
+    assert {good.id, bad.id, off.id} <= {str(i) for i in checked}
     listed = (await api.get("/api/v1/whatsapp-configs", headers=wa_org.headers)).json()
     health = {c["id"]: c["health_status"] for c in listed["configs"]}
     assert health == {good.id: "healthy", bad.id: "unhealthy", off.id: "inactive"}
     assert all(c["last_health_check"] for c in listed["configs"])
+
+
+async def test_two_workers_check_each_due_number_once(
+    api: httpx.AsyncClient, wa_org: Org, sim: Simulator, wa_url: str, wa_app: FastAPI
+) -> None:
+    numbers = [await create_official(api, wa_org, sim, wa_url) for _ in range(4)]
+    args = (wa_app.state.session_factory, wa_app.state.settings, wa_app.state.http)
+    first, second = await asyncio.gather(check_due_configs(*args), check_due_configs(*args))
+    assert not set(first) & set(second), "a number was checked by both workers"
+    assert {n.id for n in numbers} <= {str(i) for i in [*first, *second]}
+    # Checked just now: not due again for CHECK_INTERVAL.
+    assert not {n.id for n in numbers} & {str(i) for i in await check_due_configs(*args)}
+
+
+async def test_the_worker_runs_the_health_check(wa_app: FastAPI) -> None:
+    settings = wa_app.state.settings.model_copy(update={"run_background_loops": True})
+    runtime = await start_runtime(
+        settings, wa_app.state.engine, wa_app.state.session_factory, run_loops=True
+    )
+    try:
+        assert runtime.runner is not None
+        assert any(isinstance(loop, ChannelHealthLoop) for loop in runtime.runner.loops)
+    finally:
+        await runtime.stop()
 
 
 async def test_evolution_instance_create_qr_status(

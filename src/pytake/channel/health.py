@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -21,16 +23,18 @@ from pytake.channel.providers import (
 from pytake.config import Settings
 from pytake.db import unit_of_work
 from pytake.kit.crypto import SecretUnreadable
+from pytake.kit.sql import is_postgresql
 from pytake.kit.ssrf import UnsafeUrl
 from pytake.models import WhatsAppConfig
 from pytake.models.base import utcnow
 from pytake.whatsapp.provider import ProviderError
 
-log = logging.getLogger("pytake.channel.health")
+log = logging.getLogger(__name__)
 
 CHECK_INTERVAL = timedelta(minutes=5)
 LOOP_TICK_SECONDS = 30.0
 _CONCURRENCY = 10
+_BATCH = 200
 _STATE_WORDS = {"open": "connected", "close": "disconnected"}
 
 
@@ -146,26 +150,42 @@ _RECORDED = (
 
 async def check_due_configs(
     factory: async_sessionmaker[AsyncSession], settings: Settings, http: aiohttp.ClientSession
-) -> int:
-    """Check every number whose last check is older than CHECK_INTERVAL; returns how many.
+) -> list[uuid.UUID]:
+    """Check every number whose last check is older than CHECK_INTERVAL; returns their ids.
 
-    No transaction stays open while providers answer: read, check, then write the results.
+    The due numbers are claimed first (their `last_health_check` moved to now in a short
+    transaction, skipping rows another worker holds), so two workers never check one number
+    at once; no transaction stays open while providers answer: claim, check, then write.
     """
     cutoff = utcnow() - CHECK_INTERVAL
-    async with factory() as session:
-        configs = list(
-            await session.scalars(
-                select(WhatsAppConfig)
-                .where(
-                    or_(
-                        WhatsAppConfig.last_health_check.is_(None),
-                        WhatsAppConfig.last_health_check < cutoff,
-                    )
-                )
-                .order_by(WhatsAppConfig.last_health_check.nulls_first())
-                .limit(200)
-            )
+    is_due = or_(
+        WhatsAppConfig.last_health_check.is_(None), WhatsAppConfig.last_health_check < cutoff
+    )
+    async with unit_of_work(factory) as session:
+        due = (
+            select(WhatsAppConfig)
+            .where(is_due)
+            .order_by(WhatsAppConfig.last_health_check.nulls_first())
+            .limit(_BATCH)
         )
+        if is_postgresql(session):
+            due = due.with_for_update(skip_locked=True)
+        candidates = {c.id: c for c in await session.scalars(due)}
+        # Still due when claimed: on SQLite a second worker may have read the same rows.
+        claimed = (
+            set(
+                await session.scalars(
+                    update(WhatsAppConfig)
+                    .where(WhatsAppConfig.id.in_(list(candidates)), is_due)
+                    .values(last_health_check=utcnow())
+                    .returning(WhatsAppConfig.id)
+                )
+            )
+            if candidates
+            else set()
+        )
+        configs = [c for cid, c in candidates.items() if cid in claimed]
+        session.expunge_all()
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def check(config: WhatsAppConfig) -> None:
@@ -182,19 +202,34 @@ async def check_due_configs(
             await session.execute(
                 update(WhatsAppConfig).where(WhatsAppConfig.id == config.id).values(**values)
             )
-    return len(configs)
+    return [config.id for config in configs]
 
 
-async def health_loop(
-    factory: async_sessionmaker[AsyncSession], settings: Settings, http: aiohttp.ClientSession
-) -> None:
-    """Run `check_due_configs` forever (started from the app lifespan); errors are logged."""
-    while True:
-        # Sleep first: a starting server should answer requests before it calls providers.
-        await asyncio.sleep(LOOP_TICK_SECONDS)
-        try:
-            await check_due_configs(factory, settings, http)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("periodic WhatsApp health check failed")
+class ChannelHealthLoop:
+    """The periodic connectivity check of every number, on the worker runner like every other
+    background loop (so `pytake worker` checks health, not only `serve`)."""
+
+    name = "channel-health"
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        http: aiohttp.ClientSession,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.http = http
+        # The first check waits a tick: a starting process serves requests before it calls
+        # providers.
+        self._next_at = time.monotonic() + LOOP_TICK_SECONDS
+
+    async def run_once(self) -> float | None:
+        wait = self._next_at - time.monotonic()
+        if wait > 0:
+            return wait
+        checked = await check_due_configs(self.factory, self.settings, self.http)
+        if len(checked) == _BATCH:
+            return 0
+        self._next_at = time.monotonic() + LOOP_TICK_SECONDS
+        return LOOP_TICK_SECONDS

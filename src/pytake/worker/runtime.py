@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from pytake.campaign.dispatch import CampaignLoop
+from pytake.channel.health import ChannelHealthLoop
 from pytake.chatbot.tasks import ChatbotConsumer
 from pytake.config import Settings
 from pytake.contact.tasks import ContactImportLoop
@@ -96,6 +97,7 @@ async def start_runtime(
                 postgres=is_postgresql(engine),
             ),
         ]
+        loops.append(ChannelHealthLoop(factory, settings, runtime.provider_http))
         if settings.template_sync_interval_seconds > 0:
             loops.append(TemplateSyncLoop(factory, settings, runtime.provider_http))
         runtime.runner = Runner(loops, settings.worker_poll_seconds)
