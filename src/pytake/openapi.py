@@ -164,6 +164,7 @@ def install_openapi(app: FastAPI) -> None:
         {"name": "auth", "description": "Sign in, refresh and sign out (/v1)."},
         {"name": "api keys", "description": "Keys for integrations; org admins only."},
         {"name": "users", "description": "The organisation's team."},
+        {"name": "teams", "description": "Groups of agents that conversations are routed to."},
         {"name": "operations", "description": "Health and metrics."},
     ]
 

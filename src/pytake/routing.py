@@ -22,6 +22,7 @@ from pytake.message.sending import endpoints as sending
 from pytake.openapi import legacy_error_responses, v1_error_responses
 from pytake.ratelimit import client_address, enforce
 from pytake.realtime import endpoints as realtime
+from pytake.team import endpoints as teams
 from pytake.template import endpoints as templates
 from pytake.user import endpoints as users
 from pytake.webhook import endpoints as webhooks
@@ -101,6 +102,7 @@ def include_routers(app: FastAPI) -> None:
     # Authenticated /v1 routes are counted per organisation inside current_principal.
     for router in (
         users.router,
+        teams.router,
         auth.api_keys_router,
         contacts.router,
         contacts.tags_router,

@@ -163,6 +163,8 @@ async def _true() -> bool:
 
 
 async def test_legacy_support_flow_runs_with_transfer_to_tech(shop: Shop) -> None:
+    team = await shop.api.post("/v1/teams", json={"name": "Tech"}, headers=shop.headers)
+    assert team.status_code == 201, team.text
     resp = await shop.api.post("/api/v1/flows", json=SUPPORT_FLOW, headers=shop.headers)
     assert resp.status_code == 201, resp.text
     dan = new_customer()
@@ -176,8 +178,12 @@ async def test_legacy_support_flow_runs_with_transfer_to_tech(shop: Shop) -> Non
         return c if c["status"] == "pending" else None
 
     conversation = await eventually(transferred)
+    # In the team's queue (the name compared case-insensitively), waiting for its agents.
+    assert conversation["team"] == {"id": team.json()["id"], "name": "Tech"}
+    assert conversation["assigned_to"] is None
     detail = await shop.api.get(f"/v1/conversations/{conversation['id']}", headers=shop.headers)
     assert detail.json()["bot_variables"]["handoff_team"] == "tech"
+    assert detail.json()["team"]["name"] == "Tech"
     assert detail.json()["bot_variables"]["answer"] == "Technical Issue"
     # "billing" typed (any case, no accents needed) ends the flow: no transfer.
     eve = new_customer()
@@ -186,6 +192,46 @@ async def test_legacy_support_flow_runs_with_transfer_to_tech(shop: Shop) -> Non
     await shop.says(eve, "BILLING")
     await _settled(shop)
     assert (await shop.conversation(eve))["status"] == "open"
+
+
+TEAM_HANDOFFS = {
+    "name": "Routing", "trigger": {"type": "keyword", "keywords": ["billing", "sales"]},
+    "entry": "route",
+    "nodes": [
+        {"id": "route", "type": "condition",
+         "rules": [{"when": {"all": [{"left": "last_input", "op": "equals", "right": "billing"}]},
+                    "next": "to_billing"}],
+         "else": "to_sales"},
+        {"id": "to_billing", "type": "handoff", "text": "Billing will answer.",
+         "assign_to": {"team": "BILLING"}},
+        {"id": "to_sales", "type": "handoff", "text": "Sales will answer.",
+         "assign_to": {"team": "sales"}},
+    ],
+}  # fmt: skip
+
+
+async def test_a_handoff_names_a_team_and_falls_back_to_the_queue(shop: Shop) -> None:
+    billing = await shop.api.post("/v1/teams", json={"name": "Billing"}, headers=shop.headers)
+    assert billing.status_code == 201
+    await shop.bot(TEAM_HANDOFFS)
+    gil, hal = new_customer(), new_customer()
+    await shop.says(gil, "billing")
+    await shop.says(hal, "sales")
+    assert await shop.receives(gil, 1) == ["Billing will answer."]
+    assert await shop.receives(hal, 1) == ["Sales will answer."]
+
+    async def handed(customer: str) -> dict[str, Any] | None:
+        c = await shop.conversation(customer)
+        return c if c["status"] == "pending" else None
+
+    routed = await eventually(lambda: handed(gil))
+    assert routed["team"] == {"id": billing.json()["id"], "name": "Billing"}
+    queued = await eventually(lambda: handed(hal))  # no team "sales": the organisation's queue
+    assert queued["team"] is None and queued["bot_variables"]["handoff_team"] == "sales"
+    only = await shop.api.get(
+        "/v1/conversations", params={"team_id": billing.json()["id"]}, headers=shop.headers
+    )
+    assert [c["id"] for c in only.json()["data"]] == [routed["id"]]
 
 
 async def test_publishing_a_new_version_leaves_running_sessions_on_theirs(shop: Shop) -> None:

@@ -32,6 +32,8 @@ SCOPES: dict[str, str] = {
     "users:read": "Read the organisation's team",
     "templates:read": "Read message templates and preview them",
     "templates:write": "Create, delete and sync message templates",
+    "teams:read": "Read teams and their members",
+    "teams:write": "Create, rename and delete teams; add and remove members",
 }
 
 _READ = frozenset(s for s in SCOPES if s.endswith(":read"))

@@ -482,6 +482,7 @@ async def _live_conversations(
                         "contact_id": row.contact_id,
                         "channel_id": campaign.channel_id,
                         "assigned_to_id": None,
+                        "team_id": None,
                     },
                     "contact": {
                         "id": row.contact_id,

@@ -29,6 +29,7 @@ from pytake.models import (
     User,
 )
 from pytake.models.base import utcnow
+from pytake.team.service import team_named
 
 _MESSAGES = cast(Table, Message.__table__)
 _STATS = cast(Table, ChatbotNodeStat.__table__)
@@ -104,15 +105,19 @@ def _template_content(template: dict[str, Any]) -> dict[str, Any]:
 async def hand_off(
     session: AsyncSession, conversation: Conversation, handoff: Handoff, now: datetime
 ) -> None:
-    """The bot stops here: the conversation waits for people (pending, or assigned to the
-    named user), keeping what the bot collected; conversation.assigned fires."""
+    """The bot stops here: the conversation waits for people (pending in the named team's
+    queue or the organisation's, or assigned to the named user), keeping what the bot
+    collected; conversation.assigned fires."""
     assignee = await _assignee(session, conversation.organization_id, handoff.user_id)
     collected = dict(handoff.variables)
     collected["handoff_reason"] = handoff.reason
+    team = None
     if handoff.team:
-        # Teams are not a resource yet: the conversation goes to the organisation's queue and
-        # the team asked for is kept for the agents (and a later team router).
+        # The name the flow asked for stays with the variables: with no such team (deleted,
+        # renamed, never made) the organisation's queue takes the conversation.
         collected["handoff_team"] = handoff.team
+        team = await team_named(session, conversation.organization_id, handoff.team)
+    conversation.team_id = team.id if team is not None else None
     conversation.is_bot_active = False
     conversation.bot_variables = collected
     conversation.assigned_to_id = assignee

@@ -45,6 +45,7 @@ async def list_conversations(
     status: Annotated[ConversationStatus | None, Query()] = None,
     assigned_to: Annotated[uuid.UUID | None, Query()] = None,
     contact_id: Annotated[uuid.UUID | None, Query()] = None,
+    team_id: Annotated[uuid.UUID | None, Query(description="Only this team's.")] = None,
     search: Annotated[
         str | None, Query(max_length=200, description="Contact name or number.")
     ] = None,
@@ -52,7 +53,7 @@ async def list_conversations(
     session: AsyncSession = Session,
 ) -> Page[ConversationOut]:
     """Conversations, most recently active first."""
-    f = service.ConversationFilter(status, assigned_to, contact_id, search)
+    f = service.ConversationFilter(status, assigned_to, contact_id, search, team_id=team_id)
     items, total = await service.list_conversations(session, principal, params, f)
     return Page[ConversationOut](data=items, meta=page_meta(params, total))
 
@@ -87,7 +88,8 @@ async def update_conversation(
     principal: Principal = Depends(_WRITE),
     session: AsyncSession = Session,
 ) -> ConversationOut:
-    """Assign (to an agent or admin of your organisation), tag, resolve or reopen."""
+    """Assign (to an agent or admin of your organisation), route to a team, tag, resolve or
+    reopen."""
     return await service.update_conversation(session, principal, conversation_id, body)
 
 

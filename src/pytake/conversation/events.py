@@ -20,6 +20,7 @@ def conversation_view_of(conversation: Conversation) -> dict[str, Any]:
         conversation.contact_id,
         conversation.channel_id,
         conversation.assigned_to_id,
+        conversation.team_id,
     )
 
 

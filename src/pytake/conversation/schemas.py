@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from pytake.message.sending.schemas import MessageOut
+from pytake.team.schemas import TeamBriefOut
 
 ConversationStatus = Literal["open", "pending", "assigned", "resolved", "closed"]
 
@@ -30,6 +31,9 @@ class ConversationOut(BaseModel):
     channel_id: uuid.UUID | None
     status: str
     assigned_to: AssigneeOut | None
+    team: TeamBriefOut | None = Field(
+        default=None, description="The team the conversation was routed to (null: none)."
+    )
     is_bot_active: bool
     tags: list[str]
     unread_count: int
@@ -69,6 +73,9 @@ class ConversationUpdateIn(BaseModel):
     )
     tags: list[str] | None = Field(default=None, max_length=50)
     is_bot_active: bool | None = None
+    team_id: uuid.UUID | None = Field(
+        default=None, description="Route to a team of your organisation; null removes the team."
+    )
 
     @field_validator("tags")
     @classmethod

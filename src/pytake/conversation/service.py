@@ -29,8 +29,10 @@ from pytake.errors import ValidationFailed
 from pytake.kit.pagination import PageParams
 from pytake.message.sending.context import SendingContext
 from pytake.message.sending.errors import whatsapp_error
-from pytake.models import Contact, Conversation, Message, User
+from pytake.models import Contact, Conversation, Message, Team, User
 from pytake.models.base import utcnow
+from pytake.team.schemas import TeamBriefOut
+from pytake.team.service import team_in_organization
 from pytake.tenancy import get_scoped, scoped
 from pytake.whatsapp.provider import ProviderError
 
@@ -51,15 +53,22 @@ class ConversationFilter:
     contact_id: uuid.UUID | None = None
     search: str | None = None
     statuses: tuple[str, ...] | None = None
+    team_id: uuid.UUID | None = None
 
 
 def _base(principal: Principal) -> Select[Any]:
     stmt = (
         select(
-            Conversation, Contact.name, Contact.profile_name, Contact.whatsapp_id, User.full_name
+            Conversation,
+            Contact.name,
+            Contact.profile_name,
+            Contact.whatsapp_id,
+            User.full_name,
+            Team.name,
         )
         .join(Contact, Contact.id == Conversation.contact_id)
         .outerjoin(User, User.id == Conversation.assigned_to_id)
+        .outerjoin(Team, Team.id == Conversation.team_id)
     )
     return scoped(cast(Select[Any], stmt), Conversation, principal)
 
@@ -73,6 +82,8 @@ def _filtered(stmt: Select[Any], f: ConversationFilter) -> Select[Any]:
         stmt = stmt.where(Conversation.assigned_to_id == f.assigned_to)
     if f.contact_id is not None:
         stmt = stmt.where(Conversation.contact_id == f.contact_id)
+    if f.team_id is not None:
+        stmt = stmt.where(Conversation.team_id == f.team_id)
     pattern = search_pattern(f.search) if f.search else None
     if pattern is not None:
         stmt = stmt.where(Contact.search_text.like(pattern, escape="\\"))
@@ -80,8 +91,9 @@ def _filtered(stmt: Select[Any], f: ConversationFilter) -> Select[Any]:
 
 
 def view(row: Any) -> ConversationOut:
-    """A (Conversation, contact name, profile name, whatsapp id, assignee name) row → schema."""
-    conversation, name, profile_name, whatsapp_id, assignee = row
+    """A (Conversation, contact name, profile name, whatsapp id, assignee name, team name)
+    row → schema."""
+    conversation, name, profile_name, whatsapp_id, assignee, team = row
     return ConversationOut(
         id=conversation.id,
         contact=ConversationContactOut(
@@ -91,6 +103,9 @@ def view(row: Any) -> ConversationOut:
         status=conversation.status,
         assigned_to=AssigneeOut(id=conversation.assigned_to_id, name=assignee or "")
         if conversation.assigned_to_id
+        else None,
+        team=TeamBriefOut(id=conversation.team_id, name=team or "")
+        if conversation.team_id
         else None,
         is_bot_active=conversation.is_bot_active,
         tags=list(conversation.tags or []),
@@ -215,6 +230,13 @@ async def update_conversation(
         conversation.resolved_at = None
     if data.tags is not None:
         conversation.tags = data.tags
+    if "team_id" in changes:
+        conversation.team_id = (
+            (await team_in_organization(session, conversation.organization_id, data.team_id,
+                                        "team_id")).id
+            if data.team_id is not None
+            else None
+        )  # fmt: skip
     if data.is_bot_active is not None:
         conversation.is_bot_active = data.is_bot_active
     conversation.updated_at = utcnow()
@@ -277,7 +299,7 @@ async def mark_read(
 
 
 def legacy_view(row: Any) -> LegacyAgentConversation:
-    conversation, _name, _profile, whatsapp_id, _assignee = row
+    conversation, _name, _profile, whatsapp_id, _assignee, _team = row
     status = next(k for k, v in LEGACY_STATUS.items() if conversation.status in v)
     return LegacyAgentConversation(
         id=conversation.id,

@@ -56,6 +56,7 @@ def conversation_view(
     contact_id: uuid.UUID,
     channel_id: uuid.UUID | None,
     assigned_to_id: uuid.UUID | None,
+    team_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
     return {
         "id": conversation_id,
@@ -63,6 +64,7 @@ def conversation_view(
         "contact_id": contact_id,
         "channel_id": channel_id,
         "assigned_to_id": assigned_to_id,
+        "team_id": team_id,
     }
 
 

@@ -17,6 +17,7 @@ from pytake.models.event import Event as Event
 from pytake.models.event import UnpublishedEvents as UnpublishedEvents
 from pytake.models.idempotency import IdempotencyKey as IdempotencyKey
 from pytake.models.organization import ApiKey, Organization, RefreshToken, User
+from pytake.models.team import Team, TeamMember
 from pytake.models.template import MessageTemplate, TemplateSyncState
 from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
 
@@ -41,6 +42,8 @@ __all__ = [
     "PendingStatus",
     "RefreshToken",
     "Tag",
+    "Team",
+    "TeamMember",
     "TemplateSyncState",
     "User",
     "WebhookDelivery",

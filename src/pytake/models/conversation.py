@@ -26,6 +26,7 @@ class Conversation(IdMixin, TenantMixin, TimestampMixin, Base):
         Index("ix_conversations_contact_channel_status", "contact_id", "channel_id", "status"),
         Index("ix_conversations_org_status_last", "organization_id", "status", "last_message_at"),
         Index("ix_conversations_assigned_to", "assigned_to_id"),
+        Index("ix_conversations_team", "team_id"),
     )
 
     contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
@@ -38,6 +39,8 @@ class Conversation(IdMixin, TenantMixin, TimestampMixin, Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     is_bot_active: Mapped[bool] = mapped_column(default=True)
+    # The team the conversation was routed to (a chatbot's handoff, or an agent's transfer).
+    team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     window_expires_at: Mapped[datetime | None] = mapped_column(
         comment="customer-service window: last inbound + 24 h"
     )

@@ -1,0 +1,1 @@
+"""Teams: named groups of agents that conversations are routed to."""
