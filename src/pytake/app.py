@@ -19,6 +19,7 @@ from pytake import __version__
 from pytake.api_docs import install_docs
 from pytake.auth.key_usage import KeyUsage
 from pytake.config import Settings, get_settings
+from pytake.dashboard.serving import mount_console
 from pytake.db import create_engine, create_session_factory
 from pytake.errors import (
     FieldError,
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     include_routers(app)
     install_openapi(app)
     install_docs(app)
+    mount_console(app)
     return app
 
 
