@@ -63,6 +63,16 @@ def inbox_items(stored: Any, new_conversations: set[uuid.UUID]) -> list[InboundI
     return items
 
 
+def phone_replies(stored: Any) -> set[uuid.UUID]:
+    """The conversations an ingest batch stored an echo of a message sent from the business's
+    phone in (not an echo of an API send)."""
+    return {
+        stored.conversation_ids[stored.contact_ids[row.key]]
+        for row in stored.rows
+        if not row.inbound and getattr(row.event, "source", None) == "device"
+    }
+
+
 async def enqueue_inbound(
     session: AsyncSession, organization_id: uuid.UUID, items: list[InboundItem]
 ) -> None:

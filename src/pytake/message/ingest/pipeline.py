@@ -19,7 +19,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.chatbot.inbox import enqueue_inbound, inbox_items
+from pytake.chatbot.inbox import enqueue_inbound, inbox_items, phone_replies
+from pytake.chatbot.sessions import pause_for_phone_replies
 from pytake.config import Settings
 from pytake.events import record_many
 from pytake.kit.sql import is_postgresql
@@ -137,6 +138,7 @@ async def _store_messages(
     )
     # In the same transaction: the chatbots' durable queue (pytake.chatbot.inbox).
     await enqueue_inbound(session, channel.organization_id, inbox_items(batch, new_conversations))
+    await pause_for_phone_replies(session, channel.organization_id, phone_replies(batch))
 
 
 def _attribute(
