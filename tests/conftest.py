@@ -117,13 +117,18 @@ async def fresh_database_url(tmp_path) -> AsyncIterator[str]:  # type: ignore[no
 
 
 @pytest.fixture(scope="session")
-def make_settings(database_url: str) -> Callable[..., Settings]:
+def make_settings(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
     """Settings for a test app; keyword arguments override (e.g. lower rate limits)."""
+    # One data directory for the session's apps, as processes of one deployment share storage.
+    data_dir = str(tmp_path_factory.mktemp("data"))
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "env": "test",
             "database_url": database_url,
+            "data_dir": data_dir,
             "redis_url": TEST_REDIS_URL,
             "secret_key": "test-secret-key-that-is-long-enough-for-hs256",
             "rate_limit_key_prefix": f"pytake-test-{RUN_ID}-{uuid.uuid4().hex[:6]}",

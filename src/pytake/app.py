@@ -40,6 +40,7 @@ from pytake.ratelimit import RateLimiter
 from pytake.request_guard import RequestGuard
 from pytake.routing import (
     CONTACT_IMPORT_PATH,
+    MEDIA_UPLOAD_PATH,
     META_WEBHOOK_PATH,
     PROVIDER_WEBHOOKS_PREFIX,
     count_unrouted,
@@ -96,7 +97,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestGuard,
         default_limit=settings.max_request_body_bytes,
-        limits={CONTACT_IMPORT_PATH: settings.max_import_body_bytes},
+        limits={
+            CONTACT_IMPORT_PATH: settings.max_import_body_bytes,
+            MEDIA_UPLOAD_PATH: settings.max_media_upload_bytes,
+        },
         exempt_prefixes=(PROVIDER_WEBHOOKS_PREFIX,),
     )
     # Added before the observability middleware so that it runs inside it.

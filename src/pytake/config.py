@@ -108,6 +108,25 @@ class Settings(BaseSettings):
     campaign_throttle_recover_seconds: float = 5.0
     campaign_poll_seconds: float = 0.2
 
+    # Media (pytake.media): where files are kept, the fetch of inbound media, uploads.
+    data_dir: str = "./pytake-data"
+    media_storage: Literal["local", "s3"] = "local"
+    media_local_dir: str | None = None  # default: <data_dir>/media
+    media_s3_bucket: str | None = None
+    media_s3_endpoint_url: str | None = None  # MinIO, R2, …; None: AWS
+    media_s3_region: str | None = None
+    media_s3_access_key_id: str | None = None
+    media_s3_secret_access_key: str | None = None
+    media_s3_prefix: str = ""
+    # POST /v1/media bodies (Meta's largest type, documents, is 100 MB; multipart adds a little).
+    max_media_upload_bytes: int = 101 * 1024 * 1024
+    media_fetch_concurrency: int = 8
+    media_fetch_max_attempts: int = 5
+    media_fetch_backoff_seconds: float = 5.0
+    media_fetch_timeout_seconds: float = 120.0
+    media_signed_url_ttl_seconds: int = 300
+    media_retention_every_seconds: float = 3600.0
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.env == "production" and self.secret_key == DEFAULT_SECRET_KEY:

@@ -17,6 +17,7 @@ from pytake.config import Settings
 from pytake.contact import endpoints as contacts
 from pytake.conversation import endpoints as conversations
 from pytake.errors import is_v1_path
+from pytake.media import endpoints as media
 from pytake.message import webhooks as inbound_webhooks
 from pytake.message.sending import endpoints as sending
 from pytake.openapi import legacy_error_responses, v1_error_responses
@@ -35,6 +36,7 @@ META_WEBHOOK_PATH = LEGACY_PREFIX + inbound_webhooks.router.prefix + "/webhook"
 # Provider webhooks read their bodies with their own limit (settings.max_webhook_body_bytes).
 PROVIDER_WEBHOOKS_PREFIX = META_WEBHOOK_PATH
 CONTACT_IMPORT_PATH = "/v1" + contacts.router.prefix + "/import"
+MEDIA_UPLOAD_PATH = "/v1" + media.router.prefix
 
 
 def _caller_key(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> str | None:
@@ -99,6 +101,7 @@ async def count_unrouted(request: Request) -> None:
 def include_routers(app: FastAPI) -> None:
     v1 = APIRouter(prefix="/v1", responses=v1_error_responses())
     v1.include_router(auth.v1_router, dependencies=[Depends(v1_anonymous_limit)])
+    v1.include_router(media.signed_router, dependencies=[Depends(v1_anonymous_limit)])
     # Authenticated /v1 routes are counted per organisation inside current_principal.
     for router in (
         users.router,
@@ -113,6 +116,7 @@ def include_routers(app: FastAPI) -> None:
         campaigns.router,
         chatbots.router,
         chatbots.conversation_router,
+        media.router,
     ):
         v1.include_router(router)
 

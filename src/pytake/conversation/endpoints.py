@@ -30,7 +30,7 @@ from pytake.message.sending.draft import Draft, Target
 from pytake.message.sending.endpoints import SEND_RESPONSES, send_response
 from pytake.message.sending.idempotency import Idempotency
 from pytake.message.sending.schemas import ReplyIn
-from pytake.message.sending.views import message_view
+from pytake.message.sending.views import message_views
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 legacy_router = APIRouter(prefix="/conversations", tags=["conversations"])
@@ -74,7 +74,7 @@ async def get_conversation(
     )
     return ConversationDetailOut(
         **conversation.model_dump(),
-        messages=[message_view(m) for m in messages],
+        messages=await message_views(session, list(messages)),
         messages_meta=MessagesMeta(
             limit=messages_limit, has_more=cursor is not None, next_cursor=cursor
         ),

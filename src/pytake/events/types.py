@@ -12,6 +12,7 @@ MESSAGE_EVENTS = (
     "message.delivered",
     "message.read",
     "message.failed",
+    "message.media_updated",
 )
 CONVERSATION_EVENTS = ("conversation.created", "conversation.assigned", "conversation.resolved")
 CONTACT_EVENTS = ("contact.created", "contact.updated")

@@ -16,6 +16,7 @@ from pytake.models.conversation import Conversation, Message, PendingStatus
 from pytake.models.event import Event as Event
 from pytake.models.event import UnpublishedEvents as UnpublishedEvents
 from pytake.models.idempotency import IdempotencyKey as IdempotencyKey
+from pytake.models.media import Media, MediaUpload
 from pytake.models.organization import ApiKey, Organization, RefreshToken, User
 from pytake.models.team import Team, TeamMember
 from pytake.models.template import MessageTemplate, TemplateSyncState
@@ -36,6 +37,8 @@ __all__ = [
     "Contact",
     "ContactTag",
     "Conversation",
+    "Media",
+    "MediaUpload",
     "Message",
     "MessageTemplate",
     "Organization",

@@ -35,6 +35,8 @@ def required_scope(event_type: str) -> tuple[str, ...]:
 def frame_for(event: CommittedEvent) -> dict[str, Any]:
     if event.type == "message.received":
         kind, data = "message", _inbound_message(event)
+    elif event.type == "message.media_updated":
+        kind, data = "media", event.data
     elif event.type.startswith("message."):
         kind, data = "status", _status(event)
     elif event.type in CONVERSATION_EVENTS:
@@ -69,6 +71,7 @@ def _inbound_message(event: CommittedEvent) -> dict[str, Any]:
         "id": message.get("id"),
         "type": message.get("type"),
         "content": message.get("content"),
+        "media": message.get("media"),
         "conversation": conversation,
         "contact": contact,
     }

@@ -7,7 +7,7 @@ for text), so the Cloud adapter is nearly pass-through and other adapters transl
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 from pytake.whatsapp.errors import ProviderError, explain, is_retryable
 
@@ -136,8 +136,8 @@ class WhatsAppProvider(Protocol):
         """Fetch the bytes of a media id."""
         ...
 
-    async def upload_media(self, data: bytes, mime_type: str, filename: str) -> str:
-        """Upload bytes; returns a media id usable in `{"id": ...}` content."""
+    async def upload_media(self, data: bytes | IO[bytes], mime_type: str, filename: str) -> str:
+        """Upload bytes (or an open file); returns a media id usable in `{"id": ...}` content."""
         ...
 
     async def phone_number_info(self) -> PhoneNumberInfo:

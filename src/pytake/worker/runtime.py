@@ -24,6 +24,8 @@ from pytake.events.bus import EventBus
 from pytake.events.relay import EventsRelay
 from pytake.kit.net_guard import guarded_session
 from pytake.kit.sql import is_postgresql
+from pytake.media.fetch import MediaFetchLoop
+from pytake.media.storage import MediaStorage, build_storage
 from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
 from pytake.message.sending.pruning import IdempotencyPruner
 from pytake.realtime.registry import Registry
@@ -44,11 +46,14 @@ class Runtime:
     runner: Runner | None = None
     http: aiohttp.ClientSession | None = None
     provider_http: aiohttp.ClientSession | None = None
+    media_storage: MediaStorage | None = None
 
     async def stop(self) -> None:
         if self.runner is not None:
             await self.runner.stop()
         await self.bus.stop(self.engine)
+        if self.media_storage is not None:
+            await self.media_storage.close()
         for session in (self.http, self.provider_http):
             if session is not None:
                 await session.close()
@@ -74,7 +79,8 @@ async def start_runtime(
     bus = EventBus(factory, redis, settings.events_channel)
     registry = Registry(queue_size=settings.ws_send_queue_size)
     bus.on_events(registry.dispatch)
-    runtime = Runtime(engine, bus, registry, redis)
+    media_storage = build_storage(settings)
+    runtime = Runtime(engine, bus, registry, redis, media_storage=media_storage)
     if run_loops:
         runtime.http = guarded_session(
             allow_private=settings.allow_private_urls,
@@ -98,6 +104,7 @@ async def start_runtime(
             ),
         ]
         loops.append(ChannelHealthLoop(factory, settings, runtime.provider_http))
+        loops.append(MediaFetchLoop(factory, settings, runtime.provider_http, media_storage))
         if settings.template_sync_interval_seconds > 0:
             loops.append(TemplateSyncLoop(factory, settings, runtime.provider_http))
         runtime.runner = Runner(loops, settings.worker_poll_seconds)

@@ -15,7 +15,9 @@ from pytake.events.payloads import (
     message_received,
 )
 from pytake.kit.text import without_nul
+from pytake.media.views import pending_inbound
 from pytake.message.ingest.batch import BatchMessage, Channel, Stored
+from pytake.whatsapp.provider import MEDIA_TYPES
 
 
 def ingest_events_of(
@@ -96,4 +98,6 @@ def _message_received(
         "context_message_id": event.context_message_id,
         "created_at": event.timestamp,
     }
+    if event.type in MEDIA_TYPES:  # its fetch is queued in this transaction (pytake.media)
+        message["media"] = pending_inbound(message["id"], event.content)
     return message_received(org, message, conversation_id, contact)

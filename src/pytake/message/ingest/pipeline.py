@@ -24,6 +24,7 @@ from pytake.chatbot.sessions import pause_for_phone_replies
 from pytake.config import Settings
 from pytake.events import record_many
 from pytake.kit.sql import is_postgresql
+from pytake.media.inbound import enqueue_fetches
 from pytake.message.ingest.batch import BatchMessage, Channel, IngestResult, Stored
 from pytake.message.ingest.channel_state import apply_channel_event, record_channel_event
 from pytake.message.ingest.contacts import apply_opt_outs, contacts_for, lock_contacts
@@ -136,9 +137,11 @@ async def _store_messages(
             opted,
         ),
     )
-    # In the same transaction: the chatbots' durable queue (pytake.chatbot.inbox).
+    # In the same transaction: the chatbots' durable queue (pytake.chatbot.inbox) and the
+    # fetch of inbound media (pytake.media.inbound).
     await enqueue_inbound(session, channel.organization_id, inbox_items(batch, new_conversations))
     await pause_for_phone_replies(session, channel.organization_id, phone_replies(batch))
+    await enqueue_fetches(session, channel, batch)
 
 
 def _attribute(

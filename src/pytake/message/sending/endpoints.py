@@ -102,7 +102,9 @@ async def get_message(
     session: AsyncSession = Session,
 ) -> MessageOut:
     """A message and its delivery status (`sent_at`, `delivered_at`, `read_at`, `failed_at`)."""
-    return views.message_view(await views.get_message(session, principal, message_id))
+    message = await views.get_message(session, principal, message_id)
+    [view] = await views.message_views(session, [message])
+    return view
 
 
 @legacy_router.post(

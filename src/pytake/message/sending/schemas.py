@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pytake.errors import FieldError, ValidationFailed
 from pytake.kit.json_values import JsonObject, bounded_json
+from pytake.media.schemas import MediaOut
 
 TEXT_MAX = 4096
 CAPTION_MAX = 1024
@@ -397,6 +398,9 @@ class MessageOut(BaseModel):
     error: MessageErrorOut | None = None
     attempts: int = 0
     created_at: datetime
+    media: MediaOut | None = Field(
+        default=None, description="The file of an image, video, audio, document or sticker."
+    )
 
 
 class LegacySendIn(BaseModel):

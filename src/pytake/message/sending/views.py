@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.auth.principal import Principal
+from pytake.media.schemas import MediaOut
+from pytake.media.views import media_for_messages
 from pytake.message.sending.schemas import MessageErrorOut, MessageOut
 from pytake.models import Message
 from pytake.tenancy import get_scoped
@@ -54,3 +56,14 @@ def message_view(message: Message) -> MessageOut:
         attempts=message.attempts or 0,
         created_at=message.created_at,
     )
+
+
+async def message_views(session: AsyncSession, messages: list[Message]) -> list[MessageOut]:
+    """The /v1 shapes of stored messages, with their `media` objects (one query for all)."""
+    media = await media_for_messages(session, messages)
+    views = [message_view(m) for m in messages]
+    for view in views:
+        found = media.get(view.id)
+        if found is not None:
+            view.media = MediaOut(**found)
+    return views

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import IO, Any
 
 import aiohttp
 import httptools
@@ -151,8 +152,24 @@ class CloudProvider:
             raise ProviderError.transport(exc, "media download") from exc
         return MediaContent(data=data, mime_type=mime)
 
-    async def upload_media(self, data: bytes, mime_type: str, filename: str) -> str:
-        """Upload bytes as multipart; returns the new media id."""
+    async def iter_media(
+        self, url: str, *, chunk_size: int = 64 * 1024, seconds: float | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream a download URL's bytes (it needs the bearer token too) chunk by chunk, so a
+        large file never sits in memory whole; an HTTP error is a ProviderError with its status
+        (401/404: the URL expired, ask `get_media_url` for a fresh one)."""
+        limit = aiohttp.ClientTimeout(total=seconds) if seconds else self._timeout
+        try:
+            async with self._session.get(url, headers=self._auth, timeout=limit) as response:
+                if response.status >= 400:
+                    raise await _error_from(response)
+                async for chunk in response.content.iter_chunked(chunk_size):
+                    yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ProviderError.transport(exc, "media download") from exc
+
+    async def upload_media(self, data: bytes | IO[bytes], mime_type: str, filename: str) -> str:
+        """Upload bytes (or an open file, streamed) as multipart; returns the new media id."""
         form = aiohttp.FormData()
         form.add_field("messaging_product", "whatsapp")
         form.add_field("type", mime_type)

@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 import aiohttp
 
@@ -346,7 +346,7 @@ class EvolutionProvider:
         mime = str(data.get("mimetype") or "application/octet-stream")
         return MediaContent(data=payload, mime_type=mime, filename=data.get("fileName"))
 
-    async def upload_media(self, data: bytes, mime_type: str, filename: str) -> str:
+    async def upload_media(self, data: bytes | IO[bytes], mime_type: str, filename: str) -> str:
         """Evolution sends media by URL or base64; there is no upload step."""
         raise ProviderError.not_supported("Evolution", "media upload")
 

@@ -303,7 +303,16 @@ class GraphApi:
         media = self.state.media.get(request.match_info["media_id"])
         if media is None or not any(n.phone_number_id == media[2] for n in numbers):
             return web.Response(status=404, text="Not found")
-        return web.Response(body=media[0], content_type=media[1].split(";")[0])
+        faults = self.state.faults
+        if faults.expire_media_urls > 0:
+            faults.expire_media_urls -= 1
+            return web.Response(status=404, text="URL signature expired")
+        media_id = request.match_info["media_id"]
+        self.state.media_downloads[media_id] = self.state.media_downloads.get(media_id, 0) + 1
+        data = media[0]
+        if faults.tamper_media and data:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        return web.Response(body=data, content_type=media[1].split(";")[0])
 
     async def upload_media(self, request: web.Request) -> web.Response:
         """`POST /{phone_number_id}/media` (multipart: messaging_product, type, file)."""

@@ -262,6 +262,8 @@ class Simulator:
         reorder_statuses: bool | None = None,
         drop_statuses: list[str] | None = None,
         window_mode: str | None = None,
+        tamper_media: bool | None = None,
+        expire_media_urls: int | None = None,
     ) -> None:
         """Merge faults; `error` fails the next `count` sends synchronously, `async_error`
         accepts them and reports `failed` by webhook."""
@@ -278,6 +280,10 @@ class Simulator:
             faults.reorder_statuses = bool(reorder_statuses)
         if drop_statuses is not None:
             faults.drop_statuses = set(drop_statuses)
+        if tamper_media is not None:
+            faults.tamper_media = bool(tamper_media)
+        if expire_media_urls is not None:
+            faults.expire_media_urls = int(expire_media_urls)
         if window_mode is not None:
             if window_mode not in ("sync", "async"):
                 raise ValueError("window_mode must be sync or async")

@@ -205,6 +205,10 @@ class Faults:
     reorder_statuses: bool = False
     drop_statuses: set[str] = field(default_factory=set)
     window_mode: Literal["sync", "async"] | None = None
+    # Media downloads: serve altered bytes (same size, so the sha256 check must catch it), and
+    # answer the next N downloads 404 as an expired lookaside URL does.
+    tamper_media: bool = False
+    expire_media_urls: int = 0
 
     def take(self, pool: list[ErrorFault], provider: str, channel: str) -> ErrorFault | None:
         """Consume one matching fault from `pool`."""
@@ -297,6 +301,7 @@ class SimState:
         self.received: list[CustomerMessage] = []
         self.read_marks: list[dict[str, Any]] = []
         self.media: dict[str, tuple[bytes, str, str]] = {}  # id → (data, mime, owner channel)
+        self.media_downloads: dict[str, int] = {}  # id → downloads served
         self.instances: dict[str, EvolutionInstance] = {}
         self.faults = Faults(latency_ms=self.settings.latency_ms)
         self.webhook_log: list[dict[str, Any]] = []

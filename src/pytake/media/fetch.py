@@ -1,0 +1,353 @@
+"""The fetch of inbound media: a background loop over the `media` table's pending rows.
+
+Claimed rows are leased (`claimed_until`) and counted (`attempts`) at the claim, so a worker
+that dies mid-download only delays its rows until the lease runs out, and an item that keeps
+killing workers still runs out of attempts. Each fetch streams the provider's bytes into a
+staging file while hashing them (memory stays flat whatever the size), checks Meta's sha256
+and size, stores the file under its content key, and marks the row `stored`; a retryable
+failure puts it back with exponential backoff, anything else (or the last attempt) marks it
+`failed` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from pytake.channel.providers import provider_for
+from pytake.config import Settings
+from pytake.db import unit_of_work
+from pytake.kit.crypto import SecretUnreadable
+from pytake.kit.ssrf import UnsafeUrl
+from pytake.media.events import record_media_updated
+from pytake.media.inbound import FETCH_LOOP
+from pytake.media.limits import LARGEST as LARGEST_MEDIA
+from pytake.media.storage import MediaStorage, Staged, TooLarge, content_key, staging_dir
+from pytake.models import Media, Message, WhatsAppConfig
+from pytake.models.base import utcnow
+from pytake.whatsapp.cloud import CloudProvider
+from pytake.whatsapp.provider import ProviderError, WhatsAppProvider
+
+log = logging.getLogger("pytake.media.fetch")
+
+LEASE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchTuning:
+    """Knobs of the fetch (from settings; tests shrink the backoff)."""
+
+    concurrency: int = 8
+    max_attempts: int = 5
+    backoff_seconds: float = 5.0
+    backoff_max_seconds: float = 3600.0
+    timeout_seconds: float = 120.0
+    poll_seconds: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FetchTuning:
+        return cls(
+            concurrency=settings.media_fetch_concurrency,
+            max_attempts=settings.media_fetch_max_attempts,
+            backoff_seconds=settings.media_fetch_backoff_seconds,
+            timeout_seconds=settings.media_fetch_timeout_seconds,
+        )
+
+    def backoff(self, attempts: int) -> timedelta:
+        return timedelta(
+            seconds=min(self.backoff_max_seconds, self.backoff_seconds * 2 ** max(0, attempts - 1))
+        )
+
+
+class FetchFailed(Exception):
+    """A fetch that did not store the file; `retryable` says whether to try again."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A leased pending row, as much of it as a fetch needs."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    channel_id: uuid.UUID | None
+    message_id: uuid.UUID | None
+    provider_media_id: str | None
+    expected_sha256: str | None
+    expected_size: int | None
+    mime_type: str | None
+    attempts: int
+
+
+async def claim_due(session: AsyncSession, limit: int) -> list[Claimed]:
+    """Lease up to `limit` due pending rows, the longest-waiting first."""
+    now = utcnow()
+    m = Media
+    rows = (
+        await session.execute(
+            select(
+                m.id,
+                m.organization_id,
+                m.channel_id,
+                m.message_id,
+                m.provider_media_id,
+                m.expected_sha256,
+                m.expected_size,
+                m.mime_type,
+                m.attempts,
+            )
+            .where(
+                m.status == "pending",
+                m.next_attempt_at <= now,
+                or_(m.claimed_until.is_(None), m.claimed_until < now),
+            )
+            .order_by(m.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    await session.execute(
+        update(m)
+        .where(m.id.in_(ids))
+        .values(claimed_until=now + LEASE, attempts=m.attempts + 1, updated_at=now)
+    )
+    return [Claimed(*row[:8], attempts=row.attempts + 1) for row in rows]
+
+
+async def next_due_in(session: AsyncSession) -> float | None:
+    """Seconds until the next pending row is due (None: none is pending)."""
+    due = await session.scalar(
+        select(Media.next_attempt_at)
+        .where(Media.status == "pending")
+        .order_by(Media.next_attempt_at)
+        .limit(1)
+    )
+    if due is None:
+        return None
+    return max(0.0, (due - utcnow()).total_seconds())
+
+
+def digest_matches(expected: str, sha256_hex: str) -> bool:
+    """Meta gives sha256 as hex in some places and base64 in others; accept both."""
+    expected = expected.strip()
+    if expected.lower() == sha256_hex:
+        return True
+    try:
+        return base64.b64decode(expected, validate=True).hex() == sha256_hex
+    except (binascii.Error, ValueError):
+        return False
+
+
+class MediaFetchLoop:
+    """The `media-fetch` background loop (runner protocol: `name`, `run_once`)."""
+
+    name = FETCH_LOOP
+
+    def __init__(
+        self,
+        factory: async_sessionmaker[AsyncSession],
+        settings: Settings,
+        http: aiohttp.ClientSession,
+        storage: MediaStorage,
+        tuning: FetchTuning | None = None,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.http = http
+        self.storage = storage
+        self.tuning = tuning or FetchTuning.from_settings(settings)
+        self.staging = staging_dir(settings)
+        self.fetched = 0
+
+    async def run_once(self) -> float | None:
+        """Fetch one batch of due items concurrently; 0 when more may be due."""
+        async with unit_of_work(self.factory) as session:
+            claimed = await claim_due(session, self.tuning.concurrency)
+        if claimed:
+            await asyncio.gather(*(self.fetch(item) for item in claimed))
+            if len(claimed) == self.tuning.concurrency:
+                return 0
+        async with self.factory() as session:
+            due = await next_due_in(session)
+        return self.tuning.poll_seconds if due is None else due
+
+    async def fetch(self, item: Claimed) -> None:
+        """Fetch one claimed item and record the outcome (never raises for a failed fetch)."""
+        try:
+            stored = await self._download_and_store(item)
+        except FetchFailed as exc:
+            await self._record_failure(item, exc)
+            return
+        except Exception as exc:  # a bug or an unwrapped error: retried like a provider error
+            log.exception("fetching media %s failed unexpectedly", item.id)
+            await self._record_failure(item, FetchFailed(f"internal error: {exc}", retryable=True))
+            return
+        await self._record_stored(item, *stored)
+        self.fetched += 1
+
+    async def _provider(self, item: Claimed) -> WhatsAppProvider:
+        async with self.factory() as session:
+            config = await session.get(WhatsAppConfig, item.channel_id) if item.channel_id else None
+        if config is None:
+            raise FetchFailed("the message's WhatsApp number was deleted", retryable=False)
+        try:
+            return await provider_for(config, self.settings, self.http)
+        except (UnsafeUrl, SecretUnreadable) as exc:
+            raise FetchFailed(
+                f"the WhatsApp number cannot be used: {exc}", retryable=False
+            ) from exc
+
+    async def _download_and_store(self, item: Claimed) -> tuple[str, int, str | None]:
+        if not item.provider_media_id:
+            raise FetchFailed("the webhook named no media id", retryable=False)
+        provider = await self._provider(item)
+        with Staged(self.staging, limit=LARGEST_MEDIA) as staged:
+            try:
+                mime, expected_sha, expected_size = await self._download(item, provider, staged)
+            except ProviderError as exc:
+                raise FetchFailed(exc.plain_explanation[:500], retryable=exc.retryable) from exc
+            except TooLarge as exc:
+                raise FetchFailed(f"the file is {exc}", retryable=False) from exc
+            sha256_hex = staged.finish()
+            if expected_size is not None and staged.size != expected_size:
+                raise FetchFailed(
+                    f"size mismatch: WhatsApp said {expected_size} bytes, got {staged.size}",
+                    retryable=True,
+                )
+            if expected_sha and not digest_matches(expected_sha, sha256_hex):
+                raise FetchFailed(
+                    "sha256 mismatch: the downloaded bytes are not the file WhatsApp described",
+                    retryable=True,
+                )
+            key = content_key(item.organization_id, sha256_hex)
+            if not await self.storage.exists(key):
+                await self.storage.put_file(key, staged.path, mime or "application/octet-stream")
+            return sha256_hex, staged.size, mime
+
+    async def _download(
+        self, item: Claimed, provider: WhatsAppProvider, staged: Staged
+    ) -> tuple[str | None, str | None, int | None]:
+        """Write the bytes into `staged`; returns the MIME type and Meta's sha256 and size."""
+        media_id = item.provider_media_id or ""
+        if isinstance(provider, CloudProvider):
+            return await self._download_cloud(item, provider, media_id, staged)
+        inline = await self._inline_base64(item)
+        if inline is not None:
+            staged.write(inline)
+            return item.mime_type, item.expected_sha256, item.expected_size
+        content = await provider.download_media(media_id)  # Evolution: base64 of one message
+        staged.write(content.data)
+        return item.mime_type or content.mime_type, item.expected_sha256, item.expected_size
+
+    async def _download_cloud(
+        self, item: Claimed, provider: CloudProvider, media_id: str, staged: Staged
+    ) -> tuple[str | None, str | None, int | None]:
+        # Download URLs live minutes: on a 401/404 a fresh one is asked for, once.
+        for fresh_url in (False, True):
+            info = await provider.get_media_url(media_id)
+            try:
+                async for chunk in provider.iter_media(
+                    info.url, seconds=self.tuning.timeout_seconds
+                ):
+                    staged.write(chunk)
+            except ProviderError as exc:
+                if fresh_url or exc.http_status not in (401, 403, 404) or staged.size:
+                    raise
+                log.info(
+                    "media %s: download URL refused (%s), asking a fresh one",
+                    item.id,
+                    exc.http_status,
+                )
+                continue
+            sha = item.expected_sha256 or info.sha256
+            size = item.expected_size if item.expected_size is not None else info.file_size
+            return info.mime_type or item.mime_type, sha, size
+        raise AssertionError("unreachable")
+
+    async def _inline_base64(self, item: Claimed) -> bytes | None:
+        """Evolution may carry the bytes in the webhook (`base64: true`)."""
+        if item.message_id is None:
+            return None
+        async with self.factory() as session:
+            content = await session.scalar(
+                select(Message.content).where(Message.id == item.message_id)
+            )
+        encoded = (content or {}).get("base64")
+        if not isinstance(encoded, str) or not encoded:
+            return None
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+
+    async def _record_stored(
+        self, item: Claimed, sha256_hex: str, size: int, mime: str | None
+    ) -> None:
+        now = utcnow()
+        async with unit_of_work(self.factory) as session:
+            await session.execute(
+                update(Media)
+                .where(Media.id == item.id, Media.status == "pending")
+                .values(
+                    status="stored",
+                    sha256=sha256_hex,
+                    size=size,
+                    mime_type=mime or item.mime_type,
+                    storage_key=content_key(item.organization_id, sha256_hex),
+                    stored_at=now,
+                    error=None,
+                    claimed_until=None,
+                    next_attempt_at=None,
+                    updated_at=now,
+                )
+            )
+            await _drop_inline_base64(session, item.message_id)
+            await record_media_updated(session, item.id)
+
+    async def _record_failure(self, item: Claimed, exc: FetchFailed) -> None:
+        now = utcnow()
+        final = not exc.retryable or item.attempts >= self.tuning.max_attempts
+        values: dict[str, Any] = {
+            "error": exc.reason[:500],
+            "claimed_until": None,
+            "updated_at": now,
+        }
+        if final:
+            values.update(status="failed", next_attempt_at=None)
+            log.warning(
+                "media %s failed after %d attempt(s): %s", item.id, item.attempts, exc.reason
+            )
+        else:
+            values["next_attempt_at"] = now + self.tuning.backoff(item.attempts)
+        async with unit_of_work(self.factory) as session:
+            await session.execute(
+                update(Media).where(Media.id == item.id, Media.status == "pending").values(**values)
+            )
+            if final:
+                await record_media_updated(session, item.id)
+
+
+async def _drop_inline_base64(session: AsyncSession, message_id: uuid.UUID | None) -> None:
+    """The bytes are stored now: the message row need not carry them any more."""
+    if message_id is None:
+        return
+    message = await session.get(Message, message_id)
+    if message is not None and isinstance(message.content, dict) and "base64" in message.content:
+        message.content = {k: v for k, v in message.content.items() if k != "base64"}
