@@ -15,7 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.events import wake_after_commit
-from pytake.message.tables import insert_for
+from pytake.kit.sql import insert_for
 from pytake.models import Media
 from pytake.models.base import utcnow
 from pytake.whatsapp.provider import MEDIA_TYPES

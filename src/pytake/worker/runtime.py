@@ -25,6 +25,7 @@ from pytake.events.relay import EventsRelay
 from pytake.kit.net_guard import guarded_session
 from pytake.kit.sql import is_postgresql
 from pytake.media.fetch import MediaFetchLoop
+from pytake.media.retention import MediaRetentionLoop
 from pytake.media.storage import MediaStorage, build_storage
 from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
 from pytake.message.sending.pruning import IdempotencyPruner
@@ -105,6 +106,7 @@ async def start_runtime(
         ]
         loops.append(ChannelHealthLoop(factory, settings, runtime.provider_http))
         loops.append(MediaFetchLoop(factory, settings, runtime.provider_http, media_storage))
+        loops.append(MediaRetentionLoop(factory, settings, media_storage))
         if settings.template_sync_interval_seconds > 0:
             loops.append(TemplateSyncLoop(factory, settings, runtime.provider_http))
         runtime.runner = Runner(loops, settings.worker_poll_seconds)

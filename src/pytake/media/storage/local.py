@@ -23,6 +23,10 @@ class LocalStorage:
             raise ValueError(f"bad storage key {key!r}")
         return path
 
+    def path_of(self, key: str) -> Path:
+        """The file of a key (for uploads to a provider, which stream it from disk)."""
+        return self._path(key)
+
     async def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 

@@ -32,6 +32,7 @@ from pytake.events.payloads import message_status
 from pytake.kit.crypto import SecretUnreadable
 from pytake.kit.ssrf import UnsafeUrl
 from pytake.kit.tasks import sleep_until_woken
+from pytake.media.outbound import OutboundMedia, uses_stored_media
 from pytake.message.sending import queue
 from pytake.message.sending.queue import Job, Outcome, RetryPolicy
 from pytake.models import WhatsAppConfig
@@ -102,6 +103,8 @@ class ProviderCache:
     ) -> None:
         self._factory, self._settings, self._http, self._ttl = factory, settings, http, ttl
         self._cache: dict[uuid.UUID, tuple[float, WhatsAppProvider | ProviderError]] = {}
+        # Files sent by PyTake media id (uploaded to the number on first use).
+        self.media = OutboundMedia(factory, settings)
 
     async def get(self, channel_id: uuid.UUID | None) -> WhatsAppProvider:
         """The provider of a number; raises a non-retryable ProviderError when it cannot send."""
@@ -138,7 +141,12 @@ async def send_one(providers: ProviderCache, job: Job) -> Outcome:
     """Send one job; a provider failure becomes the outcome, it is not raised."""
     try:
         provider = await providers.get(job.channel_id)
-        result = await provider.send(job.outbound())
+        outbound = job.outbound()
+        if uses_stored_media(outbound) and job.channel_id is not None:
+            outbound = await providers.media.attach(
+                provider, job.organization_id, job.channel_id, outbound
+            )
+        result = await provider.send(outbound)
     except ProviderError as exc:
         return Outcome(job, error=exc)
     return Outcome(job, result=result, at=utcnow())

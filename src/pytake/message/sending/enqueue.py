@@ -3,6 +3,7 @@ variables, and store the `queued` message in the caller's transaction."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from pytake.conversation.events import record_conversation_created
 from pytake.errors import FieldError, NotFound, ValidationFailed
 from pytake.kit.phone import match_key
 from pytake.kit.sql import insert_for
+from pytake.media.outbound import check_media_send
 from pytake.message.sending.draft import Draft, Target
 from pytake.message.sending.errors import (
     ContactBlocked,
@@ -28,6 +30,7 @@ from pytake.message.sending.errors import (
 )
 from pytake.message.sending.render import render_content
 from pytake.message.sending.schemas import (
+    MEDIA_KINDS,
     DocumentIn,
     ImageIn,
     InteractiveIn,
@@ -57,7 +60,10 @@ async def enqueue(
     """Check the send and store it as a `queued` message (flushes, never commits): the
     conversation's or the number's contact, reachable, inside the customer-service window
     (templates excepted), its variables filled in, a template PyTake knows APPROVED and given
-    the parameters it takes."""
+    the parameters it takes. A file sent by PyTake media id is checked first (pytake.media)."""
+    if draft.type in MEDIA_KINDS:
+        content = await check_media_send(session, principal, draft.type, draft.content)
+        draft = dataclasses.replace(draft, content=content)
     if target.conversation_id is not None:
         conversation = await get_scoped(
             session, Conversation, target.conversation_id, principal, what="Conversation"

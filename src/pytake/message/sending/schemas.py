@@ -69,7 +69,14 @@ class TextIn(_Strict):
 class _MediaIn(_Strict):
     link: str | None = Field(default=None, max_length=2000, description="Public HTTPS URL.")
     url: str | None = Field(default=None, max_length=2000, description="Alias of `link`.")
-    id: str | None = Field(default=None, max_length=200, description="An uploaded media id.")
+    id: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Meta's media id, or a PyTake media id (from `POST /v1/media`).",
+    )
+    media_id: uuid.UUID | None = Field(
+        default=None, description="A file stored with `POST /v1/media` (uploaded on first send)."
+    )
 
 
 class ImageIn(_MediaIn):
@@ -263,9 +270,11 @@ _OBJECT_FIELDS = (
 
 
 def _check_media(kind: str, media: _MediaIn) -> list[FieldError]:
-    given = [name for name in ("link", "url", "id") if getattr(media, name)]
-    if len(given) != 1 or given == ["link", "url"]:
-        return [FieldError(kind, "Give exactly one of `link` (or its alias `url`) or `id`")]
+    given = [name for name in ("link", "url", "id", "media_id") if getattr(media, name)]
+    if len(given) != 1:
+        return [
+            FieldError(kind, "Give exactly one of `link` (or its alias `url`), `id` or `media_id`")
+        ]
     return []
 
 
@@ -356,6 +365,8 @@ def graph_content(body: SendMessageIn | ReplyIn) -> dict[str, Any]:
     content: dict[str, Any] = obj.model_dump(exclude_none=True)
     if body.type in MEDIA_KINDS and "url" in content:
         content["link"] = content.pop("url")
+    if body.type in MEDIA_KINDS and "media_id" in content:
+        content["media_id"] = str(content["media_id"])
     return content
 
 
