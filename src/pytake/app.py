@@ -48,7 +48,7 @@ from pytake.routing import (
 )
 from pytake.worker.runtime import provider_session, redis_check, start_for_app, stop_for_app
 
-log = logging.getLogger("pytake.app")
+log = logging.getLogger(__name__)
 
 
 @asynccontextmanager

@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SECRET_KEY = "pytake-development-secret-change-me"
 
-log = logging.getLogger("pytake.config")
+log = logging.getLogger(__name__)
 
 
 class Settings(BaseSettings):

@@ -23,7 +23,7 @@ from pytake.ratelimit import STATE_KEY, LimitState
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
-log = logging.getLogger("pytake.http")
+log = logging.getLogger(__name__)
 
 REQUESTS = Counter(
     "pytake_http_requests_total", "HTTP requests handled", ["method", "route", "status"]

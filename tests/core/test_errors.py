@@ -109,7 +109,7 @@ async def exploding_app(make_settings) -> FastAPI:  # type: ignore[no-untyped-de
 async def test_500_has_a_request_id_and_no_stack_trace(
     exploding_app: FastAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.ERROR, logger="pytake.http")
+    caplog.set_level(logging.ERROR, logger="pytake.observability")
     async with client_for(exploding_app) as client:
         resp = await client.get("/v1/boom")
         legacy = await client.get("/api/v1/boom", headers={"X-Request-ID": "req-abc-123"})
@@ -119,7 +119,9 @@ async def test_500_has_a_request_id_and_no_stack_trace(
     assert "secret internal detail" not in resp.text and "Traceback" not in resp.text
     body = _assert_legacy(legacy, 500, "internal_error")
     assert body["request_id"] == "req-abc-123"
-    logged = [r for r in caplog.records if r.name == "pytake.http" and r.levelno == logging.ERROR]
+    logged = [
+        r for r in caplog.records if r.name == "pytake.observability" and r.levelno == logging.ERROR
+    ]
     messages = " ".join(r.getMessage() for r in logged)
     assert f"request_id={request_id}" in messages
     assert "request_id=req-abc-123" in messages

@@ -29,7 +29,7 @@ from pytake.models.base import utcnow
 from pytake.tenancy import get_scoped, scoped
 from pytake.whatsapp.provider import ProviderError
 
-log = logging.getLogger("pytake.channel")
+log = logging.getLogger(__name__)
 
 _REQUIRED = {
     "official": (

@@ -40,7 +40,7 @@ from pytake.models.contact import (
 )
 from pytake.tenancy import get_scoped
 
-log = logging.getLogger("pytake.contact.import")
+log = logging.getLogger(__name__)
 
 BATCH_ROWS = 2000
 # A bulk import into a new organisation outruns autovacuum's statistics (or autovacuum is off),

@@ -32,8 +32,9 @@ from pytake.contact.search import contact_search_text, digit_grams, search_patte
 from pytake.errors import Conflict, NotFound, ValidationFailed
 from pytake.kit.phone import InvalidPhoneNumber, match_key, normalise_e164
 from pytake.kit.sql import is_postgresql
-from pytake.models.base import Base, utcnow
+from pytake.models.base import utcnow
 from pytake.models.contact import Contact, ContactTag
+from pytake.models.conversation import Conversation, Message
 from pytake.tenancy import get_scoped, scoped
 
 
@@ -116,46 +117,26 @@ def refresh_search_text(contact: Contact) -> None:
 
 
 async def contact_activity(session: AsyncSession, contact: Contact) -> ContactActivity:
-    """Conversation and message totals of a contact.
-
-    FILL IN / REVIEW when helper-2's conversations and messages tables land: this counts from
-    `conversations` (organization_id, contact_id) and `messages` (organization_id, and contact_id
-    or conversation_id) if those tables are registered, and is zero until then.
-    """
-    tables = Base.metadata.tables
-    conversations, messages = tables.get("conversations"), tables.get("messages")
-    result = ContactActivity(0, 0, contact.last_message_at)
-    if conversations is None or "contact_id" not in conversations.c:
-        return result
-    conv_of_contact = and_(
-        conversations.c.organization_id == contact.organization_id,
-        conversations.c.contact_id == contact.id,
+    """Conversation and message totals of a contact, and the time of its latest message."""
+    of_contact = and_(
+        Conversation.organization_id == contact.organization_id,
+        Conversation.contact_id == contact.id,
     )
-    result.total_conversations = (
-        await session.scalar(select(func.count()).select_from(conversations).where(conv_of_contact))
-        or 0
+    total_conversations = await session.scalar(
+        select(func.count()).select_from(Conversation).where(of_contact)
     )
-    if messages is None:
-        return result
-    if "conversation_id" in messages.c:  # indexed (conversation_id, created_at)
-        conv_ids = select(conversations.c.id).where(conv_of_contact)
-        msg_filter: ColumnElement[bool] = messages.c.conversation_id.in_(conv_ids)
-    elif "contact_id" in messages.c:
-        msg_filter = and_(
-            messages.c.organization_id == contact.organization_id,
-            messages.c.contact_id == contact.id,
-        )
-    else:
-        return result
-    row = (
+    # Through its conversations: messages are indexed by (conversation_id, created_at).
+    total_messages, latest = (
         await session.execute(
-            select(func.count(), func.max(messages.c.created_at)).where(msg_filter)
+            select(func.count(), func.max(Message.created_at)).where(
+                Message.conversation_id.in_(select(Conversation.id).where(of_contact))
+            )
         )
     ).one()
-    result.total_messages = row[0] or 0
-    if row[1] is not None and (result.last_message_at is None or row[1] > result.last_message_at):
-        result.last_message_at = row[1]
-    return result
+    last_message_at = contact.last_message_at
+    if latest is not None and (last_message_at is None or latest > last_message_at):
+        last_message_at = latest
+    return ContactActivity(total_conversations or 0, total_messages or 0, last_message_at)
 
 
 # --- filtering ---------------------------------------------------------------------------------

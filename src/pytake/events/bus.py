@@ -31,7 +31,7 @@ from pytake.events.types import CommittedEvent
 from pytake.kit.tasks import cancel_and_wait
 from pytake.models.event import UnpublishedEvents
 
-log = logging.getLogger("pytake.events")
+log = logging.getLogger(__name__)
 
 EventsSubscriber = Callable[[list[CommittedEvent]], None]
 WakeSubscriber = Callable[[str], None]

@@ -30,7 +30,7 @@ from pytake.realtime.frames import frame_for, required_scope
 from pytake.realtime.registry import Connection, Registry, may_receive
 from pytake.realtime.stats import shared_stats
 
-log = logging.getLogger("pytake.realtime")
+log = logging.getLogger(__name__)
 
 CLOSE_BAD_MESSAGE = 4000
 CLOSE_AUTH_FAILED = 4001

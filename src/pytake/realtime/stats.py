@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from pytake.realtime.registry import COUNTER_NAMES, Registry
 
-log = logging.getLogger("pytake.realtime")
+log = logging.getLogger(__name__)
 
 TOTALS_FIELD = "*"
 STARTED_FIELD = "started_at"

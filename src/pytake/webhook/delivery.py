@@ -34,7 +34,7 @@ from pytake.models.base import utcnow
 from pytake.models.event import Event
 from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
 
-log = logging.getLogger("pytake.webhook")
+log = logging.getLogger(__name__)
 
 EXCERPT_CHARS = 500
 # Full batches one run delivers back to back before handing control back to the runner.

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from pytake.kit.tasks import cancel_and_wait, sleep_until_woken
 
-log = logging.getLogger("pytake.worker")
+log = logging.getLogger(__name__)
 
 # After its cancel, how long a loop has to end before it is reported and left behind.
 CANCEL_DEADLINE_SECONDS = 5.0

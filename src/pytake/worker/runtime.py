@@ -35,7 +35,7 @@ from pytake.webhook.delivery import WebhookDeliveryLoop
 from pytake.whatsapp.cloud.client import GraphConnector
 from pytake.worker.runner import BackgroundLoop, Runner
 
-log = logging.getLogger("pytake.worker")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -39,7 +39,7 @@ from pytake.models import WhatsAppConfig
 from pytake.models.base import utcnow
 from pytake.whatsapp.provider import ProviderError, WhatsAppProvider
 
-log = logging.getLogger("pytake.message.dispatcher")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

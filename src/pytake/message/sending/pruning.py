@@ -21,7 +21,7 @@ from pytake.kit.sql import is_postgresql
 from pytake.models.base import utcnow
 from pytake.models.idempotency import idempotency_keys_table
 
-log = logging.getLogger("pytake.message.sending.pruning")
+log = logging.getLogger(__name__)
 
 
 async def prune_expired_keys(session: AsyncSession, expired_before: datetime, limit: int) -> int:
