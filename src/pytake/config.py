@@ -137,10 +137,6 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def background_loops_in_process(self) -> bool:
         if self.run_background_loops is not None:
             return self.run_background_loops

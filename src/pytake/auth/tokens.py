@@ -56,14 +56,6 @@ def decode_access_token(secret: str, token: str) -> AccessClaims:
         raise InvalidToken("token is invalid") from exc
 
 
-def unverified_org_claim(token: str) -> str | None:
-    """The `org` claim without verification: only for choosing a rate-limit bucket."""
-    try:
-        return str(jwt.decode(token, options={"verify_signature": False}).get("org") or "") or None
-    except jwt.PyJWTError:
-        return None
-
-
 def new_refresh_token() -> str:
     return "rt_" + secrets.token_urlsafe(32)
 

@@ -55,12 +55,6 @@ class SecretBox:
                 "stored secret cannot be decrypted with the current key"
             ) from exc
 
-    def encrypt_optional(self, plaintext: str | None) -> str | None:
-        return self.encrypt(plaintext) if plaintext else None
-
-    def decrypt_optional(self, token: str | None) -> str | None:
-        return self.decrypt(token) if token else None
-
 
 @lru_cache(maxsize=8)
 def _box(material: str) -> SecretBox:
