@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, Request, Response
 
 from pytake.auth import api_keys, service
-from pytake.auth.dependencies import Session, current_principal, require_org_admin
+from pytake.auth.dependencies import (
+    DbSession,
+    OrgAdmin,
+    SignedIn,
+)
 from pytake.auth.key_usage import KeyUsage
-from pytake.auth.principal import Principal
 from pytake.auth.schemas import (
     ApiKeyCreatedOut,
     ApiKeyIn,
@@ -52,9 +54,7 @@ def _legacy_user(user: User) -> LegacyUserOut:
 
 
 @legacy_auth_router.post("/auth/register", status_code=201, response_model=LegacyTokenOut)
-async def register(
-    body: RegisterIn, request: Request, session: AsyncSession = Session
-) -> LegacyTokenOut:
+async def register(body: RegisterIn, request: Request, session: DbSession) -> LegacyTokenOut:
     """Create an organisation with the registrant as its org admin, and sign them in."""
     settings = _settings(request)
     user = await service.register(
@@ -65,9 +65,7 @@ async def register(
 
 
 @legacy_auth_router.post("/auth/login", response_model=LegacyTokenOut)
-async def legacy_login(
-    body: LoginIn, request: Request, session: AsyncSession = Session
-) -> LegacyTokenOut:
+async def legacy_login(body: LoginIn, request: Request, session: DbSession) -> LegacyTokenOut:
     """Sign in with e-mail and password; returns one bearer token."""
     settings = _settings(request)
     user = await service.authenticate_password(
@@ -78,9 +76,7 @@ async def legacy_login(
 
 
 @legacy_router.get("/auth/me", response_model=LegacyUserOut)
-async def me(
-    principal: Principal = Depends(current_principal), session: AsyncSession = Session
-) -> LegacyUserOut:
+async def me(principal: SignedIn, session: DbSession) -> LegacyUserOut:
     """The signed-in user."""
     user = await session.get(User, principal.user_id) if principal.user_id else None
     if user is None:
@@ -104,7 +100,7 @@ def _token_pair_out(user: User, pair: service.TokenPair) -> TokenPairOut:
 
 
 @v1_router.post("/auth/login", response_model=TokenPairOut)
-async def login(body: LoginIn, request: Request, session: AsyncSession = Session) -> TokenPairOut:
+async def login(body: LoginIn, request: Request, session: DbSession) -> TokenPairOut:
     """Sign in: a 15-minute access token and a rotating refresh token."""
     settings = _settings(request)
     user = await service.authenticate_password(
@@ -115,16 +111,14 @@ async def login(body: LoginIn, request: Request, session: AsyncSession = Session
 
 
 @v1_router.post("/auth/refresh", response_model=TokenPairOut)
-async def refresh(
-    body: RefreshIn, request: Request, session: AsyncSession = Session
-) -> TokenPairOut:
+async def refresh(body: RefreshIn, request: Request, session: DbSession) -> TokenPairOut:
     """Exchange a refresh token for a new pair. Replaying a used token revokes its family."""
     user, pair = await service.rotate_refresh_token(session, _settings(request), body.refresh_token)
     return _token_pair_out(user, pair)
 
 
 @v1_router.post("/auth/logout", status_code=204)
-async def logout(body: RefreshIn, session: AsyncSession = Session) -> Response:
+async def logout(body: RefreshIn, session: DbSession) -> Response:
     """Revoke the refresh token (and the rest of its family)."""
     await service.revoke_refresh_token(session, body.refresh_token)
     return Response(status_code=204)
@@ -133,8 +127,8 @@ async def logout(body: RefreshIn, session: AsyncSession = Session) -> Response:
 @api_keys_router.post("", status_code=201, response_model=ApiKeyCreatedOut)
 async def create_api_key(
     body: ApiKeyIn,
-    principal: Principal = Depends(require_org_admin),
-    session: AsyncSession = Session,
+    principal: OrgAdmin,
+    session: DbSession,
 ) -> ApiKeyCreatedOut:
     """Create a key; the full key is in this response only."""
     key, raw = await api_keys.create(session, principal, body.name, list(body.scopes))
@@ -144,8 +138,8 @@ async def create_api_key(
 @api_keys_router.get("", response_model=ApiKeyListOut)
 async def list_api_keys(
     request: Request,
-    principal: Principal = Depends(require_org_admin),
-    session: AsyncSession = Session,
+    principal: OrgAdmin,
+    session: DbSession,
 ) -> ApiKeyListOut:
     """The organisation's active keys (never the keys themselves)."""
     keys = await api_keys.list_active(session, principal)
@@ -159,8 +153,8 @@ async def list_api_keys(
 @api_keys_router.delete("/{key_id}", status_code=204)
 async def revoke_api_key(
     key_id: uuid.UUID,
-    principal: Principal = Depends(require_org_admin),
-    session: AsyncSession = Session,
+    principal: OrgAdmin,
+    session: DbSession,
 ) -> Response:
     """Revoke a key; it is refused from the next request on."""
     await api_keys.revoke(session, principal, key_id)

@@ -9,8 +9,9 @@ from fastapi import APIRouter, BackgroundTasks, Depends, File, Query, Request, R
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import Session, require_scope
+from pytake.auth.dependencies import DbSession, require_scope
 from pytake.auth.principal import Principal
+from pytake.auth.scopes import Scope
 from pytake.contact import bulk, importer, listing, service
 from pytake.contact import tags as tag_service
 from pytake.contact.export import export_csv
@@ -33,14 +34,14 @@ from pytake.contact.schemas import (
 )
 from pytake.contact.service import ContactFilter
 from pytake.errors import ValidationFailed
-from pytake.kit.pagination import PageParams, page_meta, page_params
+from pytake.kit.pagination import Paging, page_meta
 from pytake.models.contact import Contact, ContactImportError, ContactImportJob, Tag
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 tags_router = APIRouter(prefix="/tags", tags=["tags"])
 
-READ = require_scope("contacts:read")
-WRITE = require_scope("contacts:write")
+Reader = Annotated[Principal, Depends(require_scope(Scope.CONTACTS_READ))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.CONTACTS_WRITE))]
 
 
 def contact_filter(
@@ -70,7 +71,7 @@ def _fields(contact: Contact) -> dict[str, object]:
 
 
 def list_cursor(
-    params: PageParams = Depends(page_params),
+    params: Paging,
     cursor: Annotated[
         str | None,
         Query(
@@ -91,11 +92,11 @@ def list_cursor(
 
 @router.get("", response_model=ContactPage)
 async def list_contacts(
-    params: PageParams = Depends(page_params),
+    params: Paging,
+    principal: Reader,
+    session: DbSession,
     cursor: Cursor | None = Depends(list_cursor),
     filt: ContactFilter = Depends(contact_filter),
-    principal: Principal = Depends(READ),
-    session: AsyncSession = Session,
 ) -> ContactPage:
     """Live contacts, newest first (ties by id), by `page` number or by `cursor`.
 
@@ -119,7 +120,7 @@ async def list_contacts(
 
 @router.post("", status_code=201, response_model=ContactOut)
 async def create_contact(
-    body: ContactCreateIn, principal: Principal = Depends(WRITE), session: AsyncSession = Session
+    body: ContactCreateIn, principal: Writer, session: DbSession
 ) -> ContactOut:
     """Create a contact; its number must be E.164 and not belong to another live contact (409)."""
     contact = await service.create_contact(session, principal, body)
@@ -129,8 +130,8 @@ async def create_contact(
 @router.get("/export", response_class=StreamingResponse)
 async def export_contacts(
     request: Request,
+    principal: Reader,
     filt: ContactFilter = Depends(contact_filter),
-    principal: Principal = Depends(READ),
 ) -> StreamingResponse:
     """The filtered contacts as CSV (streamed); attribute keys become columns."""
     return StreamingResponse(
@@ -145,8 +146,8 @@ async def import_contacts(
     request: Request,
     background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="CSV: whatsapp_id,name,email,tags,…")],
-    principal: Principal = Depends(WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> ImportJobOut:
     """Start a CSV import (202); other columns become attributes. Poll the job for progress.
 
@@ -160,9 +161,7 @@ async def import_contacts(
 
 
 @router.get("/import/{job_id}", response_model=ImportJobOut)
-async def get_import_job(
-    job_id: uuid.UUID, principal: Principal = Depends(READ), session: AsyncSession = Session
-) -> ImportJobOut:
+async def get_import_job(job_id: uuid.UUID, principal: Reader, session: DbSession) -> ImportJobOut:
     """An import's progress, counts and first 100 failed rows."""
     job, errors = await importer.get_job(session, principal, job_id)
     return _job_out(job, errors)
@@ -197,9 +196,7 @@ def _job_out(job: ContactImportJob, errors: list[ContactImportError]) -> ImportJ
 
 
 @router.post("/bulk/tags", response_model=BulkTagOut)
-async def bulk_tag(
-    body: BulkTagIn, principal: Principal = Depends(WRITE), session: AsyncSession = Session
-) -> BulkTagOut:
+async def bulk_tag(body: BulkTagIn, principal: Writer, session: DbSession) -> BulkTagOut:
     """Add a tag to, or remove it from, every contact matching a filter."""
     affected = await bulk.apply_tag(session, principal, body)
     return BulkTagOut(tag=body.tag.strip(), action=body.action, affected=affected)
@@ -207,7 +204,7 @@ async def bulk_tag(
 
 @router.get("/{contact_id}", response_model=ContactDetailOut)
 async def get_contact(
-    contact_id: uuid.UUID, principal: Principal = Depends(READ), session: AsyncSession = Session
+    contact_id: uuid.UUID, principal: Reader, session: DbSession
 ) -> ContactDetailOut:
     """One contact with its conversation and message totals."""
     contact = await service.get_contact(session, principal, contact_id)
@@ -233,8 +230,8 @@ async def _detail(session: AsyncSession, contact: Contact) -> ContactDetailOut:
 async def update_contact(
     contact_id: uuid.UUID,
     body: ContactUpdateIn,
-    principal: Principal = Depends(WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> ContactDetailOut:
     """Change the given fields; `attributes` merge (null removes a key); `tags` replace the set."""
     contact = await service.update_contact(session, principal, contact_id, body)
@@ -242,9 +239,7 @@ async def update_contact(
 
 
 @router.delete("/{contact_id}", status_code=204)
-async def delete_contact(
-    contact_id: uuid.UUID, principal: Principal = Depends(WRITE), session: AsyncSession = Session
-) -> Response:
+async def delete_contact(contact_id: uuid.UUID, principal: Writer, session: DbSession) -> Response:
     """Soft delete: the contact leaves lists and lookups; its number may be used again."""
     await service.delete_contact(session, principal, contact_id)
     return Response(status_code=204)
@@ -253,9 +248,9 @@ async def delete_contact(
 @router.post("/{contact_id}/opt-in", response_model=ContactDetailOut)
 async def opt_in(
     contact_id: uuid.UUID,
+    principal: Writer,
+    session: DbSession,
     body: ConsentIn | None = None,
-    principal: Principal = Depends(WRITE),
-    session: AsyncSession = Session,
 ) -> ContactDetailOut:
     """Record the contact's consent to be messaged (with its source)."""
     source = body.source if body else "api"
@@ -266,9 +261,9 @@ async def opt_in(
 @router.post("/{contact_id}/opt-out", response_model=ContactDetailOut)
 async def opt_out(
     contact_id: uuid.UUID,
+    principal: Writer,
+    session: DbSession,
     body: ConsentIn | None = None,
-    principal: Principal = Depends(WRITE),
-    session: AsyncSession = Session,
 ) -> ContactDetailOut:
     """Record that the contact withdrew consent; campaigns skip them from now on."""
     source = body.source if body else "api"
@@ -277,18 +272,14 @@ async def opt_out(
 
 
 @router.post("/{contact_id}/block", response_model=ContactDetailOut)
-async def block(
-    contact_id: uuid.UUID, principal: Principal = Depends(WRITE), session: AsyncSession = Session
-) -> ContactDetailOut:
+async def block(contact_id: uuid.UUID, principal: Writer, session: DbSession) -> ContactDetailOut:
     """Block the contact: never messaged until unblocked."""
     contact = await service.change_blocked(session, principal, contact_id, True)
     return await _detail(session, contact)
 
 
 @router.post("/{contact_id}/unblock", response_model=ContactDetailOut)
-async def unblock(
-    contact_id: uuid.UUID, principal: Principal = Depends(WRITE), session: AsyncSession = Session
-) -> ContactDetailOut:
+async def unblock(contact_id: uuid.UUID, principal: Writer, session: DbSession) -> ContactDetailOut:
     contact = await service.change_blocked(session, principal, contact_id, False)
     return await _detail(session, contact)
 
@@ -303,25 +294,19 @@ def _tag_out(tag: Tag, count: int) -> TagOut:
 
 
 @tags_router.get("", response_model=list[TagOut])
-async def list_tags(
-    principal: Principal = Depends(READ), session: AsyncSession = Session
-) -> list[TagOut]:
+async def list_tags(principal: Reader, session: DbSession) -> list[TagOut]:
     """The organisation's tags by name, each with its number of (live) contacts."""
     return [_tag_out(t, n) for t, n in await tag_service.list_tags(session, principal)]
 
 
 @tags_router.post("", status_code=201, response_model=TagOut)
-async def create_tag(
-    body: TagCreateIn, principal: Principal = Depends(WRITE), session: AsyncSession = Session
-) -> TagOut:
+async def create_tag(body: TagCreateIn, principal: Writer, session: DbSession) -> TagOut:
     """Create a tag (tags are also created on first use on a contact)."""
     return _tag_out(await tag_service.create_tag(session, principal, body), 0)
 
 
 @tags_router.get("/{tag_id}", response_model=TagOut)
-async def get_tag(
-    tag_id: uuid.UUID, principal: Principal = Depends(READ), session: AsyncSession = Session
-) -> TagOut:
+async def get_tag(tag_id: uuid.UUID, principal: Reader, session: DbSession) -> TagOut:
     return _tag_out(*await tag_service.get_tag(session, principal, tag_id))
 
 
@@ -329,17 +314,15 @@ async def get_tag(
 async def update_tag(
     tag_id: uuid.UUID,
     body: TagUpdateIn,
-    principal: Principal = Depends(WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> TagOut:
     """Rename or recolour a tag; a name in use is a 409."""
     return _tag_out(*await tag_service.update_tag(session, principal, tag_id, body))
 
 
 @tags_router.delete("/{tag_id}", status_code=204)
-async def delete_tag(
-    tag_id: uuid.UUID, principal: Principal = Depends(WRITE), session: AsyncSession = Session
-) -> Response:
+async def delete_tag(tag_id: uuid.UUID, principal: Writer, session: DbSession) -> Response:
     """Delete a tag; it is removed from every contact."""
     await tag_service.delete_tag(session, principal, tag_id)
     return Response(status_code=204)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
 T = TypeVar("T")
@@ -46,6 +46,10 @@ def page_params(
 ) -> PageParams:
     """Dependency: `page` and `limit` query parameters; a limit above the max is a 422."""
     return PageParams(page=page, limit=limit)
+
+
+# `params: Paging` in an endpoint's signature: the page and limit it was asked for.
+Paging = Annotated[PageParams, Depends(page_params)]
 
 
 def page_meta(params: PageParams, total: int) -> PageMeta:

@@ -7,11 +7,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import Session, require_scope
+from pytake.auth.dependencies import DbSession, require_scope
 from pytake.auth.principal import Principal
-from pytake.kit.pagination import Page, PageParams, page_meta, page_params
+from pytake.auth.scopes import Scope
+from pytake.kit.pagination import Page, Paging, page_meta
 from pytake.models import MessageTemplate
 from pytake.template import service, sync
 from pytake.template.parameters import variable_names
@@ -28,8 +28,8 @@ from pytake.template.schemas import (
 
 router = APIRouter(prefix="/templates", tags=["templates"])
 
-_read = require_scope("templates:read")
-_write = require_scope("templates:write")
+Reader = Annotated[Principal, Depends(require_scope(Scope.TEMPLATES_READ))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.TEMPLATES_WRITE))]
 
 _CREATE_RESPONSES: dict[int | str, dict[str, object]] = {
     201: {"description": "Submitted to Meta; `status` is Meta's answer (PENDING until review)"},
@@ -67,7 +67,7 @@ def to_out(template: MessageTemplate) -> TemplateOut:
 
 @router.post("", status_code=201, response_model=TemplateOut, responses=_CREATE_RESPONSES)
 async def create_template(
-    body: TemplateCreateIn, request: Request, principal: Principal = Depends(_write)
+    body: TemplateCreateIn, request: Request, principal: Writer
 ) -> TemplateOut:
     """Check the template against Meta's rules, then submit it to the number's Business
     Account (`POST /{waba_id}/message_templates`). Approval arrives later by webhook."""
@@ -80,14 +80,14 @@ async def create_template(
 
 @router.get("", response_model=Page[TemplateOut])
 async def list_templates(
-    params: PageParams = Depends(page_params),
+    params: Paging,
+    principal: Reader,
+    session: DbSession,
     name: Annotated[str | None, Query(max_length=512)] = None,
     language: Annotated[str | None, Query(max_length=15)] = None,
     category: Annotated[Category | None, Query()] = None,
     status: Annotated[TemplateStatus | None, Query()] = None,
     channel_id: Annotated[uuid.UUID | None, Query()] = None,
-    principal: Principal = Depends(_read),
-    session: AsyncSession = Session,
 ) -> Page[TemplateOut]:
     """The organisation's templates, by name and language."""
     rows, total = await service.list_templates(
@@ -106,11 +106,11 @@ async def list_templates(
 @router.post("/sync", response_model=SyncOut)
 async def sync_templates(
     request: Request,
+    principal: Writer,
+    session: DbSession,
     channel_id: Annotated[
         uuid.UUID | None, Query(description="One number; all when omitted")
     ] = None,
-    principal: Principal = Depends(_write),
-    session: AsyncSession = Session,
 ) -> SyncOut:
     """Read every template of the organisation's Business Accounts from Meta, page by page,
     and create or update PyTake's copies (templates made in Meta's own tools appear too)."""
@@ -120,7 +120,7 @@ async def sync_templates(
 
 @router.get("/{template_id}", response_model=TemplateOut)
 async def get_template(
-    template_id: uuid.UUID, principal: Principal = Depends(_read), session: AsyncSession = Session
+    template_id: uuid.UUID, principal: Reader, session: DbSession
 ) -> TemplateOut:
     return to_out(await service.get_scoped_template(session, principal, template_id))
 
@@ -129,8 +129,8 @@ async def get_template(
 async def delete_template(
     template_id: uuid.UUID,
     request: Request,
-    principal: Principal = Depends(_write),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> Response:
     """Delete the template at Meta (this language) and in PyTake."""
     state = request.app.state
@@ -142,8 +142,8 @@ async def delete_template(
 async def preview_template(
     template_id: uuid.UUID,
     body: PreviewIn,
-    principal: Principal = Depends(_read),
-    session: AsyncSession = Session,
+    principal: Reader,
+    session: DbSession,
 ) -> PreviewOut:
     """The message exactly as the customer will see it with these variables (header, body,
     footer, buttons as text), and the variables that are missing."""

@@ -6,11 +6,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import Session, require_scope
+from pytake.auth.dependencies import DbSession, require_scope
 from pytake.auth.principal import Principal
-from pytake.kit.pagination import Page, PageParams, page_meta, page_params
+from pytake.auth.scopes import Scope
+from pytake.kit.pagination import Page, Paging, page_meta
 from pytake.webhook import service
 from pytake.webhook.schemas import (
     DeliveryOut,
@@ -23,8 +23,8 @@ from pytake.webhook.schemas import (
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
-_read = require_scope("webhooks:read")
-_write = require_scope("webhooks:write")
+Reader = Annotated[Principal, Depends(require_scope(Scope.WEBHOOKS_READ))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.WEBHOOKS_WRITE))]
 
 
 def _out(endpoint: object) -> WebhookOut:
@@ -35,8 +35,8 @@ def _out(endpoint: object) -> WebhookOut:
 async def create_webhook(
     body: WebhookCreateIn,
     request: Request,
-    principal: Principal = Depends(_write),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> WebhookCreatedOut:
     """Register a URL for events. The secret is returned only in this response."""
     endpoint, secret = await service.create_endpoint(
@@ -47,18 +47,16 @@ async def create_webhook(
 
 @router.get("", response_model=Page[WebhookOut])
 async def list_webhooks(
-    params: PageParams = Depends(page_params),
-    principal: Principal = Depends(_read),
-    session: AsyncSession = Session,
+    params: Paging,
+    principal: Reader,
+    session: DbSession,
 ) -> Page[WebhookOut]:
     endpoints, total = await service.list_endpoints(session, principal, params)
     return Page[WebhookOut](data=[_out(e) for e in endpoints], meta=page_meta(params, total))
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut)
-async def get_webhook(
-    webhook_id: uuid.UUID, principal: Principal = Depends(_read), session: AsyncSession = Session
-) -> WebhookOut:
+async def get_webhook(webhook_id: uuid.UUID, principal: Reader, session: DbSession) -> WebhookOut:
     return _out(await service.get_endpoint(session, principal, webhook_id))
 
 
@@ -67,8 +65,8 @@ async def update_webhook(
     webhook_id: uuid.UUID,
     body: WebhookUpdateIn,
     request: Request,
-    principal: Principal = Depends(_write),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> WebhookOut:
     """Change the URL, events, secret or description; `is_active: true` re-enables."""
     endpoint = await service.update_endpoint(
@@ -78,9 +76,7 @@ async def update_webhook(
 
 
 @router.delete("/{webhook_id}", status_code=204)
-async def delete_webhook(
-    webhook_id: uuid.UUID, principal: Principal = Depends(_write), session: AsyncSession = Session
-) -> Response:
+async def delete_webhook(webhook_id: uuid.UUID, principal: Writer, session: DbSession) -> Response:
     await service.delete_endpoint(session, principal, webhook_id)
     return Response(status_code=204)
 
@@ -88,10 +84,10 @@ async def delete_webhook(
 @router.get("/{webhook_id}/deliveries", response_model=Page[DeliveryOut])
 async def list_deliveries(
     webhook_id: uuid.UUID,
-    params: PageParams = Depends(page_params),
+    params: Paging,
+    principal: Reader,
+    session: DbSession,
     status: Annotated[DeliveryStatus | None, Query()] = None,
-    principal: Principal = Depends(_read),
-    session: AsyncSession = Session,
 ) -> Page[DeliveryOut]:
     """Delivery history, newest first: status, attempts, response code and excerpt, timing."""
     rows, total = await service.list_deliveries(session, principal, webhook_id, params, status)
@@ -99,16 +95,12 @@ async def list_deliveries(
 
 
 @router.post("/deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut)
-async def redeliver(
-    delivery_id: uuid.UUID, principal: Principal = Depends(_write), session: AsyncSession = Session
-) -> DeliveryOut:
+async def redeliver(delivery_id: uuid.UUID, principal: Writer, session: DbSession) -> DeliveryOut:
     """Send the delivery's event again, as a new delivery (with its own id)."""
     return DeliveryOut.of(await service.redeliver(session, principal, delivery_id))
 
 
 @router.post("/{webhook_id}/test", status_code=202, response_model=DeliveryOut)
-async def test_webhook(
-    webhook_id: uuid.UUID, principal: Principal = Depends(_write), session: AsyncSession = Session
-) -> DeliveryOut:
+async def test_webhook(webhook_id: uuid.UUID, principal: Writer, session: DbSession) -> DeliveryOut:
     """Queue a signed `ping` event to the endpoint; follow it in the deliveries list."""
     return DeliveryOut.of(await service.send_test(session, principal, webhook_id))
