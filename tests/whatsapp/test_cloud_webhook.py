@@ -16,7 +16,7 @@ from pytake.whatsapp import (
     TemplateStatusUpdate,
 )
 from pytake.whatsapp.cloud import parse_webhook, sign, verify_challenge, verify_signature
-from pytake.whatsapp.events import Event
+from pytake.whatsapp.events import ProviderEvent
 from tests.conftest import meta_fixture_files
 
 from .conftest import load_fixture
@@ -81,7 +81,7 @@ def test_every_fixture_parses_to_one_event_on_its_channel(file: str, case: str) 
     assert events[0].channel == expected_channel
 
 
-def _one(file: str, case: str) -> Event:
+def _one(file: str, case: str) -> ProviderEvent:
     [event] = parse_webhook(load_fixture(file, case))
     return event
 

@@ -18,7 +18,7 @@ from pytake.whatsapp import (
     QrCodeUpdate,
     StatusUpdate,
 )
-from pytake.whatsapp.events import Event
+from pytake.whatsapp.events import ProviderEvent
 from pytake.whatsapp.evolution import (
     BUSINESS,
     EvolutionClient,
@@ -36,7 +36,7 @@ INSTANCE = "acme-1"
 HEADERS = {"x-pytake-secret": "s3cret"}
 
 
-def _events(receiver: Receiver) -> list[Event]:
+def _events(receiver: Receiver) -> list[ProviderEvent]:
     return [
         event for request in receiver.requests for event in parse_evolution_webhook(request.json)
     ]

@@ -15,7 +15,7 @@ from pytake.whatsapp import (
     QrCodeUpdate,
     StatusUpdate,
 )
-from pytake.whatsapp.events import Event
+from pytake.whatsapp.events import ProviderEvent
 from pytake.whatsapp.evolution import check_headers, parse_evolution_webhook
 
 PHONE = "5511999999999"
@@ -56,7 +56,7 @@ def upsert(message: dict[str, Any], **key: Any) -> dict[str, Any]:
     }
 
 
-def one(event: str, data: Any) -> Event:
+def one(event: str, data: Any) -> ProviderEvent:
     [parsed] = parse_evolution_webhook(body(event, data))
     return parsed
 

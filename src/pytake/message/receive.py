@@ -22,7 +22,7 @@ from pytake.message.signatures import check_evolution_secret
 from pytake.message.writer import IngestWriter, MetaDelivery
 from pytake.models import WhatsAppConfig
 from pytake.whatsapp.cloud import parse_webhook, verify_challenge
-from pytake.whatsapp.events import Event, MalformedWebhook, by_channel
+from pytake.whatsapp.events import MalformedWebhook, ProviderEvent, by_channel
 from pytake.whatsapp.evolution import parse_evolution_webhook
 
 
@@ -88,7 +88,7 @@ async def handle_evolution_webhook(
     return await ingest_events(session, settings, channel, events)
 
 
-def parse_meta(raw: bytes) -> dict[str, list[Event]]:
+def parse_meta(raw: bytes) -> dict[str, list[ProviderEvent]]:
     """A Meta webhook body's events by the number (phone_number_id / WABA id) they concern."""
     try:
         events = parse_webhook(_json(raw))

@@ -32,9 +32,9 @@ from pytake.message.ingest import Channel, IngestResult, ingest_parts
 from pytake.message.signatures import MetaSignatures
 from pytake.message.tables import whatsapp_configs
 from pytake.whatsapp.events import (
-    Event,
     InboundMessage,
     MessageEcho,
+    ProviderEvent,
     StatusUpdate,
     TemplateStatusUpdate,
 )
@@ -56,7 +56,7 @@ class MetaDelivery:
 
     raw: bytes
     signature: str | None
-    grouped: dict[str, list[Event]]
+    grouped: dict[str, list[ProviderEvent]]
     future: asyncio.Future[IngestResult] = field(init=False)
     size: int = field(init=False)
     touches: frozenset[str] = field(init=False)
@@ -66,7 +66,7 @@ class MetaDelivery:
         self.touches = frozenset(_touched(key, e) for key, ev in self.grouped.items() for e in ev)
 
 
-def _touched(number: str, event: Event) -> str:
+def _touched(number: str, event: ProviderEvent) -> str:
     """What an event changes, for ordering: a message's status, a customer's conversation, or
     (anything else) the number itself."""
     if isinstance(event, StatusUpdate):
@@ -222,7 +222,7 @@ class IngestWriter:
             keys = {key for delivery in batch for key in delivery.grouped}
             configs = await _configs_for(session, keys)
             outcomes: list[IngestResult | PyTakeError] = []
-            work: dict[_Config, list[tuple[int, list[Event]]]] = {}
+            work: dict[_Config, list[tuple[int, list[ProviderEvent]]]] = {}
             for index, delivery in enumerate(batch):
                 targets = self._targets(delivery, configs)
                 if isinstance(targets, PyTakeError):
@@ -244,7 +244,7 @@ class IngestWriter:
 
     def _targets(
         self, delivery: MetaDelivery, configs: list[_Config]
-    ) -> list[tuple[_Config, list[Event]]] | PyTakeError:
+    ) -> list[tuple[_Config, list[ProviderEvent]]] | PyTakeError:
         """The numbers a body's events go to; every number it names must be configured and
         the body signed with the app secret of one of them (as Meta signs per app)."""
         keys = set(delivery.grouped)
@@ -313,7 +313,7 @@ def _account_level_only(delivery: MetaDelivery) -> bool:
     )
 
 
-def _serves(config: _Config, key: str, events: list[Event]) -> bool:
+def _serves(config: _Config, key: str, events: list[ProviderEvent]) -> bool:
     if all(isinstance(e, TemplateStatusUpdate) for e in events):
         return config.business_account_id == key
     return config.phone_number_id == key

@@ -3,11 +3,11 @@ and a simulator of both. Knows nothing of contacts, conversations or the databas
 
 from pytake.whatsapp.events import (
     ConnectionUpdate,
-    Event,
     EventError,
     InboundMessage,
     MalformedWebhook,
     MessageEcho,
+    ProviderEvent,
     QrCodeUpdate,
     StatusUpdate,
     TemplateStatusUpdate,
@@ -27,7 +27,6 @@ from pytake.whatsapp.provider import (
 
 __all__ = [
     "ConnectionUpdate",
-    "Event",
     "EventError",
     "InboundMessage",
     "MalformedWebhook",
@@ -37,6 +36,7 @@ __all__ = [
     "OutboundMessage",
     "PhoneNumberInfo",
     "ProviderError",
+    "ProviderEvent",
     "QrCodeUpdate",
     "SendResult",
     "StatusUpdate",

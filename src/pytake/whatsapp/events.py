@@ -152,7 +152,7 @@ class QrCodeUpdate:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-Event = (
+ProviderEvent = (
     InboundMessage
     | MessageEcho
     | StatusUpdate
@@ -162,9 +162,9 @@ Event = (
 )
 
 
-def by_channel(events: list[Event]) -> dict[str, list[Event]]:
+def by_channel(events: list[ProviderEvent]) -> dict[str, list[ProviderEvent]]:
     """Group events by channel, keeping their order within each channel."""
-    grouped: dict[str, list[Event]] = defaultdict(list)
+    grouped: dict[str, list[ProviderEvent]] = defaultdict(list)
     for event in events:
         grouped[event.channel].append(event)
     return dict(grouped)

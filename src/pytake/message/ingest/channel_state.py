@@ -15,7 +15,12 @@ from pytake.message.ingest.batch import Channel
 from pytake.message.tables import channel_events, whatsapp_configs
 from pytake.models.base import utcnow
 from pytake.template.updates import apply_account_update
-from pytake.whatsapp.events import ConnectionUpdate, Event, QrCodeUpdate, TemplateStatusUpdate
+from pytake.whatsapp.events import (
+    ConnectionUpdate,
+    ProviderEvent,
+    QrCodeUpdate,
+    TemplateStatusUpdate,
+)
 
 QR_LIFETIME = timedelta(seconds=60)
 
@@ -36,7 +41,9 @@ async def record_channel_event(
     )
 
 
-async def apply_channel_event(session: AsyncSession, channel: Channel, event: Event) -> None:
+async def apply_channel_event(
+    session: AsyncSession, channel: Channel, event: ProviderEvent
+) -> None:
     """Connection and QR code changes are kept on the config, template changes on the
     template (pytake.template.updates); everything is recorded."""
     if isinstance(event, ConnectionUpdate):

@@ -33,11 +33,11 @@ from pytake.message.ingest.counters import count_messages
 from pytake.message.ingest.events import ingest_events_of
 from pytake.message.ingest.messages import insert_messages, without_known
 from pytake.message.statuses import apply_pending_statuses, apply_statuses
-from pytake.whatsapp.events import Event, InboundMessage, MessageEcho, StatusUpdate
+from pytake.whatsapp.events import InboundMessage, MessageEcho, ProviderEvent, StatusUpdate
 
 
 async def ingest_events(
-    session: AsyncSession, settings: Settings, channel: Channel, events: list[Event]
+    session: AsyncSession, settings: Settings, channel: Channel, events: list[ProviderEvent]
 ) -> IngestResult:
     """Store every event of one webhook body for one channel (flushes, never commits)."""
     [result] = await ingest_parts(session, settings, channel, [events])
@@ -45,7 +45,7 @@ async def ingest_events(
 
 
 async def ingest_parts(
-    session: AsyncSession, settings: Settings, channel: Channel, parts: list[list[Event]]
+    session: AsyncSession, settings: Settings, channel: Channel, parts: list[list[ProviderEvent]]
 ) -> list[IngestResult]:
     """Store the events of several webhook bodies for one channel with one set of multi-row
     statements; returns what each body changed, in order (flushes, never commits).

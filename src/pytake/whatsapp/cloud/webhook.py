@@ -10,11 +10,11 @@ from typing import Any, Literal, cast
 from pytake.whatsapp._json import obj as as_obj
 from pytake.whatsapp.events import (
     DeliveryStatus,
-    Event,
     EventError,
     InboundMessage,
     MalformedWebhook,
     MessageEcho,
+    ProviderEvent,
     StatusUpdate,
     TemplateStatusUpdate,
     parse_event_errors,
@@ -60,7 +60,7 @@ def verify_challenge(params: Mapping[str, str], verify_token: str) -> str | None
     return params.get("hub.challenge") or ""
 
 
-def parse_webhook(body: Any) -> list[Event]:
+def parse_webhook(body: Any) -> list[ProviderEvent]:
     """Every event in a Meta webhook body, in order; unknown fields and change types are skipped."""
     if not isinstance(body, dict):
         raise MalformedWebhook("body is not a JSON object")
@@ -70,7 +70,7 @@ def parse_webhook(body: Any) -> list[Event]:
     entries = body.get("entry")
     if not isinstance(entries, list):
         raise MalformedWebhook("entry is not a list")
-    events: list[Event] = []
+    events: list[ProviderEvent] = []
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict):
             raise MalformedWebhook(f"entry[{index}] is not an object")
@@ -84,7 +84,7 @@ def parse_webhook(body: Any) -> list[Event]:
     return events
 
 
-def _parse_change(entry: dict[str, Any], change: dict[str, Any]) -> list[Event]:
+def _parse_change(entry: dict[str, Any], change: dict[str, Any]) -> list[ProviderEvent]:
     value: dict[str, Any] = change["value"]
     # The earliest payloads (and our own /api/v1 doc) omit `field` for messages.
     field = change.get("field") or "messages"
@@ -125,7 +125,7 @@ def _profile_names(value: dict[str, Any]) -> dict[str, str]:
     return names
 
 
-def _messages(channel: str, value: dict[str, Any]) -> list[Event]:
+def _messages(channel: str, value: dict[str, Any]) -> list[ProviderEvent]:
     names = _profile_names(value)
     # Value-level errors (e.g. 131000 "Unsupported webhook payload") concern the messages
     # beside them.
@@ -236,8 +236,8 @@ def _system_content(data: dict[str, Any], item: dict[str, Any]) -> dict[str, Any
     return content
 
 
-def _statuses(channel: str, value: dict[str, Any]) -> list[Event]:
-    events: list[Event] = []
+def _statuses(channel: str, value: dict[str, Any]) -> list[ProviderEvent]:
+    events: list[ProviderEvent] = []
     for item in _items(value, "statuses"):
         message_id = item.get("id")
         raw_status = item.get("status")

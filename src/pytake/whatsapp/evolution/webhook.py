@@ -17,11 +17,11 @@ from pytake.whatsapp._json import objects
 from pytake.whatsapp.events import (
     ConnectionUpdate,
     DeliveryStatus,
-    Event,
     EventError,
     InboundMessage,
     MalformedWebhook,
     MessageEcho,
+    ProviderEvent,
     QrCodeUpdate,
     StatusUpdate,
     unix_to_datetime,
@@ -75,7 +75,7 @@ def event_name(raw: str) -> str:
     return raw.strip().lower().replace("_", ".").replace("-", ".")
 
 
-def parse_evolution_webhook(body: Any) -> list[Event]:
+def parse_evolution_webhook(body: Any) -> list[ProviderEvent]:
     """The events in one Evolution webhook body; unknown events give no events."""
     if not isinstance(body, dict):
         raise MalformedWebhook("body is not a JSON object")
@@ -125,8 +125,8 @@ def _envelope_time(value: Any) -> datetime:
     return datetime.now(UTC)
 
 
-def _upserts(instance: str, data: Any, from_api: bool) -> list[Event]:
-    events: list[Event] = []
+def _upserts(instance: str, data: Any, from_api: bool) -> list[ProviderEvent]:
+    events: list[ProviderEvent] = []
     for item in _list_of(data, "messages.upsert"):
         event = _upsert(instance, item, from_api)
         if event is not None:
@@ -134,7 +134,7 @@ def _upserts(instance: str, data: Any, from_api: bool) -> list[Event]:
     return events
 
 
-def _upsert(instance: str, item: dict[str, Any], from_api: bool) -> Event | None:
+def _upsert(instance: str, item: dict[str, Any], from_api: bool) -> ProviderEvent | None:
     key = item.get("key")
     if not isinstance(key, dict) or not key.get("id") or not key.get("remoteJid"):
         raise MalformedWebhook("message without key.id / key.remoteJid")
@@ -309,8 +309,8 @@ _OTHER = {
 }
 
 
-def _updates(instance: str, data: Any, received_at: datetime) -> list[Event]:
-    events: list[Event] = []
+def _updates(instance: str, data: Any, received_at: datetime) -> list[ProviderEvent]:
+    events: list[ProviderEvent] = []
     for item in _list_of(data, "messages.update"):
         key = as_obj(item.get("key"))
         message_id = item.get("keyId") or key.get("id")
