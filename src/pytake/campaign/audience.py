@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -68,7 +68,7 @@ def _attribute_equals(session: AsyncSession, key: str, value: Any) -> ColumnElem
     path = '$."' + key.replace('"', '\\"') + '"'
     if isinstance(value, bool):
         value = 1 if value else 0
-    return func.json_extract(Contact.attributes, path) == value
+    return cast(ColumnElement[bool], func.json_extract(Contact.attributes, path) == value)
 
 
 async def audience_clauses(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,7 +49,7 @@ class Metrics:
 def plus_hours(session: AsyncSession, column: Any, hours: float) -> ColumnElement[Any]:
     """`column + hours` in SQL on either engine."""
     if is_postgresql(session):
-        return column + literal_column(f"interval '{float(hours)} hours'")
+        return cast(ColumnElement[Any], column + literal_column(f"interval '{float(hours)} hours'"))
     # SQLite stores UTCDateTime as 'YYYY-MM-DD HH:MM:SS.ffffff'; strftime keeps the fraction.
     return func.strftime("%Y-%m-%d %H:%M:%f", column, f"+{int(hours * 3600)} seconds")
 

@@ -17,7 +17,7 @@ from pytake.chatbot.engine import Count, Handoff, Reply, SendTemplate, UpdateCon
 from pytake.contact.events import record_contact_event
 from pytake.contact.service import refresh_search_text, set_opt_in
 from pytake.contact.tags import ensure_tags, link_tags, tag_ids
-from pytake.conversation.service import record_conversation_event
+from pytake.conversation.events import record_conversation_event
 from pytake.events import wake_after_commit
 from pytake.kit.sql import is_postgresql
 from pytake.models import (

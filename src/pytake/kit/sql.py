@@ -133,7 +133,7 @@ def _array_item(type_: TypeEngine[Any]) -> TypeEngine[Any]:
     # Arrays of a TypeDecorator bind each element through it; the plain types are enough here
     # (aware datetimes; JSON documents as JSONB).
     if isinstance(type_, TypeDecorator):
-        return cast(TypeEngine[Any], type_.impl_instance)
+        return type_.impl_instance
     if type_.__class__.__name__ == "JSON":
         return JSONB()
     return type_

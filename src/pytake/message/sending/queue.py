@@ -179,7 +179,7 @@ async def next_due_in(session: AsyncSession, now: datetime | None = None) -> flo
     earliest = await session.scalar(stmt)
     if earliest is None:
         return None
-    return max(0.0, (earliest - now).total_seconds())
+    return max(0.0, float((earliest - now).total_seconds()))
 
 
 _TS = UTCDateTime()

@@ -45,7 +45,7 @@ def interactive_as_text(interactive: dict[str, Any]) -> str:
     return "\n\n".join(str(p) for p in parts if p)
 
 
-def to_evolution(message: OutboundMessage, *, numbered_text: bool) -> tuple[str, dict]:
+def to_evolution(message: OutboundMessage, *, numbered_text: bool) -> tuple[str, dict[str, Any]]:
     """(send action, request body) for one outbound message."""
     number = normalize_recipient(message.to)
     content = message.content

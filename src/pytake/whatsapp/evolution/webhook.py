@@ -213,7 +213,9 @@ def message_content(
     return kind, content, context_id or None
 
 
-def _content(message: dict[str, Any], key_id: str) -> tuple[str, dict[str, Any], dict | None]:
+def _content(
+    message: dict[str, Any], key_id: str
+) -> tuple[str, dict[str, Any], dict[str, Any] | None]:
     if isinstance(message.get("conversation"), str):
         return "text", {"text": message["conversation"]}, None
     extended = message.get("extendedTextMessage")
@@ -231,7 +233,9 @@ def _content(message: dict[str, Any], key_id: str) -> tuple[str, dict[str, Any],
     return "unsupported", {"unsupported_type": next(iter(message), None)}, None
 
 
-def _media(kind: str, media: dict[str, Any], key_id: str, message: dict[str, Any]) -> dict:
+def _media(
+    kind: str, media: dict[str, Any], key_id: str, message: dict[str, Any]
+) -> dict[str, Any]:
     content: dict[str, Any] = {
         # Evolution fetches media by the message's key id (getBase64FromMediaMessage).
         "media_id": key_id,

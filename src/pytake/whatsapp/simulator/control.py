@@ -259,7 +259,8 @@ def error_fault(raw: Any) -> ErrorFault:
 async def control_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """Turn bad control requests into 400s naming the problem."""
     try:
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
     except (ControlError, BadCustomerMessage, KeyError) as exc:
         if not request.path.startswith(PREFIX):
             raise

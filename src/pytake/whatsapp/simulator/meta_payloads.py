@@ -22,7 +22,9 @@ class BadCustomerMessage(ValueError):
     """The control API was asked to make a customer send something incoherent."""
 
 
-def envelope(number: BusinessNumber, value: dict[str, Any], field: str = "messages") -> dict:
+def envelope(
+    number: BusinessNumber, value: dict[str, Any], field: str = "messages"
+) -> dict[str, Any]:
     """Wrap a change value in Meta's `whatsapp_business_account` envelope."""
     value = {
         "messaging_product": "whatsapp",

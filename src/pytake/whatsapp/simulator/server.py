@@ -39,7 +39,8 @@ async def provider_errors(request: web.Request, handler: Any) -> web.StreamRespo
     if state.faults.latency_ms and not request.path.startswith("/_sim"):
         await asyncio.sleep(state.faults.latency_ms / 1000)
     try:
-        return await handler(request)
+        response: web.StreamResponse = await handler(request)
+        return response
     except GraphFault as fault:
         return graph_fault_response(fault)
     except EvolutionFault as fault:
