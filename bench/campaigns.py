@@ -9,7 +9,7 @@ between the numbers by tag. Child processes, each on its own:
   and read for every message, signed, to the serve process;
 - `pytake serve` (no background loops): the Meta webhook endpoint ingesting those statuses;
 - `--workers` × `pytake worker`: every background loop, the campaign loop and the message
-  dispatcher among them, with `PYTAKE_CAMPAIGN_NUMBER_THROUGHPUT=--rate`.
+  dispatcher among them. Each number's `throughput` is `--rate`.
 
 One campaign per number (send_rate_limit `--rate`) is created and started through the service
 (the start materialises its audience in one INSERT … SELECT, timed). Sampled every second from
@@ -102,7 +102,6 @@ def env_for(db: str, graph_url: str, rate: int) -> dict[str, str]:
         "PYTAKE_RUN_BACKGROUND_LOOPS": "false",
         "PYTAKE_RATE_LIMIT_ENABLED": "false",
         "PYTAKE_LOG_LEVEL": "WARNING",
-        "PYTAKE_CAMPAIGN_NUMBER_THROUGHPUT": str(rate),
         "PYTAKE_WORKER_POLL_SECONDS": "0.2",
     }
 
@@ -140,6 +139,7 @@ async def seed(db: str, spec: dict[str, Any], recipients: int) -> dict[str, Any]
                     app_secret_encrypted=box.encrypt(APP_SECRET),
                     is_active=True,
                     is_default=index == 0,
+                    throughput=spec["rate"],
                 )
             )
             await session.flush()

@@ -93,11 +93,9 @@ class Settings(BaseSettings):
     # (0 turns the periodic sync off; POST /v1/templates/sync still works).
     template_sync_interval_seconds: float = 6 * 3600
 
-    # Campaigns (pytake.campaign): a number's throughput in messages per second (Meta's default
-    # is 80; Meta raises a number to up to 1,000 and then this may say so), how far ahead the
-    # dispatcher hands messages to the send pipeline, after how many consecutive 131048 /
-    # 131049 failures a campaign pauses, and the window in which a reply counts for it.
-    campaign_number_throughput: int = Field(default=80, ge=1, le=1000)
+    # Campaigns (pytake.campaign; a number's throughput is its config's `throughput`): how far
+    # ahead the dispatcher hands messages to the send pipeline, after how many consecutive
+    # 131048 / 131049 failures a campaign pauses, and the window in which a reply counts for it.
     campaign_handoff_ahead_seconds: float = 1.0
     campaign_batch_size: int = 500
     campaign_pause_after_policy_errors: int = 20

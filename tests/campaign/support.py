@@ -155,7 +155,7 @@ class Campaigns:
             page += 1
 
     async def wait_status(
-        self, campaign_id: str, status: str, within: float = 20.0
+        self, campaign_id: str, status: str, within: float = 30.0
     ) -> dict[str, Any]:
         async def reached() -> dict[str, Any] | None:
             got = await self.get(campaign_id)

@@ -70,6 +70,16 @@ async def _events(camps: Campaigns, kind: str) -> list[dict[str, Any]]:
         return [row.payload for row in rows]
 
 
+async def _claimed_ones_finished(camps: Campaigns, campaign_id: str) -> None:
+    """Wait until no recipient is in flight: after a pause or cancel the messages no worker had
+    claimed are withdrawn at once, those already claimed finish sending."""
+
+    async def none_sending() -> bool:
+        return not await camps.recipients(campaign_id, status="sending")
+
+    await eventually(none_sending, timeout=20)
+
+
 async def test_variables_rendered_per_contact_and_the_campaign_completes(
     camps: Campaigns,
 ) -> None:
@@ -121,7 +131,7 @@ async def test_pause_resume_and_cancel(camps: Campaigns) -> None:
     paused = await camps.act(cid, "pause")
     assert paused["status"] == "paused" and paused["pause_reason"] == "paused by request"
     assert (await _events(camps, "campaign.paused"))[-1]["campaign"]["id"] == cid
-    await asyncio.sleep(0.3)  # what a worker had already claimed finishes
+    await _claimed_ones_finished(camps, cid)
     frozen = sum(_per_number(camps)[n] for n in _numbers(crowd))
     await asyncio.sleep(1.0)
     assert sum(_per_number(camps)[n] for n in _numbers(crowd)) == frozen < 12
@@ -142,7 +152,7 @@ async def test_pause_resume_and_cancel(camps: Campaigns) -> None:
     await eventually(one_sent, timeout=10)
     cancelled = await camps.act(second["id"], "cancel")
     assert cancelled["status"] == "cancelled" and cancelled["cancelled_at"]
-    await asyncio.sleep(0.3)
+    await _claimed_ones_finished(camps, second["id"])
     frozen = sum(_per_number(camps)[n] for n in _numbers(others))
     await asyncio.sleep(1.0)
     assert sum(_per_number(camps)[n] for n in _numbers(others)) == frozen < 10

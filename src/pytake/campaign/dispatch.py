@@ -13,8 +13,10 @@ Each pass:
      message in the contact's live conversation, due at its paced slot.
 
 Pacing is a GCRA on the campaign row (`paced_until`): message i of a hand-off is due at
-`paced_until + i / rate`, rate = min(send_rate_limit, the number's throughput) × throttle
-factor, and hand-offs run at most `campaign_handoff_ahead_seconds` ahead. The message
+`paced_until + i / rate`, rate = the campaign's share of its number's throughput
+(pytake.campaign.pacing: min(send_rate_limit, throughput) × throttle factor, split fairly
+between the campaigns running on the number), and hand-offs run at most
+`campaign_handoff_ahead_seconds` ahead. The message
 dispatcher (pytake.message.sending) claims messages as they fall due — across any number of
 workers — sends them, retries 130429 with backoff, and reconciles a worker's crash from status
 webhooks (`biz_opaque_callback_data`), so a recipient is never sent twice: its hand-off is one
@@ -34,6 +36,7 @@ from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.campaign import lifecycle
+from pytake.campaign.pacing import running_rates
 from pytake.config import Settings
 from pytake.db import unit_of_work
 from pytake.errors import PyTakeError
@@ -57,13 +60,6 @@ THROTTLED = 130429
 _MIN_FACTOR = 0.05
 
 
-def effective_rate(campaign: Campaign, settings: Settings) -> float:
-    """Messages per second the campaign is paced at now."""
-    cap = float(settings.campaign_number_throughput)
-    base = min(float(campaign.send_rate_limit or cap), cap)
-    return max(0.2, base * (campaign.throttle_factor or 1.0))
-
-
 @dataclass
 class _Sendable:
     template: MessageTemplate | None
@@ -85,14 +81,12 @@ class CampaignLoop:
     async def run_once(self) -> float | None:
         await self.start_due()
         async with self.factory() as session:
-            running = list(
-                await session.scalars(select(Campaign.id).where(Campaign.status == "running"))
-            )
+            running = await running_rates(session)
             next_scheduled = await session.scalar(
                 select(func.min(Campaign.scheduled_at)).where(Campaign.status == "scheduled")
             )
-        for campaign_id in running:
-            await self.tick(campaign_id)
+        for campaign_id, rate in running.items():
+            await self.tick(campaign_id, rate)
         poll = self.settings.campaign_poll_seconds
         if running:
             return poll
@@ -134,13 +128,18 @@ class CampaignLoop:
 
     # -- one running campaign ---------------------------------------------------------------
 
-    async def tick(self, campaign_id: uuid.UUID) -> None:
-        """Settle, maybe pause or complete, and hand off the next paced batch."""
+    async def tick(self, campaign_id: uuid.UUID, rate: float) -> None:
+        """Settle, maybe pause or complete, and hand off the next paced batch at `rate` (the
+        campaign's share of its number: pytake.campaign.pacing)."""
         async with unit_of_work(self.factory) as session:
             campaign = await _lock_running(session, campaign_id)
             if campaign is None:
                 return
+            factor = campaign.throttle_factor or 1.0
             await self.settle(session, campaign)
+            # A 130429 seen now slows this hand-off already; a recovery waits for the next
+            # pass's share (other campaigns on the number may have taken what this one left).
+            rate *= min(1.0, (campaign.throttle_factor or 1.0) / factor)
             if campaign.status != "running":
                 return
             if not await _has_unsettled(session, campaign_id):
@@ -152,7 +151,7 @@ class CampaignLoop:
                 await lifecycle.pause(session, campaign, sendable.problem)
                 return
             assert sendable.template is not None
-            handed = await self.hand_off(session, campaign, sendable.template)
+            handed = await self.hand_off(session, campaign, sendable.template, rate)
             if handed:
                 wake_after_commit(session, "dispatch")
         self.handed_off += handed
@@ -252,9 +251,9 @@ class CampaignLoop:
             campaign.throttled_at = now
             # Messages already paced at the old rate keep their slots; new ones start after.
             log.info(
-                "campaign %s: 130429 from the provider, pace now %.1f/s",
+                "campaign %s: 130429 from the provider, pace now %.2f of its share",
                 campaign.id,
-                effective_rate(campaign, self.settings),
+                campaign.throttle_factor,
             )
         elif not throttled and factor < 1.0 and last is not None:
             recover = timedelta(seconds=self.settings.campaign_throttle_recover_seconds)
@@ -265,11 +264,11 @@ class CampaignLoop:
     # -- hand-off ---------------------------------------------------------------------------
 
     async def hand_off(
-        self, session: AsyncSession, campaign: Campaign, template: MessageTemplate
+        self, session: AsyncSession, campaign: Campaign, template: MessageTemplate, rate: float
     ) -> int:
-        """Queue the next paced batch of pending recipients; returns how many were queued."""
+        """Queue the next batch of pending recipients paced at `rate` messages/s; returns how
+        many were queued."""
         now = utcnow()
-        rate = effective_rate(campaign, self.settings)
         slot = max(campaign.paced_until or now, now)
         ahead = now + timedelta(seconds=self.settings.campaign_handoff_ahead_seconds)
         budget = int((ahead - slot).total_seconds() * rate)

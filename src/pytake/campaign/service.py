@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.auth.principal import Principal
 from pytake.campaign import lifecycle
 from pytake.campaign.audience import count_audience
-from pytake.campaign.dispatch import effective_rate
 from pytake.campaign.metrics import Metrics, campaign_metrics
+from pytake.campaign.pacing import running_rates
 from pytake.campaign.schemas import (
     CampaignCreateIn,
     CampaignOut,
@@ -324,10 +324,14 @@ async def views(
     """The campaigns with their metrics (one query for all of them)."""
     hours = settings.campaign_reply_window_hours
     metrics = await campaign_metrics(session, [c.id for c in campaigns], hours)
-    return [_view(c, metrics[c.id], settings) for c in campaigns]
+    numbers = {c.channel_id for c in campaigns if c.status == "running" and c.channel_id}
+    rates = await running_rates(session, numbers) if numbers else {}
+    return [_view(c, metrics[c.id], settings, rates.get(c.id)) for c in campaigns]
 
 
-def _view(campaign: Campaign, metrics: Metrics, settings: Settings) -> CampaignOut:
+def _view(
+    campaign: Campaign, metrics: Metrics, settings: Settings, rate: float | None
+) -> CampaignOut:
     skipped = dict(metrics.skipped) if campaign.started_at else {}
     for reason, n in (campaign.skipped or {}).items():
         skipped[reason] = skipped.get(reason, 0) + int(n)
@@ -358,9 +362,7 @@ def _view(campaign: Campaign, metrics: Metrics, settings: Settings) -> CampaignO
         read_rate=metrics.rate(metrics.read),
         reply_rate=metrics.rate(metrics.replied),
         reply_window_hours=settings.campaign_reply_window_hours,
-        current_rate=(
-            round(effective_rate(campaign, settings), 1) if campaign.status == "running" else None
-        ),
+        current_rate=round(rate, 1) if rate is not None and campaign.status == "running" else None,
         pause_reason=campaign.pause_reason,
         started_at=campaign.started_at,
         completed_at=campaign.completed_at,

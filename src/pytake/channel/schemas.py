@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, Field, ValidationInfo, WithJsonSchema, field_validator
+
+from pytake.models.channel import DEFAULT_THROUGHPUT, MAX_THROUGHPUT
 
 Provider = Literal["official", "evolution"]
 HealthStatus = Literal["unknown", "healthy", "unhealthy", "inactive"]
@@ -15,6 +17,17 @@ _SECRET = "Write-only: stored encrypted, never returned."
 # Credentials PyTake sends in an HTTP header (`Authorization: Bearer`, Evolution's `apikey`):
 # visible ASCII only, so they can be encoded there and cannot inject a header line.
 HEADER_SAFE = r"^[!-~]*$"
+_THROUGHPUT = (
+    "Messages per second Meta lets this number send: 80 by default, up to 1,000 once Meta has "
+    "raised the number's throughput. Campaigns on the number are paced to "
+    "min(send_rate_limit, throughput), shared between the campaigns running on it."
+)
+_THROUGHPUT_SCHEMA = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_THROUGHPUT,
+    "description": _THROUGHPUT,
+}
 
 
 class ConfigCreateIn(BaseModel):
@@ -45,6 +58,9 @@ class ConfigCreateIn(BaseModel):
         default=None,
         description="The chatbot that answers on this number (none: every active chatbot).",
     )
+    throughput: int = Field(
+        default=DEFAULT_THROUGHPUT, ge=1, le=MAX_THROUGHPUT, description=_THROUGHPUT
+    )
 
 
 class ConfigUpdateIn(BaseModel):
@@ -72,13 +88,17 @@ class ConfigUpdateIn(BaseModel):
         default=None,
         description="The chatbot that answers on this number (none: every active chatbot).",
     )
+    # Not nullable either: omit it to keep the current throughput.
+    throughput: Annotated[int | None, WithJsonSchema(_THROUGHPUT_SCHEMA)] = Field(
+        default=None, ge=1, le=MAX_THROUGHPUT
+    )
 
-    @field_validator("name")
+    @field_validator("name", "throughput")
     @classmethod
-    def _name_not_null(cls, name: str | None) -> str:
-        if name is None:  # only an explicit null gets here: an omitted name is not validated
-            raise ValueError("name cannot be null; omit it to keep the current name")
-        return name
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:  # only an explicit null gets here: an omitted field is not validated
+            raise ValueError(f"{info.field_name} cannot be null; omit it to keep the current one")
+        return value
 
 
 class ConfigOut(BaseModel):
@@ -102,6 +122,7 @@ class ConfigOut(BaseModel):
     health_detail: str | None = None
     last_health_check: datetime | None = None
     chatbot_id: uuid.UUID | None = None
+    throughput: int = Field(default=DEFAULT_THROUGHPUT, description=_THROUGHPUT)
     created_at: datetime
     updated_at: datetime
     created_by: str | None = None

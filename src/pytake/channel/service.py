@@ -55,6 +55,7 @@ _PLAIN = (
     "webhook_verify_token",
     "evolution_url",
     "instance_name",
+    "throughput",
 )
 
 
@@ -81,6 +82,7 @@ def to_out(config: WhatsAppConfig) -> ConfigOut:
         health_detail=config.health_detail,
         last_health_check=config.last_health_check,
         chatbot_id=config.chatbot_id,
+        throughput=config.throughput,
         created_at=config.created_at,
         updated_at=config.updated_at,
         created_by=config.created_by,

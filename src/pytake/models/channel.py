@@ -13,6 +13,8 @@ from pytake.models.base import Base, IdMixin, TenantMixin, TimestampMixin, utcno
 
 PROVIDERS = ("official", "evolution")
 HEALTH_STATUSES = ("unknown", "healthy", "unhealthy", "inactive")
+DEFAULT_THROUGHPUT = 80  # Meta's default messages per second per number
+MAX_THROUGHPUT = 1000
 
 
 class WhatsAppConfig(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -58,6 +60,12 @@ class WhatsAppConfig(IdMixin, TenantMixin, TimestampMixin, Base):
     health_status: Mapped[str] = mapped_column(String(20), default="unknown")
     health_detail: Mapped[str | None] = mapped_column(String(500))
     last_health_check: Mapped[datetime | None]
+    # What Meta lets the number send: 80 messages/s by default, up to 1,000 once Meta has
+    # raised it. Campaigns on the number share it (pytake.campaign.pacing).
+    throughput: Mapped[int] = mapped_column(
+        default=DEFAULT_THROUGHPUT, server_default=str(DEFAULT_THROUGHPUT),
+        comment="messages per second",
+    )  # fmt: skip
     # The chatbot that answers on this number; none: every active chatbot of the organisation.
     chatbot_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("chatbots.id", ondelete="SET NULL")
