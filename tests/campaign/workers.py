@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -39,7 +40,11 @@ WORKER_TUNING = SendingTuning(
 async def run_loop(loop: CampaignLoop) -> None:
     """A campaign loop as the worker runner runs it, with a short poll."""
     while True:
-        due = await loop.run_once()
+        try:
+            due = await loop.run_once()
+        except Exception:  # as the runner does: log, and go on (a test then fails on state)
+            logging.getLogger(__name__).exception("campaign loop pass failed")
+            due = 0.05
         await asyncio.sleep(min(due if due is not None else 0.05, 0.05))
 
 

@@ -32,31 +32,24 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pytake.campaign import lifecycle
+from pytake.campaign import handoff, lifecycle, settling
 from pytake.campaign.pacing import running_rates
 from pytake.config import Settings
 from pytake.db import unit_of_work
 from pytake.errors import PyTakeError
-from pytake.events import DomainEvent, record_many, wake_after_commit
+from pytake.events import wake_after_commit
 from pytake.kit.sql import is_postgresql
-from pytake.message.sending.render import contact_context, render_text
-from pytake.models import Contact, Conversation, Message, MessageTemplate
+from pytake.models import MessageTemplate
 from pytake.models.base import utcnow
 from pytake.models.campaign import Campaign, campaigns_table, recipients_table
-from pytake.models.conversation import LIVE_CONVERSATION_STATUSES
 from pytake.template.parameters import template_message
 
 log = logging.getLogger(__name__)
 
-_messages = cast(Table, Message.__table__)
-_conversations = cast(Table, Conversation.__table__)
-_contacts = cast(Table, Contact.__table__)
-
 POLICY_ERRORS = (131048, 131049)
-THROTTLED = 130429
 _MIN_FACTOR = 0.05
 
 
@@ -165,6 +158,9 @@ class CampaignLoop:
             if campaign.template_id
             else None
         )
+        if template is not None:
+            # Cached across passes: detached now, so no later rollback can expire it.
+            session.expunge(template)
         problem = None
         if template is None:
             problem = f"template '{campaign.template_name}' was deleted"
@@ -182,54 +178,24 @@ class CampaignLoop:
         """Move in-flight recipients to sent / failed from their messages; pause on a run of
         policy errors; slow down on 130429 and recover."""
         now = utcnow()
-        r, m = recipients_table.c, _messages.c
-        rows = (
-            await session.execute(
-                select(
-                    r.contact_id,
-                    m.status,
-                    m.error_code,
-                    m.error_title,
-                    m.sent_at,
-                    m.failed_at,
-                    m.updated_at,
-                )
-                .join(_messages, m.id == r.message_id)
-                .where(r.campaign_id == campaign.id, r.status == "sending")
-                .order_by(m.updated_at)
-            )
-        ).all()
         settle_before = now - timedelta(seconds=self.settings.campaign_settle_after_seconds)
-        sent: list[dict[str, Any]] = []
-        failed: list[dict[str, Any]] = []
+        rows = await settling.settled_messages(session, campaign, settle_before)
+        settled: list[dict[str, Any]] = []
         throttled = False
         streak, last_policy = campaign.policy_error_streak, None
         for row in rows:
-            if row.status == "failed":
-                failed.append(
-                    {
-                        "b_contact": row.contact_id,
-                        "b_code": row.error_code,
-                        "b_title": (row.error_title or "")[:300] or None,
-                        "b_at": row.failed_at or now,
-                    }
-                )
+            if row.status == "queued":  # a 130429 answer not seen before (see settling)
+                throttled = True
+            elif row.status == "failed":
+                settled.append(settling.failed(row, now))
                 if row.error_code in POLICY_ERRORS:
                     streak += 1
                     last_policy = row
-            elif row.status in ("delivered", "read") or (
-                row.status == "sent" and row.sent_at is not None and row.sent_at < settle_before
-            ):
-                sent.append({"b_contact": row.contact_id, "b_at": row.sent_at or now})
+            else:
+                settled.append(settling.sent(row, now))
                 if row.status != "sent":
                     streak = 0
-            elif (
-                row.status == "queued"
-                and row.error_code == THROTTLED
-                and (campaign.throttled_at is None or row.updated_at > campaign.throttled_at)
-            ):
-                throttled = True
-        await _write_settled(session, campaign.id, sent, failed, now)
+        await settling.write(session, campaign.id, settled, now)
         campaign.policy_error_streak = streak
         self._pace_feedback(campaign, throttled, now)
         threshold = self.settings.campaign_pause_after_policy_errors
@@ -275,39 +241,18 @@ class CampaignLoop:
         if budget <= 0:
             return 0
         limit = min(budget, self.settings.campaign_batch_size)
-        r, c = recipients_table.c, _contacts.c
-        rows = (
-            await session.execute(
-                select(
-                    r.contact_id,
-                    r.phone,
-                    c.id,
-                    c.organization_id,
-                    c.name,
-                    c.profile_name,
-                    c.whatsapp_id,
-                    c.email,
-                    c.attributes,
-                    c.opt_in,
-                    c.is_blocked,
-                    c.deleted_at,
-                )
-                .join(_contacts, c.id == r.contact_id)
-                .where(r.campaign_id == campaign.id, r.status == "pending")
-                .limit(limit)
-            )
-        ).all()
+        rows = await handoff.pending_recipients(session, campaign, limit)
         if not rows:
             return 0
-        batch = _Batch(campaign, now)
+        batch = handoff.Batch(campaign, now)
         variables = dict((campaign.message_content or {}).get("variables") or {})
         for row in rows:
-            reason = _unreachable(row)
+            reason = handoff.unreachable(row)
             if reason is not None:
                 batch.skip(row.contact_id, reason, None)
                 continue
             try:
-                content = template_message(template, _rendered(variables, row))
+                content = template_message(template, handoff.rendered(variables, row))
             except PyTakeError as exc:
                 batch.skip(row.contact_id, "missing_variable", exc.message)
                 continue
@@ -317,216 +262,6 @@ class CampaignLoop:
             campaign.paced_until = slot + timedelta(seconds=len(batch.sends) / rate)
         await batch.write_skipped(session)
         return len(batch.sends)
-
-
-def _unreachable(row: Any) -> str | None:
-    """Why a contact may not be messaged now (it opted out or was blocked mid-campaign)."""
-    if row.deleted_at is not None:
-        return "deleted"
-    if row.is_blocked:
-        return "blocked"
-    if not row.opt_in:
-        return "opted_out"
-    return None
-
-
-def _rendered(variables: dict[str, Any], contact: Any) -> dict[str, Any]:
-    """The campaign's variables with `{{contact.…}}` filled in for this contact."""
-    if not any(isinstance(v, str) and "{" in v for v in variables.values()):
-        return variables
-    context = {"contact": contact_context(cast(Contact, contact))}
-    return {
-        key: render_text(value, context, f"message_content.variables.{key}")
-        if isinstance(value, str)
-        else value
-        for key, value in variables.items()
-    }
-
-
-class _Batch:
-    """One hand-off's rows: messages, new conversations, recipient updates."""
-
-    def __init__(self, campaign: Campaign, now: datetime) -> None:
-        self.campaign = campaign
-        self.now = now
-        self.sends: list[tuple[Any, dict[str, Any]]] = []
-        self.skipped: list[dict[str, Any]] = []
-
-    def skip(self, contact_id: uuid.UUID, reason: str, title: str | None) -> None:
-        self.skipped.append(
-            {"b_contact": contact_id, "b_reason": reason, "b_title": (title or "")[:300] or None}
-        )
-
-    def send(self, row: Any, content: dict[str, Any]) -> None:
-        self.sends.append((row, content))
-
-    async def write(self, session: AsyncSession, slot: datetime, rate: float) -> None:
-        campaign, now = self.campaign, self.now
-        assert campaign.channel_id is not None
-        conversations = await _live_conversations(session, campaign, [r for r, _ in self.sends])
-        message_rows, recipient_rows = [], []
-        for index, (row, content) in enumerate(self.sends):
-            message_id = uuid.uuid4()
-            conversation_id = conversations[row.contact_id]
-            message_rows.append(
-                {
-                    "id": message_id,
-                    "organization_id": campaign.organization_id,
-                    "conversation_id": conversation_id,
-                    "contact_id": row.contact_id,
-                    "channel_id": campaign.channel_id,
-                    "direction": "outbound",
-                    "type": "template",
-                    "content": content,
-                    "status": "queued",
-                    "callback_data": str(message_id),
-                    "recipient": row.whatsapp_id,
-                    "attempts": 0,
-                    "next_attempt_at": slot + timedelta(seconds=index / rate),
-                    "created_at": now,
-                    "updated_at": now,
-                }
-            )
-            recipient_rows.append(
-                {"b_contact": row.contact_id, "b_message": message_id, "b_conv": conversation_id}
-            )
-        await session.execute(insert(_messages), message_rows)
-        conv = _conversations
-        await session.execute(
-            update(conv)
-            .where(conv.c.id == bindparam("b_id"))
-            .values(message_count=conv.c.message_count + 1, last_message_at=now, updated_at=now),
-            [{"b_id": conversation_id} for conversation_id in conversations.values()],
-        )
-        r = recipients_table.c
-        await session.execute(
-            update(recipients_table)
-            .where(r.campaign_id == campaign.id, r.contact_id == bindparam("b_contact"))
-            .values(
-                status="sending",
-                message_id=bindparam("b_message"),
-                conversation_id=bindparam("b_conv"),
-                queued_at=now,
-                updated_at=now,
-            ),
-            recipient_rows,
-        )
-
-    async def write_skipped(self, session: AsyncSession) -> None:
-        if not self.skipped:
-            return
-        r = recipients_table.c
-        await session.execute(
-            update(recipients_table)
-            .where(r.campaign_id == self.campaign.id, r.contact_id == bindparam("b_contact"))
-            .values(
-                status="skipped",
-                skip_reason=bindparam("b_reason"),
-                error_title=bindparam("b_title"),
-                updated_at=self.now,
-            ),
-            self.skipped,
-        )
-
-
-async def _live_conversations(
-    session: AsyncSession, campaign: Campaign, rows: list[Any]
-) -> dict[uuid.UUID, uuid.UUID]:
-    """contact id → its newest live conversation on the campaign's number (opened if none,
-    with conversation.created as a send opens one)."""
-    conv = _conversations.c
-    contact_ids = [row.contact_id for row in rows]
-    found: dict[uuid.UUID, uuid.UUID] = {}
-    existing = await session.execute(
-        select(conv.id, conv.contact_id)
-        .where(
-            conv.contact_id.in_(contact_ids),
-            conv.channel_id == campaign.channel_id,
-            conv.status.in_(LIVE_CONVERSATION_STATUSES),
-        )
-        .order_by(conv.created_at)
-    )
-    for conversation_id, contact_id in existing.all():
-        found[contact_id] = conversation_id  # the newest wins
-    now = utcnow()
-    new_rows, events = [], []
-    for row in rows:
-        if row.contact_id in found:
-            continue
-        conversation_id = uuid.uuid4()
-        found[row.contact_id] = conversation_id
-        new_rows.append(
-            {
-                "id": conversation_id,
-                "organization_id": campaign.organization_id,
-                "contact_id": row.contact_id,
-                "channel_id": campaign.channel_id,
-                "status": "open",
-                "is_bot_active": True,
-                "tags": [],
-                "message_count": 0,
-                "unread_count": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-        events.append(
-            DomainEvent(
-                campaign.organization_id,
-                "conversation.created",
-                {
-                    "conversation": {
-                        "id": conversation_id,
-                        "status": "open",
-                        "contact_id": row.contact_id,
-                        "channel_id": campaign.channel_id,
-                        "assigned_to_id": None,
-                        "team_id": None,
-                    },
-                    "contact": {
-                        "id": row.contact_id,
-                        "name": row.name or row.profile_name,
-                        "whatsapp_id": row.whatsapp_id,
-                        "opt_in": row.opt_in,
-                    },
-                },
-            )
-        )
-    if new_rows:
-        await session.execute(insert(_conversations), new_rows)
-        await record_many(session, events)
-    return found
-
-
-async def _write_settled(
-    session: AsyncSession,
-    campaign_id: uuid.UUID,
-    sent: list[dict[str, Any]],
-    failed: list[dict[str, Any]],
-    now: datetime,
-) -> None:
-    r = recipients_table.c
-    mine = (r.campaign_id == campaign_id, r.contact_id == bindparam("b_contact"))
-    if sent:
-        await session.execute(
-            update(recipients_table)
-            .where(*mine)
-            .values(status="sent", sent_at=bindparam("b_at"), updated_at=now),
-            sent,
-        )
-    if failed:
-        await session.execute(
-            update(recipients_table)
-            .where(*mine)
-            .values(
-                status="failed",
-                failed_at=bindparam("b_at"),
-                error_code=bindparam("b_code"),
-                error_title=bindparam("b_title"),
-                updated_at=now,
-            ),
-            failed,
-        )
 
 
 async def _lock_running(session: AsyncSession, campaign_id: uuid.UUID) -> Campaign | None:

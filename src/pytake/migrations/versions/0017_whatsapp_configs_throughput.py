@@ -1,7 +1,7 @@
 """whatsapp_configs.throughput: the messages per second Meta lets the number send
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-04 19:00:00.000000
 
 Campaigns pace each number to min(send_rate_limit, the number's throughput): Meta's default
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015"
-down_revision: str | None = "0014"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
