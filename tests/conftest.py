@@ -24,8 +24,9 @@ from sqlalchemy.engine import make_url
 from pytake.app import create_app
 from pytake.config import Settings
 
-# A test past its deadline prints every thread's and task's stack and is cancelled (see there).
-pytest_plugins = ["tests.timeouts"]
+# A test past its deadline prints every thread's and task's stack and is cancelled; the run
+# fails if it leaves connections to PostgreSQL or Redis behind (see there).
+pytest_plugins = ["tests.timeouts", "tests.leftovers"]
 
 TEST_DATABASE_URL = os.environ.get("PYTAKE_TEST_DATABASE_URL")
 # Every fixture lives in the repository (tests/fixtures): a plain clone runs the whole suite.
@@ -58,6 +59,18 @@ def meta_fixture_files() -> list[Path]:
 
 TEST_REDIS_URL = os.environ.get("PYTAKE_TEST_REDIS_URL")
 RUN_ID = uuid.uuid4().hex[:10]
+# The run's names in Redis (events channel, client names): pub/sub channels are global across
+# database numbers, so without it every run on the machine would wake every other run's loops.
+REDIS_NAMESPACE = f"pytake-test-{RUN_ID}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.leftovers import LEFTOVERS  # imported once pytest registered it as a plugin
+
+    if TEST_REDIS_URL:
+        LEFTOVERS.redis = (TEST_REDIS_URL, REDIS_NAMESPACE + ":")
+
+
 PASSWORD = "correct-horse-battery"
 
 
@@ -78,9 +91,11 @@ async def _create_postgres_database(url: str) -> tuple[str, str]:
 async def _drop_postgres_database(admin: str, url: str) -> None:
     import asyncpg
 
+    from tests.leftovers import drop_database
+
     conn = await asyncpg.connect(admin)
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+        await drop_database(conn, str(make_url(url).database), "the session")
     finally:
         await conn.close()
 
@@ -96,7 +111,7 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 
 @pytest.fixture
-async def fresh_database_url(tmp_path) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+async def fresh_database_url(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[str]:
     """An empty database of its own (for tests whose background loops must not meet the
     shared database's rows, and for migration tests)."""
     if not TEST_DATABASE_URL:
@@ -112,7 +127,9 @@ async def fresh_database_url(tmp_path) -> AsyncIterator[str]:  # type: ignore[no
     try:
         yield url.set(database=name).render_as_string(False)
     finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        from tests.leftovers import drop_database
+
+        await drop_database(conn, name, request.node.nodeid)
         await conn.close()
 
 
@@ -132,9 +149,7 @@ def make_settings(
             "redis_url": TEST_REDIS_URL,
             "secret_key": "test-secret-key-that-is-long-enough-for-hs256",
             "rate_limit_key_prefix": f"pytake-test-{RUN_ID}-{uuid.uuid4().hex[:6]}",
-            # Redis pub/sub ignores the database number: without a channel of its own, every
-            # test run on the machine would receive (and be woken by) every other run's events.
-            "events_channel": f"pytake-test-{RUN_ID}:events",
+            "redis_namespace": REDIS_NAMESPACE,
             # The shared app keeps limits on (so headers are exercised) but high enough that
             # the suite's many sign-ups from one address never trip them.
             "rate_limit_legacy_auth": "100000/minute",
@@ -155,8 +170,14 @@ def make_settings(
 
 
 @pytest.fixture(scope="session")
-async def start_app() -> AsyncIterator[Callable[[Settings], Awaitable[FastAPI]]]:
-    """Build and start (lifespan entered) an app; all are stopped at the end of the session."""
+async def start_app(database_url: str) -> AsyncIterator[Callable[[Settings], Awaitable[FastAPI]]]:
+    """Build and start (lifespan entered) an app; all are stopped at the end of the session.
+
+    It asks for `database_url` so that the apps stop before the database is dropped: pytest
+    tears session fixtures down in the reverse order of their set-up, so without the
+    dependency a run whose first test asked for `app` dropped the database first, and the
+    apps' last writes (API-key use, event marks) failed on a database that no longer existed.
+    """
     stack: list[Any] = []
 
     async def start(settings: Settings) -> FastAPI:

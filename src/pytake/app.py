@@ -71,6 +71,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await stop_for_app(app)
         await app.state.http.close()
         await app.state.key_usage.close()
+        await app.state.rate_limiter.close()
         await engine.dispose()
 
 
@@ -91,7 +92,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Built here rather than in the lifespan so the limiter exists as soon as the app does.
     app.state.rate_limiter = RateLimiter(
-        settings.redis_url, settings.rate_limit_key_prefix, settings.rate_limit_enabled
+        settings.redis_url,
+        settings.rate_limit_key_prefix,
+        settings.rate_limit_enabled,
+        client_name=settings.redis_client_name("rate-limits"),
     )
     # Innermost: bodies are bounded and NUL-free before a route reads them.
     app.add_middleware(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,9 +65,18 @@ class Settings(BaseSettings):
     opt_out_keywords: list[str] = Field(default_factory=lambda: ["STOP", "PARAR", "SAIR"])
 
     # Events, realtime and outgoing webhooks (pytake.events, pytake.realtime, pytake.webhook).
-    events_channel: str = "pytake:events"
+    # Names in Redis (the events channel, the clients' names) start with this, so deployments
+    # sharing one Redis stay apart: pub/sub channels are global across database numbers, so
+    # the URL's /N does not separate them (a database number other than 0 is added to the
+    # channel's name). `events_channel`, when set, is the channel's whole name.
+    redis_namespace: str = "pytake"
+    events_channel: str | None = None
     events_relay_grace_seconds: float = 5.0
     worker_poll_seconds: float = 2.0
+    # On SIGTERM (and when `serve` with its loops stops) the loops claim nothing more and get
+    # this long to finish what is in flight (webhook deliveries, sends to WhatsApp) and record
+    # the outcomes; what is still running then is cancelled and left to its lease.
+    worker_shutdown_grace_seconds: float = Field(default=15.0, ge=0)
     # `pytake worker`'s event loop (uvloop: less CPU per message sent, see bench/dispatch.py).
     worker_event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     ws_auth_timeout_seconds: float = 10.0
@@ -135,6 +145,17 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def events_channel_name(self) -> str:
+        """The Redis channel of the events bus (see `redis_namespace`)."""
+        if self.events_channel:
+            return self.events_channel
+        return f"{self.redis_namespace}:events{_redis_db_suffix(self.redis_url)}"
+
+    def redis_client_name(self, role: str) -> str:
+        """What this process's Redis connections call themselves (CLIENT LIST)."""
+        return f"{self.redis_namespace}:{role}"
+
+    @property
     def background_loops_in_process(self) -> bool:
         if self.run_background_loops is not None:
             return self.run_background_loops
@@ -150,6 +171,15 @@ class Settings(BaseSettings):
                 banner,
                 banner,
             )
+
+
+def _redis_db_suffix(url: str | None) -> str:
+    """ ":db<N>" for a Redis URL naming database N > 0, else "" (the historical channel)."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    number = parts.path.strip("/") or parse_qs(parts.query).get("db", ["0"])[0]
+    return f":db{number}" if number not in ("", "0") else ""
 
 
 @lru_cache

@@ -14,6 +14,7 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
+from redis.asyncio import ConnectionPool
 from starlette.requests import HTTPConnection
 
 from pytake.errors import RateLimited
@@ -48,19 +49,32 @@ class RateLimiter:
 
     RETRY_SECONDS = 5.0
 
-    def __init__(self, redis_url: str | None, key_prefix: str, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        redis_url: str | None,
+        key_prefix: str,
+        enabled: bool = True,
+        client_name: str | None = None,
+    ) -> None:
         self.enabled = enabled
         self.storage: Storage
+        # Ours rather than the library's, so that close() can end its connections.
+        self._pool: ConnectionPool | None = None
         if redis_url:
             uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
+            self._pool = ConnectionPool.from_url(
+                redis_url.removeprefix("async+"),
+                client_name=client_name,
+                # A Redis that stops answering must not hold requests for long.
+                socket_connect_timeout=1.0,
+                socket_timeout=1.0,
+            )
             self.storage = RedisStorage(
                 uri,
                 implementation="redispy",
                 key_prefix=key_prefix,
                 wrap_exceptions=True,
-                # A Redis that stops answering must not hold requests for long.
-                socket_connect_timeout=1.0,
-                socket_timeout=1.0,
+                connection_pool=self._pool,  # type: ignore[arg-type]
             )
         else:
             self.storage = MemoryStorage()
@@ -69,6 +83,11 @@ class RateLimiter:
         self._strategy = self._shared
         self._retry_at = 0.0
         self._parsed: dict[str, list[RateLimitItem]] = {}
+
+    async def close(self) -> None:
+        """Close the Redis connections (the app's lifespan ends)."""
+        if self._pool is not None:
+            await self._pool.aclose()
 
     @property
     def degraded(self) -> bool:

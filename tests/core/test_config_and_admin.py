@@ -25,6 +25,24 @@ def test_settings_come_from_pytake_environment_variables(monkeypatch: pytest.Mon
     assert (settings.host, settings.port) == ("0.0.0.0", 8080)
 
 
+@pytest.mark.parametrize(
+    ("values", "channel"),
+    [
+        ({}, "pytake:events"),
+        ({"redis_url": "redis://127.0.0.1:6379/0"}, "pytake:events"),
+        ({"redis_url": "redis://127.0.0.1:6379/3"}, "pytake:events:db3"),
+        ({"redis_url": "redis://h:6379?db=5", "redis_namespace": "acme"}, "acme:events:db5"),
+        ({"redis_namespace": "acme", "events_channel": "legacy:events"}, "legacy:events"),
+    ],
+)
+def test_the_events_channel_is_the_deployments_own(values: dict[str, str], channel: str) -> None:
+    # Redis pub/sub channels are global across database numbers: two deployments on one Redis
+    # are kept apart by their namespace, and by their database number as well.
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+    assert settings.events_channel_name == channel
+    assert settings.redis_client_name("events").startswith(settings.redis_namespace + ":")
+
+
 def test_production_refuses_the_default_secret() -> None:
     with pytest.raises(ValidationError, match="PYTAKE_SECRET_KEY"):
         Settings(_env_file=None, env="production")  # type: ignore[call-arg]

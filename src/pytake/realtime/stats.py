@@ -138,7 +138,7 @@ def shared_stats(app: Any) -> SharedStats | None:
         shared = SharedStats(
             runtime.registry,
             runtime.redis,
-            settings.events_channel,
+            settings.events_channel_name,
             settings.ws_stats_report_seconds,
         )
         state.ws_shared_stats = shared

@@ -40,6 +40,7 @@ class Runner:
         self._wakeups = {loop.name: asyncio.Event() for loop in loops}
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self._hurry = asyncio.Event()
 
     def wake(self, name: str) -> None:
         wakeup = self._wakeups.get(name)
@@ -61,10 +62,41 @@ class Runner:
         for wakeup in self._wakeups.values():
             wakeup.set()  # a sleeping loop sees the flag at once
         tasks, self._tasks = self._tasks, []
-        running = [task for task in tasks if not task.done()]
-        if running and grace_seconds > 0:
-            await asyncio.wait(running, timeout=grace_seconds)
+        left = await self._wait_out_grace(tasks, grace_seconds)
+        if left:
+            log.warning(
+                "stopping: %s still busy after the %.1f s grace; cancelled, what they hold is "
+                "left to its lease",
+                ", ".join(sorted(task.get_name() for task in left)),
+                grace_seconds,
+            )
         await cancel_and_wait(tasks, CANCEL_DEADLINE_SECONDS, log)
+
+    def hurry(self) -> None:
+        """Cut a stop's grace short (a second SIGTERM or Ctrl-C): cancel what is in flight."""
+        self._hurry.set()
+
+    async def _wait_out_grace(
+        self, tasks: list[asyncio.Task[None]], grace_seconds: float
+    ) -> set[asyncio.Task[None]]:
+        """Wait for the loops to end by themselves, for at most `grace_seconds` (or until
+        `hurry()`); returns those still running."""
+        pending = {task for task in tasks if not task.done()}
+        clock = asyncio.get_running_loop()
+        deadline = clock.time() + grace_seconds
+        while pending and not self._hurry.is_set():
+            remaining = deadline - clock.time()
+            if remaining <= 0:
+                break
+            hurried = asyncio.ensure_future(self._hurry.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {*pending, hurried}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                hurried.cancel()
+            pending -= done
+        return pending
 
     async def _run(self, loop: BackgroundLoop) -> None:
         wakeup = self._wakeups[loop.name]

@@ -48,10 +48,15 @@ class Runtime:
     http: aiohttp.ClientSession | None = None
     provider_http: aiohttp.ClientSession | None = None
     media_storage: MediaStorage | None = None
+    # How long the loops get to finish what they have in flight (settings).
+    shutdown_grace_seconds: float = 0.0
 
     async def stop(self) -> None:
+        """Stop gracefully: the loops claim nothing more and finish what is in flight (for up
+        to `shutdown_grace_seconds`), then the bus publishes what they recorded; then every
+        connection is closed (HTTP sessions, Redis)."""
         if self.runner is not None:
-            await self.runner.stop()
+            await self.runner.stop(self.shutdown_grace_seconds)
         await self.bus.stop(self.engine)
         if self.media_storage is not None:
             await self.media_storage.close()
@@ -73,15 +78,20 @@ async def start_runtime(
     redis = (
         # A connection attempt to a Redis that is down or unreachable gives up soon: Redis is
         # optional, what uses it degrades (see redis_check).
-        Redis.from_url(settings.redis_url, socket_connect_timeout=REDIS_CONNECT_TIMEOUT)
+        Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=REDIS_CONNECT_TIMEOUT,
+            client_name=settings.redis_client_name("events"),
+        )
         if settings.redis_url
         else None
     )
-    bus = EventBus(factory, redis, settings.events_channel)
+    bus = EventBus(factory, redis, settings.events_channel_name)
     registry = Registry(queue_size=settings.ws_send_queue_size)
     bus.on_events(registry.dispatch)
     media_storage = build_storage(settings)
     runtime = Runtime(engine, bus, registry, redis, media_storage=media_storage)
+    runtime.shutdown_grace_seconds = settings.worker_shutdown_grace_seconds
     if run_loops:
         runtime.http = guarded_session(
             allow_private=settings.allow_private_urls,
@@ -172,15 +182,30 @@ async def run_worker(settings: Settings) -> None:
     runtime = await start_runtime(settings, engine, create_session_factory(engine), run_loops=True)
     tune_for_serving(settings.gc_tuning)  # after start-up: see kit/gc_tuning.py
     stop = asyncio.Event()
+
+    def on_signal(name: str) -> None:
+        if stop.is_set():
+            log.warning("%s again: cancelling what is in flight (left to its lease)", name)
+            if runtime.runner is not None:
+                runtime.runner.hurry()
+            return
+        log.info(
+            "%s: claiming nothing more; up to %.1f s for what is in flight",
+            name,
+            settings.worker_shutdown_grace_seconds,
+        )
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig.name)
     try:
         await stop.wait()
     finally:
         await runtime.stop()
         await engine.dispose()
+        log.info("stopped")
 
 
 async def start_for_app(app: object) -> None:
