@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +13,13 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, insert, select
 
 from pytake.config import Settings
 from pytake.message.sending.context import sending_context
 from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
+from pytake.models import Conversation, Message
+from pytake.models.base import utcnow
 from pytake.whatsapp.simulator import Simulator
 from tests.channel.support import MetaNumber, create_official, new_pnid
 from tests.conftest import LiveServer, Org, register_org
@@ -123,6 +127,61 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last: {value!r})")
         await asyncio.sleep(every)
+
+
+async def queue_texts(app: FastAPI, shop: Shop, wa_id: str, count: int) -> list[uuid.UUID]:
+    """Queue `count` text messages to one customer with Core inserts (what campaigns do), for
+    a dispatcher to send (no inline attempt, unlike `POST /v1/messages`)."""
+    async with app.state.session_factory() as session:
+        conv = await session.scalar(
+            select(Conversation).where(Conversation.channel_id == uuid.UUID(shop.number.id))
+        )
+        assert conv is not None
+        now = utcnow()
+        ids = [uuid.uuid4() for _ in range(count)]
+        rows = [
+            {
+                "id": mid,
+                "organization_id": conv.organization_id,
+                "conversation_id": conv.id,
+                "contact_id": conv.contact_id,
+                "channel_id": conv.channel_id,
+                "direction": "outbound",
+                "type": "text",
+                "content": {"body": f"n{n}"},
+                "status": "queued",
+                "callback_data": str(mid),
+                "recipient": "+" + wa_id,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for n, mid in enumerate(ids)
+        ]
+        for start in range(0, count, 1000):
+            await session.execute(insert(Message), rows[start : start + 1000])
+        await session.commit()
+    return ids
+
+
+async def message_statuses(app: FastAPI, ids: list[uuid.UUID]) -> Counter[str]:
+    """How many of the messages are in each status."""
+    async with app.state.session_factory() as session:
+        rows = await session.execute(
+            select(Message.status, func.count()).where(Message.id.in_(ids)).group_by(Message.status)
+        )
+        return Counter({status: n for status, n in rows.all()})
+
+
+def sim_counts(shop: Shop, ids: list[uuid.UUID]) -> Counter[str]:
+    """How many times the simulator took each of the messages (by biz_opaque_callback_data)."""
+    wanted = {str(i) for i in ids}
+    return Counter(
+        m.body.get("biz_opaque_callback_data")
+        for m in shop.sim.state.sent
+        if m.body.get("biz_opaque_callback_data") in wanted
+    )
 
 
 def sent_with_callback(sim: Simulator, message_id: str) -> list[Any]:

@@ -14,76 +14,28 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, select, text, update
 
+from pytake.db import unit_of_work
 from pytake.message.sending.dispatcher import build_dispatcher
-from pytake.message.sending.queue import apply_pending_each
+from pytake.message.sending.queue import apply_pending_each, claim_due
 from pytake.message.statuses import apply_statuses
-from pytake.models import Conversation, Message, PendingStatus
+from pytake.models import Message, PendingStatus
 from pytake.models.base import utcnow
 from pytake.whatsapp.events import StatusUpdate
 from tests.sending.support import (
     TEST_TUNING,
     Shop,
     eventually,
+    message_statuses,
     new_customer,
     pause_dispatcher,
+    queue_texts,
     resume_dispatcher,
+    sim_counts,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-async def _queue(app: FastAPI, shop: Shop, wa_id: str, count: int) -> list[uuid.UUID]:
-    """Queue `count` text messages to one customer with Core inserts (what campaigns do)."""
-    async with app.state.session_factory() as session:
-        conv = await session.scalar(
-            select(Conversation).where(Conversation.channel_id == uuid.UUID(shop.number.id))
-        )
-        assert conv is not None
-        now = utcnow()
-        ids = [uuid.uuid4() for _ in range(count)]
-        rows = [
-            {
-                "id": mid,
-                "organization_id": conv.organization_id,
-                "conversation_id": conv.id,
-                "contact_id": conv.contact_id,
-                "channel_id": conv.channel_id,
-                "direction": "outbound",
-                "type": "text",
-                "content": {"body": f"n{n}"},
-                "status": "queued",
-                "callback_data": str(mid),
-                "recipient": "+" + wa_id,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for n, mid in enumerate(ids)
-        ]
-        for start in range(0, count, 1000):
-            await session.execute(insert(Message), rows[start : start + 1000])
-        await session.commit()
-    return ids
-
-
-async def _statuses(app: FastAPI, ids: list[uuid.UUID]) -> Counter[str]:
-    async with app.state.session_factory() as session:
-        rows = await session.execute(
-            select(Message.status, func.count()).where(Message.id.in_(ids)).group_by(Message.status)
-        )
-        return Counter({status: n for status, n in rows.all()})
-
-
-def _sim_counts(shop: Shop, ids: list[uuid.UUID]) -> Counter[str]:
-    wanted = {str(i) for i in ids}
-    return Counter(
-        m.body.get("biz_opaque_callback_data")
-        for m in shop.sim.state.sent
-        if m.body.get("biz_opaque_callback_data") in wanted
-    )
 
 
 @pytest.mark.skipif(
@@ -98,7 +50,7 @@ async def test_two_workers_send_5000_messages_once_each(
     shop.number.sim_number.webhook_url = None  # 15,000 status webhooks would dominate the test
     await pause_dispatcher(send_app)
     try:
-        ids = await _queue(send_app, shop, wa_id, 5000)
+        ids = await queue_texts(send_app, shop, wa_id, 5000)
         tuning = replace(TEST_TUNING, batch_size=200, concurrency=100)
         state = send_app.state
         workers = [
@@ -108,7 +60,7 @@ async def test_two_workers_send_5000_messages_once_each(
         tasks = [asyncio.create_task(w.run_forever()) for w in workers]
 
         async def done() -> bool:
-            return (await _statuses(send_app, ids))["sent"] == 5000
+            return (await message_statuses(send_app, ids))["sent"] == 5000
 
         try:
             await eventually(done, timeout=120, every=0.2)
@@ -118,41 +70,52 @@ async def test_two_workers_send_5000_messages_once_each(
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         resume_dispatcher(send_app)
-    counts = _sim_counts(shop, ids)
+    counts = sim_counts(shop, ids)
     assert len(counts) == 5000 and set(counts.values()) == {1}
     assert all(w.sent > 0 for w in workers), [w.sent for w in workers]
 
 
 async def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
-    send_app: FastAPI, http: httpx.AsyncClient, shop: Shop
+    send_app: FastAPI, http: httpx.AsyncClient, shop: Shop, tmp_path: Path
 ) -> None:
     wa_id = new_customer()
     await shop.customer_writes(wa_id)
     await pause_dispatcher(send_app)
     shop.sim.set_faults(latency_ms=30)  # keep sends in flight when the worker dies
     try:
-        ids = await _queue(send_app, shop, wa_id, 200)
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests.sending.worker_process",
-            send_app.state.settings.database_url,
-            send_app.state.settings.meta_graph_url,
-            send_app.state.settings.secret_key,
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
-        )
+        ids = await queue_texts(send_app, shop, wa_id, 200)
+        settings = send_app.state.settings
+        log = tmp_path / "worker.log"
+        with log.open("wb") as out:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.sending.worker_process",
+                settings.database_url,
+                settings.meta_graph_url,
+                settings.secret_key,
+                settings.redis_namespace,
+                cwd=ROOT,
+                stdout=out,
+                stderr=out,
+                env={**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{ROOT}"},
+            )
 
         async def some_sent() -> bool:
-            return sum(_sim_counts(shop, ids).values()) >= 50
+            # A worker that could not start (e.g. PostgreSQL refusing more connections on a
+            # busy machine) fails the test at once, with its output, instead of at a deadline.
+            assert proc.returncode is None, log.read_text(errors="replace")[-4000:]
+            return sum(sim_counts(shop, ids).values()) >= 50
 
-        await eventually(some_sent, timeout=60, every=0.01)
-        proc.send_signal(signal.SIGKILL)
-        await proc.wait()
+        try:
+            await eventually(some_sent, timeout=60, every=0.01)
+        finally:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGKILL)
+            await proc.wait()
         shop.sim.set_faults(latency_ms=0)
         await shop.sim.idle()  # status webhooks of what the provider took have arrived
-        abandoned = (await _statuses(send_app, ids))["sending"]
+        abandoned = (await message_statuses(send_app, ids))["sending"]
         # Recovery: a worker whose lease has run out for the dead worker's claims.
         state = send_app.state
         tuning = replace(TEST_TUNING, lease_seconds=0.0)
@@ -163,12 +126,12 @@ async def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
         resume_dispatcher(send_app)
 
     async def all_settled() -> Counter[str] | None:
-        statuses = await _statuses(send_app, ids)
+        statuses = await message_statuses(send_app, ids)
         settled = sum(n for s, n in statuses.items() if s in ("sent", "delivered", "read"))
         return statuses if settled == 200 else None
 
     await eventually(all_settled, timeout=60, every=0.1)
-    counts = _sim_counts(shop, ids)
+    counts = sim_counts(shop, ids)
     assert len(counts) == 200 and set(counts.values()) == {1}, counts.most_common(3)
     assert abandoned > 0  # the kill really left claimed rows behind
 
@@ -183,13 +146,13 @@ async def test_cancelled_dispatcher_records_what_came_back_and_resends_nothing(
     shop.sim.set_faults(latency_ms=150)  # sends are in flight when the loop is cancelled
     state = send_app.state
     try:
-        ids = await _queue(send_app, shop, wa_id, 300)
+        ids = await queue_texts(send_app, shop, wa_id, 300)
         tuning = replace(TEST_TUNING, batch_size=50, concurrency=40)
         worker = build_dispatcher(state.session_factory, state.settings, state.http, tuning)
         task = asyncio.create_task(worker.run_forever())
 
         async def some_sent() -> bool:
-            return sum(_sim_counts(shop, ids).values()) >= 60
+            return sum(sim_counts(shop, ids).values()) >= 60
 
         await eventually(some_sent, timeout=60, every=0.01)
         await asyncio.sleep(0.05)  # the next sends have been claimed and are in flight
@@ -197,8 +160,8 @@ async def test_cancelled_dispatcher_records_what_came_back_and_resends_nothing(
         await asyncio.gather(task, return_exceptions=True)
         shop.sim.set_faults(latency_ms=0)
         await shop.sim.idle()
-        taken = set(_sim_counts(shop, ids))
-        statuses = await _statuses(send_app, ids)
+        taken = set(sim_counts(shop, ids))
+        statuses = await message_statuses(send_app, ids)
         async with state.session_factory() as session:
             queued_again = set(
                 await session.scalars(
@@ -218,10 +181,45 @@ async def test_cancelled_dispatcher_records_what_came_back_and_resends_nothing(
     finally:
         shop.sim.set_faults(latency_ms=0)
         resume_dispatcher(send_app)
-    counts = _sim_counts(shop, ids)
+    counts = sim_counts(shop, ids)
     assert set(counts.values()) == {1}, counts.most_common(3)
-    final = await _statuses(send_app, ids)
+    final = await message_statuses(send_app, ids)
     assert final["sent"] + final["sending"] == 300 and final["queued"] == 0, final
+
+
+async def test_a_claim_takes_no_more_than_its_limit(
+    send_app: FastAPI, http: httpx.AsyncClient, shop: Shop
+) -> None:
+    # On PostgreSQL an `IN (… LIMIT n FOR UPDATE SKIP LOCKED)` claim could take every due row
+    # (see queue.claim_due): one worker took a whole backlog, past its concurrency.
+    wa_id = new_customer()
+    await shop.customer_writes(wa_id)
+    await pause_dispatcher(send_app)
+    try:
+        ids = await queue_texts(send_app, shop, wa_id, 30)
+        async with unit_of_work(send_app.state.session_factory) as session:
+            jobs = await claim_due(session, "test-claimer", 7)
+            assert len(jobs) == 7
+            # Handed back untouched: the dispatcher sends them with the rest.
+            await session.execute(
+                update(Message)
+                .where(Message.id.in_([job.id for job in jobs]))
+                .values(
+                    status="queued",
+                    claimed_by=None,
+                    claimed_at=None,
+                    next_attempt_at=utcnow(),
+                    attempts=Message.attempts - 1,
+                )
+            )
+    finally:
+        resume_dispatcher(send_app)
+
+    async def all_sent() -> Counter[str] | None:
+        statuses = await message_statuses(send_app, ids)
+        return statuses if statuses["queued"] + statuses["sending"] == 0 else None
+
+    await eventually(all_sent, timeout=30, every=0.05)
 
 
 @pytest.mark.skipif(
@@ -237,7 +235,7 @@ async def test_a_status_racing_the_recording_of_its_wamid_is_applied_at_once(
     await shop.customer_writes(wa_id)
     await pause_dispatcher(send_app)
     try:
-        (message_id,) = await _queue(send_app, shop, wa_id, 1)
+        (message_id,) = await queue_texts(send_app, shop, wa_id, 1)
         channel_id = uuid.UUID(shop.number.id)
         wamid = f"wamid.race{uuid.uuid4().hex}"
         factory = send_app.state.session_factory

@@ -1,6 +1,9 @@
 """A dispatcher in its own process, for the test that kills a worker mid-batch.
 
-Usage: python -m tests.sending.worker_process <database_url> <graph_url> <secret_key>
+Usage: python -m tests.sending.worker_process <database_url> <graph_url> <secret_key> <namespace>
+
+`namespace` is the test run's `redis_namespace`: whatever this process would put on Redis
+(the events channel) stays within the run, never on the default channel other runs share.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from pytake.db import create_engine, create_session_factory
 from pytake.message.sending.dispatcher import SendingTuning, build_dispatcher
 
 
-async def main(database_url: str, graph_url: str, secret_key: str) -> None:
+async def main(database_url: str, graph_url: str, secret_key: str, namespace: str) -> None:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
         env="test",
         database_url=database_url,
         meta_graph_url=graph_url,
         secret_key=secret_key,
+        redis_namespace=namespace,
         allow_private_urls=True,
     )
     engine = create_engine(database_url)
@@ -43,4 +47,4 @@ async def _exit_when_orphaned(parent: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(*sys.argv[1:4]))
+    asyncio.run(main(*sys.argv[1:5]))

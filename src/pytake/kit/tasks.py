@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 async def cancel_and_wait(
@@ -54,3 +56,29 @@ async def sleep_until_woken(wakeup: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
             await wakeup.wait()
+
+
+async def run_uncancelled(
+    work: Coroutine[Any, Any, T],
+    if_cancelled: Callable[[T], Awaitable[None]],
+) -> T:
+    """Run `work` (a short transaction) to its end even if the caller is cancelled meanwhile:
+    then its result goes to `if_cancelled` (e.g. to give claimed rows back) and the cancel
+    goes on.
+
+    Why: a claim is an `UPDATE … RETURNING`, which aiosqlite runs as two steps (execute, then
+    fetch). A cancel between them leaves the statement active on a connection SQLAlchemy then
+    discards, and SQLite's write lock stays held until that cursor is garbage-collected:
+    every other writer waited out its 30 s busy timeout ("database is locked"), as in
+    test_cancelled_dispatcher_records_what_came_back_and_resends_nothing.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        try:
+            await if_cancelled(await task)
+        except Exception:
+            # What it took waits out its lease instead; the cancel still goes on.
+            logging.getLogger("pytake.tasks").exception("after a cancel, finishing %r failed", work)
+        raise

@@ -5,6 +5,10 @@ whose single writer makes it atomic), so several workers never send one delivery
 claim is a lease: a worker that dies mid-request leaves the row to be claimed again when the
 lease runs out. Retry policy: 10 s timeout, 3 retries after 1 s, 2 s, 4 s (settings), any
 non-2xx, timeout or connection error being a failure; then the delivery is `failed` and kept.
+
+Stopping (`stop_claiming`, then the runner's grace period): no more claims, the requests in
+flight end (each within the timeout) and their outcomes are recorded. Cancelled before they
+end, the answers already received are still recorded; the rest wait out their lease.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pytake.events.types import iso
 from pytake.kit.crypto import SecretUnreadable, secret_box
 from pytake.kit.net_guard import check_target
 from pytake.kit.ssrf import UnsafeUrl
+from pytake.kit.tasks import run_uncancelled
 from pytake.models.base import utcnow
 from pytake.models.event import Event
 from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
@@ -108,7 +113,12 @@ class WebhookDeliveryLoop:
         # Keyed by the ciphertext itself: a rotated secret is a new ciphertext, so this never
         # signs with a stale secret; it saves the Fernet work per delivery.
         self._secrets: dict[str, str] = {}
+        self._claiming = True
         self.delivered = 0
+
+    def stop_claiming(self) -> None:
+        """Claim nothing more: the batch in flight ends and is recorded (graceful stop)."""
+        self._claiming = False
 
     async def run_once(self) -> float | None:
         """Deliver due batches while they come full, each batch's outcomes being recorded while
@@ -117,10 +127,10 @@ class WebhookDeliveryLoop:
         recording: asyncio.Future[None] | None = None
         try:
             for _ in range(PIPELINED_BATCHES):
-                jobs = await self._claim()
+                jobs = await self._claim() if self._claiming else []
                 if not jobs:
                     break
-                outcomes = await asyncio.gather(*(self._attempt(job) for job in jobs))
+                outcomes = await self._attempt_all(jobs)
                 if recording is not None:
                     await recording
                 recording = asyncio.ensure_future(self._record(outcomes))
@@ -131,7 +141,7 @@ class WebhookDeliveryLoop:
         finally:
             if recording is not None:
                 await recording
-        return await self._next_due_in()
+        return await self._next_due_in() if self._claiming else None
 
     # --- claiming ----------------------------------------------------------------------------
 
@@ -142,6 +152,28 @@ class WebhookDeliveryLoop:
         )
 
     async def _claim(self) -> list[Job]:
+        """Claim a batch of due deliveries; a cancel meanwhile gives them back."""
+        return await run_uncancelled(self._claim_batch(), self._give_back)
+
+    async def _give_back(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        async with unit_of_work(self._factory) as session:
+            await session.execute(
+                update(WebhookDelivery)
+                .where(
+                    WebhookDelivery.id.in_([job.id for job in jobs]),
+                    WebhookDelivery.status == "delivering",
+                )
+                .values(
+                    status="pending",
+                    claimed_until=None,
+                    attempts=WebhookDelivery.attempts - 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+
+    async def _claim_batch(self) -> list[Job]:
         now = utcnow()
         due = (
             select(WebhookDelivery.id)
@@ -151,6 +183,8 @@ class WebhookDeliveryLoop:
         )
         if self._postgres:
             due = due.with_for_update(skip_locked=True)
+        # A CTE, not `IN (subquery)`: see pytake.message.sending.queue.claim_due.
+        batch = due.cte("due")
         async with self._factory() as session:
             # A read first: an idle poll must not take SQLite's write lock.
             if (
@@ -162,7 +196,7 @@ class WebhookDeliveryLoop:
             ids = list(
                 await session.scalars(
                     update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_(due), self._due(now))
+                    .where(WebhookDelivery.id.in_(select(batch.c.id)), self._due(now))
                     .values(
                         status="delivering",
                         claimed_until=now + self._lease,
@@ -209,6 +243,23 @@ class WebhookDeliveryLoop:
         return jobs
 
     # --- sending -----------------------------------------------------------------------------
+
+    async def _attempt_all(self, jobs: list[Job]) -> list[Outcome]:
+        """Every job's outcome. Cancelled meanwhile (a stop's grace ran out), the answers
+        already in are recorded, shielded from the cancel; the rest keep their lease."""
+        attempts = [asyncio.ensure_future(self._attempt(job)) for job in jobs]
+        try:
+            return list(await asyncio.gather(*attempts))
+        except asyncio.CancelledError:
+            answered = [
+                a.result()
+                for a in attempts
+                if a.done() and not a.cancelled() and a.exception() is None
+            ]
+            if answered:
+                log.info("recording %d deliveries answered before the cancel", len(answered))
+                await asyncio.shield(self._record(answered))
+            raise
 
     async def _attempt(self, job: Job) -> Outcome:
         at = utcnow()

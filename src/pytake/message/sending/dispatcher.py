@@ -7,6 +7,10 @@ outcomes in batches (one transaction every `flush_seconds` or `batch_size` outco
 Retryable failures go back to `queued` with backoff and jitter; after `max_attempts` they fail.
 Rows left in `sending` by a dead worker are reconciled from status webhooks
 (see queue.reconcile_stale), never blindly resent.
+
+Stopping (`stop_claiming`, then the runner's grace period): no more claims, the sends in flight
+end and their outcomes are written, so a deploy leaves nothing in `sending`. Cancelled before
+they end, what already came back is written and the rest is reconciled after the lease.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from pytake.events import DomainEvent, record_many
 from pytake.events.payloads import message_status
 from pytake.kit.crypto import SecretUnreadable
 from pytake.kit.ssrf import UnsafeUrl
-from pytake.kit.tasks import sleep_until_woken
+from pytake.kit.tasks import run_uncancelled, sleep_until_woken
 from pytake.media.outbound import OutboundMedia, uses_stored_media
 from pytake.message.sending import queue
 from pytake.message.sending.queue import Job, Outcome, RetryPolicy
@@ -182,18 +186,35 @@ class Dispatcher:
         self.worker = worker or worker_id()
         self._last_reconcile = 0.0
         self._wakeup = asyncio.Event()
+        self.claiming = True
         self.sent = 0
+
+    def stop_claiming(self) -> None:
+        """Claim nothing more: the sends in flight end and are recorded (graceful stop)."""
+        self.claiming = False
 
     async def run_once(self) -> float | None:
         """Drain what is due; returns seconds until more work is due (0 = at once)."""
-        await self._maybe_reconcile()
+        if self.claiming:
+            await self._maybe_reconcile()
         await _Drain(self).run()
+        if not self.claiming:
+            return None
         async with self.factory() as session:
             return await queue.next_due_in(session)
 
     async def claim(self, limit: int) -> list[Job]:
+        """Claim up to `limit` due messages; a cancel meanwhile gives them back."""
+        return await run_uncancelled(self._claim(limit), self._give_back)
+
+    async def _claim(self, limit: int) -> list[Job]:
         async with unit_of_work(self.factory) as session:
             return await queue.claim_due(session, self.worker, limit)
+
+    async def _give_back(self, jobs: list[Job]) -> None:
+        if jobs:
+            async with unit_of_work(self.factory) as session:
+                await queue.release_claims(session, self.worker, [job.id for job in jobs])
 
     async def record(self, outcomes: list[Outcome]) -> None:
         """Write a batch of outcomes in one transaction."""
@@ -288,12 +309,14 @@ class _Drain:
                 batch, self.done = self.done, []
                 self.last_flush = time.monotonic()
                 self._write(batch)
-            if not (self.tasks or self.done or self.writing) and self.short_claim_at is not None:
-                return  # nothing in flight and nothing more was due
+            if not (self.tasks or self.done or self.writing) and (
+                self.short_claim_at is not None or not self.d.claiming
+            ):
+                return  # nothing in flight, and nothing more was due (or may be claimed)
             await self._wait(tuning.flush_seconds)
 
     def _may_claim(self) -> bool:
-        if self.capacity - len(self.tasks) < self.claim_at:
+        if not self.d.claiming or self.capacity - len(self.tasks) < self.claim_at:
             return False
         if self.short_claim_at is None:
             return True

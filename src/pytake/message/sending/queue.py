@@ -132,9 +132,15 @@ def _claim_stmt(session: AsyncSession) -> Any:
     )
     if is_postgresql(session):
         due = due.with_for_update(skip_locked=True)
+    # A CTE, not `IN (subquery)`. PostgreSQL may plan the IN as a nested-loop semi join that
+    # runs the `LIMIT … FOR UPDATE SKIP LOCKED` subquery again for every row it checks; the
+    # rows this UPDATE already changed no longer qualify when locked again, so each run's
+    # window slides on and every due row was claimed, whatever the limit (seen: 300 claimed
+    # for a limit of 7). A CTE that locks rows is computed once.
+    batch = due.cte("due")
     return (
         update(messages)
-        .where(m.id.in_(due.scalar_subquery()), m.status == "queued")
+        .where(m.id.in_(select(batch.c.id)), m.status == "queued")
         .values(
             status="sending",
             claimed_by=bindparam("b_worker", type_=String()),
@@ -143,6 +149,23 @@ def _claim_stmt(session: AsyncSession) -> Any:
             attempts=m.attempts + 1,
         )
         .returning(*_RETURNED)
+    )
+
+
+async def release_claims(session: AsyncSession, worker: str, ids: list[uuid.UUID]) -> None:
+    """Give claimed messages back, never sent (their claim was cancelled): due at once, the
+    attempt not counted."""
+    m = messages.c
+    await session.execute(
+        update(messages)
+        .where(m.id.in_(ids), m.status == "sending", m.claimed_by == worker)
+        .values(
+            status="queued",
+            claimed_by=None,
+            claimed_at=None,
+            next_attempt_at=utcnow(),
+            attempts=m.attempts - 1,
+        )
     )
 
 
