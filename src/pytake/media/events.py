@@ -2,32 +2,46 @@
 
 from __future__ import annotations
 
-import uuid
-
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.events import record
+from pytake.events import DomainEvent, record_many
 from pytake.media.views import of_row
 from pytake.models import Media, Message
 
 MEDIA_UPDATED = "message.media_updated"
 
 
-async def record_media_updated(session: AsyncSession, media_id: uuid.UUID) -> None:
-    """Record the event for an inbound message's media, in the caller's transaction."""
-    media = await session.get(Media, media_id, populate_existing=True)
-    if media is None or media.message_id is None:
-        return
-    message = await session.get(Message, media.message_id)
-    if message is None:
-        return
-    data = {
-        "message": {
-            "id": message.id,
-            "whatsapp_message_id": message.provider_message_id,
-            "conversation_id": message.conversation_id,
-            "type": message.type,
-        },
-        "media": of_row(media, message.content),
+async def media_updated_events(session: AsyncSession, media: list[Media]) -> list[DomainEvent]:
+    """The events of inbound media as the caller's transaction leaves them (one query)."""
+    ids = {item.message_id for item in media if item.message_id is not None}
+    if not ids:
+        return []
+    m = Message
+    rows = {
+        row.id: row
+        for row in await session.execute(
+            select(m.id, m.provider_message_id, m.conversation_id, m.type, m.content).where(
+                m.id.in_(ids)
+            )
+        )
     }
-    await record(session, media.organization_id, MEDIA_UPDATED, data)
+    events = []
+    for item in media:
+        row = rows.get(item.message_id) if item.message_id is not None else None
+        if row is None:
+            continue
+        message = {
+            "id": row.id,
+            "whatsapp_message_id": row.provider_message_id,
+            "conversation_id": row.conversation_id,
+            "type": row.type,
+        }
+        data = {"message": message, "media": of_row(item, row.content)}
+        events.append(DomainEvent(item.organization_id, MEDIA_UPDATED, data))
+    return events
+
+
+async def record_media_updated(session: AsyncSession, media: list[Media]) -> None:
+    """Record the events in the caller's transaction (one batch of inserts)."""
+    await record_many(session, await media_updated_events(session, media))

@@ -15,9 +15,10 @@ import asyncio
 import base64
 import binascii
 import logging
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -41,6 +42,9 @@ from pytake.whatsapp.provider import ProviderError, WhatsAppProvider
 log = logging.getLogger("pytake.media.fetch")
 
 LEASE = timedelta(minutes=10)
+REFILL_SECONDS = 0.05
+PROVIDER_CACHE_SECONDS = 30.0
+FLUSH_SECONDS = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,15 @@ class Claimed:
     expected_size: int | None
     mime_type: str | None
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a fetch came to: `stored` (sha256, size, MIME type, came inline) or `failure`."""
+
+    item: Claimed
+    stored: tuple[str, int, str | None, bool] | None = None
+    failure: FetchFailed | None = None
 
 
 async def claim_due(session: AsyncSession, limit: int) -> list[Claimed]:
@@ -175,34 +188,110 @@ class MediaFetchLoop:
         self.tuning = tuning or FetchTuning.from_settings(settings)
         self.staging = staging_dir(settings)
         self.fetched = 0
+        self._stopping = False
+        self._providers: dict[uuid.UUID | None, tuple[float, WhatsAppProvider]] = {}
+
+    def stop_claiming(self) -> None:
+        """Claim nothing more; fetches in flight finish (the runner's graceful stop)."""
+        self._stopping = True
 
     async def run_once(self) -> float | None:
-        """Fetch one batch of due items concurrently; 0 when more may be due."""
-        async with unit_of_work(self.factory) as session:
-            claimed = await claim_due(session, self.tuning.concurrency)
-        if claimed:
-            await asyncio.gather(*(self.fetch(item) for item in claimed))
-            if len(claimed) == self.tuning.concurrency:
-                return 0
+        """Fetch what is due, `concurrency` at a time: a slot freed by a finished fetch is
+        refilled at once (no batch waits for its slowest download), and the outcomes are
+        written together, one transaction every `FLUSH_SECONDS` at most."""
+        in_flight: set[asyncio.Task[Outcome]] = set()
+        done: list[Outcome] = []
+        last_empty = last_flush = -1.0
+        loop = asyncio.get_running_loop()
+        while True:
+            free = self.tuning.concurrency - len(in_flight)
+            # After a claim found nothing, look again only now and then while fetches finish.
+            if free > 0 and not self._stopping and loop.time() - last_empty >= REFILL_SECONDS:
+                async with unit_of_work(self.factory) as session:
+                    claimed = await claim_due(session, free)
+                in_flight.update(asyncio.create_task(self.fetch(item)) for item in claimed)
+                if not claimed:
+                    last_empty = loop.time()
+            if done and (not in_flight or loop.time() - last_flush >= FLUSH_SECONDS):
+                batch, done = done, []
+                await self.record(batch)
+                last_flush = loop.time()
+            if not in_flight and not done:
+                break
+            if in_flight:
+                finished, pending = await asyncio.wait(
+                    in_flight, timeout=REFILL_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                )
+                done += [task.result() for task in finished]
+                in_flight = set(pending)
         async with self.factory() as session:
             due = await next_due_in(session)
         return self.tuning.poll_seconds if due is None else due
 
-    async def fetch(self, item: Claimed) -> None:
-        """Fetch one claimed item and record the outcome (never raises for a failed fetch)."""
+    async def fetch(self, item: Claimed) -> Outcome:
+        """Download and store one claimed item; a failure is the outcome, never raised."""
         try:
-            stored = await self._download_and_store(item)
+            return Outcome(item, stored=await self._download_and_store(item))
         except FetchFailed as exc:
-            await self._record_failure(item, exc)
-            return
+            return Outcome(item, failure=exc)
         except Exception as exc:  # a bug or an unwrapped error: retried like a provider error
             log.exception("fetching media %s failed unexpectedly", item.id)
-            await self._record_failure(item, FetchFailed(f"internal error: {exc}", retryable=True))
-            return
-        await self._record_stored(item, *stored)
-        self.fetched += 1
+            return Outcome(item, failure=FetchFailed(f"internal error: {exc}", retryable=True))
+
+    async def record(self, outcomes: list[Outcome]) -> None:
+        """Write a batch of outcomes and their events in one transaction."""
+        now = utcnow()
+        settled: list[Media] = []
+        async with unit_of_work(self.factory) as session:
+            for outcome in outcomes:
+                values, final = self._values(outcome, now)
+                media = await _settle(session, outcome.item.id, **values)
+                if media is not None and final:
+                    settled.append(media)
+                if outcome.stored is not None and outcome.stored[3]:
+                    await _drop_inline_base64(session, outcome.item.message_id)
+            await record_media_updated(session, settled)
+        self.fetched += sum(1 for o in outcomes if o.stored is not None)
+
+    def _values(self, outcome: Outcome, now: datetime) -> tuple[dict[str, Any], bool]:
+        """The row's new values, and whether it is settled (stored or failed for good)."""
+        item = outcome.item
+        values: dict[str, Any] = {"claimed_until": None, "updated_at": now}
+        if outcome.stored is not None:
+            sha256_hex, size, mime, _ = outcome.stored
+            values.update(
+                status="stored",
+                sha256=sha256_hex,
+                size=size,
+                mime_type=mime or item.mime_type,
+                storage_key=content_key(item.organization_id, sha256_hex),
+                stored_at=now,
+                error=None,
+                next_attempt_at=None,
+            )
+            return values, True
+        failure = outcome.failure
+        assert failure is not None
+        values["error"] = failure.reason[:500]
+        if failure.retryable and item.attempts < self.tuning.max_attempts:
+            values["next_attempt_at"] = now + self.tuning.backoff(item.attempts)
+            return values, False
+        log.warning(
+            "media %s failed after %d attempt(s): %s", item.id, item.attempts, failure.reason
+        )
+        values.update(status="failed", next_attempt_at=None)
+        return values, True
 
     async def _provider(self, item: Claimed) -> WhatsAppProvider:
+        # A burst of media from one number builds its provider (a read, a decryption) once.
+        cached = self._providers.get(item.channel_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        provider = await self._build_provider(item)
+        self._providers[item.channel_id] = (time.monotonic() + PROVIDER_CACHE_SECONDS, provider)
+        return provider
+
+    async def _build_provider(self, item: Claimed) -> WhatsAppProvider:
         async with self.factory() as session:
             config = await session.get(WhatsAppConfig, item.channel_id) if item.channel_id else None
         if config is None:
@@ -214,13 +303,15 @@ class MediaFetchLoop:
                 f"the WhatsApp number cannot be used: {exc}", retryable=False
             ) from exc
 
-    async def _download_and_store(self, item: Claimed) -> tuple[str, int, str | None]:
+    async def _download_and_store(self, item: Claimed) -> tuple[str, int, str | None, bool]:
         if not item.provider_media_id:
             raise FetchFailed("the webhook named no media id", retryable=False)
         provider = await self._provider(item)
         with Staged(self.staging, limit=LARGEST_MEDIA) as staged:
             try:
-                mime, expected_sha, expected_size = await self._download(item, provider, staged)
+                mime, expected_sha, expected_size, inline = await self._download(
+                    item, provider, staged
+                )
             except ProviderError as exc:
                 raise FetchFailed(exc.plain_explanation[:500], retryable=exc.retryable) from exc
             except TooLarge as exc:
@@ -239,22 +330,24 @@ class MediaFetchLoop:
             key = content_key(item.organization_id, sha256_hex)
             if not await self.storage.exists(key):
                 await self.storage.put_file(key, staged.path, mime or "application/octet-stream")
-            return sha256_hex, staged.size, mime
+            return sha256_hex, staged.size, mime, inline
 
     async def _download(
         self, item: Claimed, provider: WhatsAppProvider, staged: Staged
-    ) -> tuple[str | None, str | None, int | None]:
-        """Write the bytes into `staged`; returns the MIME type and Meta's sha256 and size."""
+    ) -> tuple[str | None, str | None, int | None, bool]:
+        """Write the bytes into `staged`; returns the MIME type, Meta's sha256 and size, and
+        whether the bytes came inline in the webhook."""
         media_id = item.provider_media_id or ""
         if isinstance(provider, CloudProvider):
-            return await self._download_cloud(item, provider, media_id, staged)
+            return (*await self._download_cloud(item, provider, media_id, staged), False)
         inline = await self._inline_base64(item)
         if inline is not None:
             staged.write(inline)
-            return item.mime_type, item.expected_sha256, item.expected_size
+            return item.mime_type, item.expected_sha256, item.expected_size, True
         content = await provider.download_media(media_id)  # Evolution: base64 of one message
         staged.write(content.data)
-        return item.mime_type or content.mime_type, item.expected_sha256, item.expected_size
+        mime = item.mime_type or content.mime_type
+        return mime, item.expected_sha256, item.expected_size, False
 
     async def _download_cloud(
         self, item: Claimed, provider: CloudProvider, media_id: str, staged: Staged
@@ -297,51 +390,17 @@ class MediaFetchLoop:
         except (binascii.Error, ValueError):
             return None
 
-    async def _record_stored(
-        self, item: Claimed, sha256_hex: str, size: int, mime: str | None
-    ) -> None:
-        now = utcnow()
-        async with unit_of_work(self.factory) as session:
-            await session.execute(
-                update(Media)
-                .where(Media.id == item.id, Media.status == "pending")
-                .values(
-                    status="stored",
-                    sha256=sha256_hex,
-                    size=size,
-                    mime_type=mime or item.mime_type,
-                    storage_key=content_key(item.organization_id, sha256_hex),
-                    stored_at=now,
-                    error=None,
-                    claimed_until=None,
-                    next_attempt_at=None,
-                    updated_at=now,
-                )
-            )
-            await _drop_inline_base64(session, item.message_id)
-            await record_media_updated(session, item.id)
 
-    async def _record_failure(self, item: Claimed, exc: FetchFailed) -> None:
-        now = utcnow()
-        final = not exc.retryable or item.attempts >= self.tuning.max_attempts
-        values: dict[str, Any] = {
-            "error": exc.reason[:500],
-            "claimed_until": None,
-            "updated_at": now,
-        }
-        if final:
-            values.update(status="failed", next_attempt_at=None)
-            log.warning(
-                "media %s failed after %d attempt(s): %s", item.id, item.attempts, exc.reason
-            )
-        else:
-            values["next_attempt_at"] = now + self.tuning.backoff(item.attempts)
-        async with unit_of_work(self.factory) as session:
-            await session.execute(
-                update(Media).where(Media.id == item.id, Media.status == "pending").values(**values)
-            )
-            if final:
-                await record_media_updated(session, item.id)
+async def _settle(session: AsyncSession, media_id: uuid.UUID, **values: Any) -> Media | None:
+    """Update a still-pending row; the row as it is now (None: someone settled it already)."""
+    stmt = (
+        update(Media)
+        .where(Media.id == media_id, Media.status == "pending")
+        .values(**values)
+        .returning(Media)
+        .execution_options(synchronize_session=False)
+    )
+    return (await session.scalars(stmt)).one_or_none()
 
 
 async def _drop_inline_base64(session: AsyncSession, message_id: uuid.UUID | None) -> None:

@@ -59,13 +59,14 @@ async def expire_batch(
     if not rows:
         return 0, []
     ids = [row.id for row in rows]
-    await session.execute(
+    expired = await session.scalars(
         update(Media)
         .where(Media.id.in_(ids))
         .values(status="expired", expired_at=now, updated_at=now)
+        .returning(Media)
+        .execution_options(synchronize_session=False)
     )
-    for media_id in ids:
-        await record_media_updated(session, media_id)
+    await record_media_updated(session, list(expired.all()))
     keys = {row.storage_key for row in rows if row.storage_key}
     still_used = set(
         await session.scalars(

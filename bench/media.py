@@ -1,0 +1,371 @@
+"""Inbound media on PostgreSQL + Redis: webhook 200 → stored, worker memory, text ingest beside.
+
+Starts a fresh database, `pytake serve` (uvicorn, background loops off) and `pytake worker`
+(the loops: the media fetch among them) as separate processes, and the simulator in this
+process (it posts the signed webhooks and serves the media downloads, as Meta would). Then:
+
+1. text alone: `--text-clients` customers each send text messages back to back for
+   `--seconds`; webhooks answered per second and their latency;
+2. media beside text: `--images` images of `--size` bytes arrive at `--rate` per second while
+   the same text load runs; for each image, the time from its webhook's 200 to its media row's
+   `stored_at` (p50, p99), and the worker's RSS sampled every 0.1 s while it downloads;
+3. memory against file size: `--big` images of `--big-size` bytes, the worker's RSS again.
+
+    .venv/bin/python bench/media.py
+    .venv/bin/python bench/media.py --images 200 --rate 50 --seconds 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from pytake.whatsapp.simulator import Simulator, SimulatorSettings  # noqa: E402
+
+PASSWORD = "bench-password-123"
+
+SERVE = """
+import uvicorn
+uvicorn.run("pytake.app:create_app", factory=True, host="127.0.0.1", port={port},
+            access_log=False, log_config=None)
+"""
+WORKER = """
+from pytake.config import get_settings
+from pytake.worker.runtime import run_worker_process
+run_worker_process(get_settings())
+"""
+
+
+def _pg(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def recreate_database(url: str) -> None:
+    import asyncpg
+
+    base, name = _pg(url).rsplit("/", 1)
+    conn = await asyncpg.connect(base + "/postgres")
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Sampler:
+    """The worker's RSS, every 0.1 s, while running."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.samples, self._task = pid, [], None  # type: ignore[var-annotated]
+
+    def start(self) -> None:
+        async def loop() -> None:
+            while True:
+                self.samples.append(rss_mb(self.pid))
+                await asyncio.sleep(0.1)
+
+        self.samples = []
+        self._task = asyncio.create_task(loop())  # type: ignore[assignment]
+
+    def stop(self) -> tuple[float, float, float]:
+        assert self._task is not None
+        self._task.cancel()
+        return self.samples[0], max(self.samples), self.samples[-1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def setup(base: str, sim: Simulator) -> tuple[str, str]:
+    """An organisation and a Cloud number pointed at the simulator; returns (pnid, token)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+        reg = await api.post(
+            "/api/v1/auth/register",
+            json={
+                "email": f"bench-{uuid.uuid4().hex[:8]}@example.com",
+                "password": PASSWORD,
+                "name": "Bench",
+            },
+        )
+        token = reg.json()["token"]
+        pnid, access, secret = (
+            str(10**14 + secrets.randbelow(10**14)),
+            "EAA" + secrets.token_hex(8),
+            secrets.token_hex(8),
+        )
+        number = sim.register_number(
+            pnid, access, secret, webhook_url=f"{base}/api/v1/whatsapp/webhook", waba_id="w" + pnid
+        )
+        number.mps = 10**6
+        resp = await api.post(
+            "/api/v1/whatsapp-configs",
+            json={
+                "name": "Bench",
+                "provider": "official",
+                "phone_number_id": pnid,
+                "access_token": access,
+                "app_secret": secret,
+                "business_account_id": "w" + pnid,
+                "webhook_verify_token": "v",
+                "is_default": True,
+            },
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert resp.status_code == 201, resp.text
+    return pnid, token
+
+
+async def text_load(
+    sim: Simulator, pnid: str, clients: int, seconds: float
+) -> tuple[int, list[float]]:
+    """Closed loop: `clients` customers each sending texts back to back."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+
+    async def customer(n: int) -> None:
+        sender = f"5511{70000000 + n:08d}"
+        while time.monotonic() < deadline:
+            start = time.monotonic()
+            record = await sim.customer_sends(pnid, sender=sender, type="text", text="oi")
+            assert record.webhook_status == 200, record
+            latencies.append(time.monotonic() - start)
+
+    await asyncio.gather(*(customer(n) for n in range(clients)))
+    return len(latencies), latencies
+
+
+async def media_load(
+    sim: Simulator, pnid: str, count: int, rate: float, size: int
+) -> dict[str, float]:
+    """Open loop: `count` images at `rate`/s; returns wamid → wall time of its webhook's 200."""
+    answered: dict[str, float] = {}
+    payload = base64.b64encode(os.urandom(size)).decode()
+
+    async def one(i: int) -> None:
+        # The same bytes would be stored once (content addressing): vary the first bytes.
+        data = base64.b64encode(i.to_bytes(4, "big")).decode()[:4] + payload[4:]
+        record = await sim.customer_sends(
+            pnid,
+            sender=f"5511{80000000 + i % 500:08d}",
+            type="image",
+            mime_type="image/jpeg",
+            data_base64=data,
+        )
+        assert record.webhook_status == 200, record
+        answered[record.id] = time.time()
+
+    tasks = []
+    start = time.monotonic()
+    for i in range(count):
+        await asyncio.sleep(max(0.0, start + i / rate - time.monotonic()))
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    return answered
+
+
+async def stored_times(db: str, wamids: set[str], within: float) -> dict[str, tuple[str, float]]:
+    import asyncpg
+
+    conn = await asyncpg.connect(_pg(db))
+    deadline = time.monotonic() + within
+    try:
+        while True:
+            rows = await conn.fetch(
+                "SELECT m.provider_message_id, md.status, md.stored_at FROM media md "
+                "JOIN messages m ON m.id = md.message_id WHERE md.status <> 'pending'"
+            )
+            found = {
+                r[0]: (r[1], r[2].timestamp() if r[2] else 0.0) for r in rows if r[0] in wamids
+            }
+            if len(found) == len(wamids) or time.monotonic() > deadline:
+                return found
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--db", default="postgresql+asyncpg://postgres@127.0.0.1:5432/pytake_bench_media"
+    )
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--images", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=100.0)
+    parser.add_argument("--size", type=int, default=200_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--text-clients", type=int, default=8)
+    parser.add_argument("--big", type=int, default=40)
+    parser.add_argument("--big-size", type=int, default=4_000_000)
+    parser.add_argument("--port", type=int, default=18431)
+    parser.add_argument("--profile-worker", help="write the worker's cProfile stats here")
+    args = parser.parse_args()
+
+    await recreate_database(args.db)
+    data_dir = tempfile.mkdtemp(prefix="pytake-bench-media-")
+    async with Simulator(SimulatorSettings.for_tests(auto_read=False)) as sim:
+        env = {
+            **os.environ,
+            "PYTAKE_DATABASE_URL": args.db,
+            "PYTAKE_REDIS_URL": args.redis,
+            "PYTAKE_EVENTS_CHANNEL": f"pytake-bench-media-{uuid.uuid4().hex[:6]}",
+            "PYTAKE_LOG_LEVEL": "WARNING",
+            "PYTAKE_RATE_LIMIT_ENABLED": "false",
+            "PYTAKE_ALLOW_PRIVATE_URLS": "true",
+            "PYTAKE_META_GRAPH_URL": sim.graph_url,
+            "PYTAKE_DATA_DIR": data_dir,
+            "PYTAKE_TEMPLATE_SYNC_INTERVAL_SECONDS": "0",
+            "PYTHONPATH": str(ROOT / "src"),
+        }
+        serve = subprocess.Popen(  # noqa: ASYNC220 - start-up, before anything is measured
+            [sys.executable, "-c", SERVE.replace("{port}", str(args.port))],
+            env={**env, "PYTAKE_RUN_BACKGROUND_LOOPS": "false"},
+            cwd=ROOT,
+        )
+        worker = None
+        try:
+            base = f"http://127.0.0.1:{args.port}"
+            await wait_healthy(base)
+            command = [sys.executable, "-c", WORKER]
+            if args.profile_worker:
+                script = Path(data_dir) / "worker.py"
+                script.write_text(WORKER)
+                command = [sys.executable, "-m", "cProfile", "-o", args.profile_worker, str(script)]
+            worker = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: ASYNC220
+            pnid, _ = await setup(base, sim)
+            await asyncio.sleep(2.0)  # the worker's start-up
+            await run(args, sim, pnid, worker.pid)
+        finally:
+            for proc in (worker, serve):
+                if proc is not None:
+                    proc.terminate()
+                    proc.wait(30)
+    print(f"load average: {os.getloadavg()}")
+
+
+async def wait_healthy(base: str) -> None:
+    import httpx
+
+    async with httpx.AsyncClient() as http:
+        for _ in range(300):
+            try:
+                if (await http.get(base + "/health")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError("serve did not start")
+
+
+async def run(args: Any, sim: Simulator, pnid: str, worker_pid: int) -> None:
+    await text_load(sim, pnid, args.text_clients, 1.0)  # warm-up
+    done, lat = await text_load(sim, pnid, args.text_clients, args.seconds)
+    alone = done / args.seconds
+    print(
+        f"text alone: {alone:.0f} webhooks/s, p50 {pct(lat, 0.5) * 1000:.1f} ms, "
+        f"p99 {pct(lat, 0.99) * 1000:.1f} ms"
+    )
+
+    def beside(label: str, count: int, seconds: float, lat: list[float]) -> None:
+        rate = count / seconds
+        print(
+            f"  text beside {label}: {rate:.0f} webhooks/s ({(rate / alone - 1) * 100:+.1f} % "
+            f"vs alone), p50 {pct(lat, 0.5) * 1000:.1f} ms, p99 {pct(lat, 0.99) * 1000:.1f} ms"
+        )
+
+    # 1. Live: images arrive at the rate and are fetched as they come, text beside.
+    sampler = Sampler(worker_pid)
+    sampler.start()
+    text_seconds = args.images / args.rate
+    (answered, (tdone, tlat)) = await asyncio.gather(
+        media_load(sim, pnid, args.images, args.rate, args.size),
+        text_load(sim, pnid, args.text_clients, text_seconds),
+    )
+    stored = await stored_times(args.db, set(answered), 300.0)
+    first, peak, last = sampler.stop()
+    ok = {w: t for w, (status, t) in stored.items() if status == "stored"}
+    delays = [ok[w] - answered[w] for w in ok]
+    print(
+        f"images: {len(answered)} × {args.size // 1000} KB at {args.rate:.0f}/s: "
+        f"{len(ok)} stored, {len(stored) - len(ok)} failed, {len(answered) - len(stored)} pending"
+    )
+    print(
+        f"  webhook 200 → stored: p50 {pct(delays, 0.5) * 1000:.0f} ms, "
+        f"p99 {pct(delays, 0.99) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms"
+    )
+    print(f"  worker RSS: {first:.0f} MB at start, peak {peak:.0f} MB, {last:.0f} MB at end")
+    beside("image webhooks + fetch", tdone, text_seconds, tlat)
+
+    # 2. The two halves apart: the image webhooks with the worker stopped (SIGSTOP), then the
+    # worker fetching that backlog (SIGCONT) with no image webhooks arriving.
+    os.kill(worker_pid, signal.SIGSTOP)
+    try:
+        (answered, (tdone, tlat)) = await asyncio.gather(
+            media_load(sim, pnid, args.images, args.rate, args.size),
+            text_load(sim, pnid, args.text_clients, text_seconds),
+        )
+    finally:
+        os.kill(worker_pid, signal.SIGCONT)
+    beside("image webhooks only (worker stopped)", tdone, text_seconds, tlat)
+    fetch_started, cpu_before = time.monotonic(), cpu_seconds(worker_pid)
+    backlog = asyncio.create_task(stored_times(args.db, set(answered), 300.0))
+    tdone, tlat, spent = 0, [], 0.0
+    while not backlog.done():
+        n, more = await text_load(sim, pnid, args.text_clients, 1.0)
+        tdone, spent = tdone + n, spent + 1.0
+        tlat += more
+    stored = backlog.result()
+    drained = time.monotonic() - fetch_started
+    worker_cpu = cpu_seconds(worker_pid) - cpu_before
+    ok_count = sum(1 for status, _ in stored.values() if status == "stored")
+    print(
+        f"  backlog of {len(answered)} fetched in {drained:.1f} s "
+        f"({ok_count / drained:.0f} images/s, {ok_count} stored); worker CPU "
+        f"{worker_cpu * 1000 / max(1, ok_count):.1f} ms per image"
+    )
+    beside("the backlog's fetch only", tdone, spent, tlat)
+
+    if args.big:
+        sampler.start()
+        answered = await media_load(sim, pnid, args.big, 10.0, args.big_size)
+        stored = await stored_times(args.db, set(answered), 300.0)
+        first, peak, last = sampler.stop()
+        ok_big = [w for w, (status, _) in stored.items() if status == "stored"]
+        print(
+            f"big images: {len(ok_big)}/{args.big} × {args.big_size / 1e6:.0f} MB stored; worker "
+            f"RSS {first:.0f} MB at start, peak {peak:.0f} MB, {last:.0f} MB at end"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
