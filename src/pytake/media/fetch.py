@@ -190,6 +190,7 @@ class MediaFetchLoop:
         self.fetched = 0
         self._stopping = False
         self._providers: dict[uuid.UUID | None, tuple[float, WhatsAppProvider]] = {}
+        self._provider_lock = asyncio.Lock()
 
     def stop_claiming(self) -> None:
         """Claim nothing more; fetches in flight finish (the runner's graceful stop)."""
@@ -284,12 +285,14 @@ class MediaFetchLoop:
 
     async def _provider(self, item: Claimed) -> WhatsAppProvider:
         # A burst of media from one number builds its provider (a read, a decryption) once.
-        cached = self._providers.get(item.channel_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        provider = await self._build_provider(item)
-        self._providers[item.channel_id] = (time.monotonic() + PROVIDER_CACHE_SECONDS, provider)
-        return provider
+        async with self._provider_lock:  # concurrent misses build it once
+            cached = self._providers.get(item.channel_id)
+            if cached is not None and cached[0] > time.monotonic():
+                return cached[1]
+            provider = await self._build_provider(item)
+            expires = time.monotonic() + PROVIDER_CACHE_SECONDS
+            self._providers[item.channel_id] = (expires, provider)
+            return provider
 
     async def _build_provider(self, item: Claimed) -> WhatsAppProvider:
         async with self.factory() as session:

@@ -9,6 +9,7 @@ once no `stored` row names it any more.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from datetime import timedelta
 
@@ -95,9 +96,14 @@ class MediaRetentionLoop:
         self.storage = storage
         self.every = settings.media_retention_every_seconds
         self.expired = 0
+        self._next_run = 0.0
 
     async def run_once(self) -> float | None:
-        """Expire one batch per organisation; 0 while any had a full batch."""
+        """Expire one batch per organisation; 0 while any had a full batch, else not before
+        `media_retention_every_seconds` (the runner looks in at every poll)."""
+        wait = self._next_run - time.monotonic()
+        if wait > 0:
+            return wait
         async with self.factory() as session:
             policies = await retention_by_organization(session)
         more = False
@@ -108,7 +114,10 @@ class MediaRetentionLoop:
                 await self.storage.delete(key)
             self.expired += count
             more = more or count == BATCH
-        return 0 if more else self.every
+        if more:
+            return 0
+        self._next_run = time.monotonic() + self.every
+        return self.every
 
 
 __all__ = ["MediaRetentionLoop", "expire_batch"]
