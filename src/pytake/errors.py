@@ -175,7 +175,7 @@ class ErrorCode:
 
 def error_catalogue() -> list[ErrorCode]:
     """Every error code the API can return (from the PyTakeError classes loaded), documented
-    ones first: what the OpenAPI description and docs/errors.md list."""
+    ones first: what the OpenAPI description and docs/api.md list."""
     seen: dict[str, tuple[set[int], str, str]] = {}
     pending: list[type[PyTakeError]] = [PyTakeError]
     while pending:
