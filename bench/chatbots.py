@@ -107,8 +107,13 @@ def child_env(args: argparse.Namespace, graph_url: str) -> dict[str, str]:
     }
 
 
-def start(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def start(
+    command: list[str], env: dict[str, str], profile: str | None = None
+) -> subprocess.Popen[bytes]:
     code = f"from pytake.cli import app; app({command!r})"
+    if profile:  # cProfile of the process, written when it stops (SIGTERM: a clean stop)
+        out = f"{profile}/{command[0]}.prof"
+        code = f"import cProfile; cProfile.run({code!r}, {out!r})"
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT)
 
 
@@ -288,6 +293,7 @@ async def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/5")
     parser.add_argument("--port", type=int, default=8731)
     parser.add_argument("--statuses", action="store_true", help="send status webhooks too")
+    parser.add_argument("--profile", metavar="DIR", help="cProfile serve and worker into DIR")
     args = parser.parse_args()
 
     await recreate_database(args.db)
@@ -296,8 +302,8 @@ async def main() -> None:
             sim.state.faults.drop_statuses = {"sent", "delivered", "read"}
         env = child_env(args, sim.graph_url)
         base = f"http://127.0.0.1:{args.port}"
-        serve = start(["serve", "--port", str(args.port)], env)
-        worker = start(["worker"], env)
+        serve = start(["serve", "--port", str(args.port)], env, args.profile)
+        worker = start(["worker"], env, args.profile)
         try:
             await wait_up(base)
             pnid = await setup(base, sim)

@@ -163,8 +163,14 @@ async def test_a_reply_from_the_evolution_phone_pauses_the_bot_an_api_echo_does_
         assert resp.status_code == 200, resp.text
 
     async def answered(n: int) -> list[dict[str, Any]] | None:
-        out = await _outbound(shop, bea)
-        return out if len(out) >= n else None
+        """n replies sent (an echo while one is in flight may be of it: no pause then)."""
+        async with shop.w.app.state.session_factory() as s:
+            statuses = list(await s.scalars(
+                select(Message.status)
+                .where(Message.direction == "outbound", Message.recipient == "+" + bea)
+            ))  # fmt: skip
+        done = [st for st in statuses if st not in ("queued", "sending")]
+        return statuses if len(done) >= n and len(done) == len(statuses) else None
 
     await customer("help")
     await eventually(lambda: answered(1))

@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +19,7 @@ from pytake.contact.service import refresh_search_text, set_opt_in
 from pytake.contact.tags import ensure_tags, link_tags, tag_ids
 from pytake.conversation.events import record_conversation_event
 from pytake.events import wake_after_commit
-from pytake.kit.sql import is_postgresql
+from pytake.kit.sql import is_postgresql, statement
 from pytake.models import (
     ChatbotNodeStat,
     Contact,
@@ -77,18 +77,26 @@ async def queue_replies(
                 "updated_at": now,
             }
         )
-    await session.execute(insert(_MESSAGES), rows)
+    await session.execute(statement(session, "chatbot.replies", lambda: insert(_MESSAGES)), rows)
     await session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation.id)
-        .values(
-            message_count=Conversation.message_count + len(rows),
-            last_message_at=now,
-            updated_at=now,
-        )
+        statement(session, "chatbot.replied", _replied_statement),
+        {"conversation": conversation.id, "n": len(rows), "now": now},
     )
     wake_after_commit(session, DISPATCHER)
     return len(rows)
+
+
+def _replied_statement() -> Any:
+    conversations = cast(Table, Conversation.__table__)
+    return (
+        update(conversations)
+        .where(conversations.c.id == bindparam("conversation"))
+        .values(
+            message_count=conversations.c.message_count + bindparam("n"),
+            last_message_at=bindparam("now"),
+            updated_at=bindparam("now"),
+        )
+    )
 
 
 def _template_content(template: dict[str, Any]) -> dict[str, Any]:
@@ -203,12 +211,16 @@ async def count_nodes(
             },
         )
         row[kind] += n
-    dialect = postgresql if is_postgresql(session) else sqlite
-    stmt = dialect.insert(_STATS)
-    stmt = stmt.on_conflict_do_update(
+    postgres = is_postgresql(session)
+    stmt = statement(session, "chatbot.count_nodes", lambda: _count_statement(postgres))
+    # In key order, so two steps counting the same nodes never wait on each other in a circle.
+    await session.execute(stmt, [rows[k] for k in sorted(rows)])
+
+
+def _count_statement(postgres: bool) -> Any:
+    stmt = (postgresql if postgres else sqlite).insert(_STATS)
+    return stmt.on_conflict_do_update(
         index_elements=["flow_id", "version", "node"],
         set_={k: _STATS.c[k] + getattr(stmt.excluded, k) for k in ("entered", "completed",
                                                                   "dropped")},
     )  # fmt: skip
-    # In key order, so two steps counting the same nodes never wait on each other in a circle.
-    await session.execute(stmt, [rows[k] for k in sorted(rows)])

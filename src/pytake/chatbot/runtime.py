@@ -19,9 +19,9 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import select, text, update
+from sqlalchemy import and_, bindparam, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.chatbot.actions import change_contact, count_nodes, hand_off, queue_replies
@@ -49,7 +49,7 @@ from pytake.chatbot.engine.text import fold
 from pytake.chatbot.service import DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_MINUTES
 from pytake.contact.tags import tag_names_of
 from pytake.errors import PyTakeError
-from pytake.kit.sql import is_postgresql
+from pytake.kit.sql import is_postgresql, statement
 from pytake.models import (
     Chatbot,
     ChatbotFlow,
@@ -78,6 +78,9 @@ class StepResult:
     worked: bool
     http: dict[str, Any] | None = None
     session_id: uuid.UUID | None = None
+    # Whether the conversation may have more work now (another inbox row behind this one):
+    # without, the consumer moves on instead of opening a transaction to find nothing.
+    more: bool = True
 
 
 def lock_key(conversation_id: uuid.UUID) -> int:
@@ -144,12 +147,13 @@ def _save_state(row: ChatbotSession, state: SessionState, now: datetime) -> None
     row.updated_at = now
 
 
-def inbound_event(message: Message | None, new_conversation: bool) -> Inbound:
-    """What the interpreter reads of a customer's message."""
-    if message is None:
+def inbound_event(
+    kind: str | None, content: dict[str, Any] | None, new_conversation: bool
+) -> Inbound:
+    """What the interpreter reads of a customer's message (its type and content)."""
+    if kind is None:
         return Inbound(new_conversation=new_conversation)
-    content = message.content or {}
-    kind = message.type
+    content = content or {}
     if kind == "interactive":
         return Inbound(content.get("title"), content.get("reply_id"), kind, new_conversation)
     if kind == "button":
@@ -193,38 +197,88 @@ async def flow_version(
     return found
 
 
+def _bots_statement(one: bool) -> Any:
+    """The organisation's active chatbots (or the one named), oldest first, each with its
+    active published flows (one row per flow; a bot without one has a row of NULLs)."""
+    stmt = (
+        select(Chatbot, ChatbotFlow.id, ChatbotFlow.published_version)
+        .outerjoin(
+            ChatbotFlow,
+            and_(
+                ChatbotFlow.chatbot_id == Chatbot.id,
+                ChatbotFlow.is_active.is_(True),
+                ChatbotFlow.published_version.is_not(None),
+            ),
+        )
+        .where(Chatbot.organization_id == bindparam("org"), Chatbot.is_active.is_(True))
+        .order_by(Chatbot.created_at, Chatbot.id)
+    )
+    return stmt.where(Chatbot.id == bindparam("bot")) if one else stmt
+
+
+async def named_chatbot(session: AsyncSession, channel_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The chatbot a WhatsApp number names to answer on it, if any."""
+    if channel_id is None:
+        return None
+    return await session.scalar(
+        select(WhatsAppConfig.chatbot_id).where(WhatsAppConfig.id == channel_id)
+    )
+
+
 async def answering_bots(
-    session: AsyncSession, conversation: Conversation, only: uuid.UUID | None = None
+    session: AsyncSession,
+    conversation: Conversation,
+    only: uuid.UUID | None = None,
+    *,
+    named: uuid.UUID | Literal[False] | None = False,
 ) -> list[tuple[Chatbot, Bot]]:
     """The chatbots that answer on the conversation's number (the one its config names, else
-    every active one of the organisation, oldest first), each with its active flows."""
-    stmt = select(Chatbot).where(
-        Chatbot.organization_id == conversation.organization_id, Chatbot.is_active.is_(True)
-    )
+    every active one of the organisation, oldest first), each with its active flows.
+    `named`: the number's chatbot when the caller has read it already."""
+    if only is None:
+        if named is False:
+            named = await named_chatbot(session, conversation.channel_id)
+        only = named or None
+    stmt = statement(session, f"chatbot.bots.{only is not None}",
+                     lambda: _bots_statement(only is not None))  # fmt: skip
+    params: dict[str, Any] = {"org": conversation.organization_id}
     if only is not None:
-        stmt = stmt.where(Chatbot.id == only)
-    elif conversation.channel_id is not None:
-        named = await session.scalar(
-            select(WhatsAppConfig.chatbot_id).where(WhatsAppConfig.id == conversation.channel_id)
-        )
-        if named is not None:
-            stmt = stmt.where(Chatbot.id == named)
-    bots = list(await session.scalars(stmt.order_by(Chatbot.created_at, Chatbot.id)))
-    if not bots:
-        return []
-    flows = await session.execute(
-        select(ChatbotFlow.chatbot_id, ChatbotFlow.id, ChatbotFlow.published_version).where(
-            ChatbotFlow.chatbot_id.in_([b.id for b in bots]),
-            ChatbotFlow.is_active.is_(True),
-            ChatbotFlow.published_version.is_not(None),
-        )
+        params["bot"] = only
+    bots: dict[uuid.UUID, tuple[Chatbot, dict[str, FlowVersion]]] = {}
+    for bot, flow_id, version in (await session.execute(stmt, params)).all():
+        flows = bots.setdefault(bot.id, (bot, {}))[1]
+        if flow_id is not None:
+            found = await flow_version(session, flow_id, int(version or 0))
+            if found is not None:
+                flows[str(flow_id)] = found
+    return [(bot, Bot(bot_settings(bot), flows)) for bot, flows in bots.values()]
+
+
+def _inbox_statement() -> Any:
+    """The conversation's two oldest inbox rows, with the first's message (the second only
+    tells whether more waits)."""
+    return (
+        select(ChatbotInbox, Message.type, Message.content)
+        .outerjoin(Message, Message.id == ChatbotInbox.message_id)
+        .where(ChatbotInbox.conversation_id == bindparam("conversation"))
+        .order_by(ChatbotInbox.id)
+        .limit(2)
     )
-    by_bot: dict[uuid.UUID, dict[str, FlowVersion]] = {b.id: {} for b in bots}
-    for bot_id, flow_id, version in flows:
-        found = await flow_version(session, flow_id, int(version or 0))
-        if found is not None:
-            by_bot[bot_id][str(flow_id)] = found
-    return [(b, Bot(bot_settings(b), by_bot[b.id])) for b in bots]
+
+
+def _conversation_statement() -> Any:
+    """The conversation, its contact, and its number's provider and named chatbot."""
+    return (
+        select(Conversation, Contact, WhatsAppConfig.provider, WhatsAppConfig.chatbot_id)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .outerjoin(WhatsAppConfig, WhatsAppConfig.id == Conversation.channel_id)
+        .where(Conversation.id == bindparam("conversation"))
+    )
+
+
+def _reads_tags(bots: list[tuple[Chatbot, Bot]], pinned: FlowVersion | None) -> bool:
+    versions = [v for _, view in bots for v in view.flows.values()]
+    return any(v.reads_tags for v in [*versions, *([pinned] if pinned else [])])
 
 
 def window_open(conversation: Conversation, provider: str | None, now: datetime) -> bool:
@@ -236,8 +290,11 @@ def window_open(conversation: Conversation, provider: str | None, now: datetime)
     return expires is not None and expires > now
 
 
-async def contact_view(session: AsyncSession, contact: Contact) -> dict[str, Any]:
-    tags = (await tag_names_of(session, [contact.id]))[contact.id]
+async def contact_view(
+    session: AsyncSession, contact: Contact, *, with_tags: bool = True
+) -> dict[str, Any]:
+    """The contact as flows read it; its tags only when a flow reads them (a query)."""
+    tags = (await tag_names_of(session, [contact.id]))[contact.id] if with_tags else []
     return {
         "id": str(contact.id),
         "name": contact.name or contact.profile_name,
@@ -259,6 +316,7 @@ class Step:
         self.conversation_id = conversation_id
         self.now = now
         self.inbox: ChatbotInbox | None = None
+        self.more = True
         self.only_bot: uuid.UUID | None = None
         self._expected: tuple[uuid.UUID, dict[str, Any]] | None = None
 
@@ -286,40 +344,51 @@ class Step:
             event = await self._next_work(live)
             if event is None:
                 return StepResult(False)
-        conversation = await s.get(Conversation, self.conversation_id)
-        contact = await s.get(Contact, conversation.contact_id) if conversation else None
-        if conversation is None or contact is None:
+        found = (
+            await s.execute(
+                statement(s, "chatbot.conversation", _conversation_statement),
+                {"conversation": self.conversation_id},
+            )
+        ).first()
+        if found is None:
             await self._consume()
-            return StepResult(True)
+            return self._done()
+        conversation, contact, provider, named = found
         if isinstance(event, Inbound) and not await self._bot_may_answer(
-            conversation, contact, event
+            conversation, contact, event, named
         ):
             if live is not None:
                 _end(live, "bot_paused", self.now)
             await self._consume()
-            return StepResult(True)
-        return await self._interpret(conversation, contact, live, event)
+            return self._done()
+        return await self._interpret(conversation, contact, live, event, provider, named)
+
+    def _done(self, http: dict[str, Any] | None = None, session_id: uuid.UUID | None = None
+              ) -> StepResult:  # fmt: skip
+        return StepResult(True, http, session_id, self.more)
 
     async def _next_work(self, live: ChatbotSession | None) -> Event | None:
         if live is not None and live.wake_at is not None and live.wake_at <= self.now:
             return Wake()
-        self.inbox = await self.session.scalar(
-            select(ChatbotInbox)
-            .where(ChatbotInbox.conversation_id == self.conversation_id)
-            .order_by(ChatbotInbox.id)
-            .limit(1)
-        )
-        if self.inbox is None or self.inbox.due_at > self.now:
+        s = self.session
+        rows = (
+            await s.execute(
+                statement(s, "chatbot.next_inbox", _inbox_statement),
+                {"conversation": self.conversation_id},
+            )
+        ).all()
+        if not rows or rows[0][0].due_at > self.now:
             return None
-        message = await self.session.get(Message, self.inbox.message_id)
-        return inbound_event(message, self.inbox.new_conversation)
+        self.inbox, kind, content = rows[0]
+        self.more = len(rows) > 1
+        return inbound_event(kind, content, self.inbox.new_conversation)
 
     async def _consume(self) -> None:
         if self.inbox is not None:
             await self.session.delete(self.inbox)
 
     async def _bot_may_answer(
-        self, conversation: Conversation, contact: Contact, event: Inbound
+        self, conversation: Conversation, contact: Contact, event: Inbound, named: Any
     ) -> bool:
         """Not while people have the conversation (unless the customer sends the resume
         keyword), nor to a blocked contact."""
@@ -327,7 +396,7 @@ class Step:
             return False
         if conversation.is_bot_active:
             return True
-        for bot, _ in await answering_bots(self.session, conversation):
+        for bot, _ in await answering_bots(self.session, conversation, named=named):
             keyword = (bot.settings or {}).get("resume_keyword")
             if keyword and event.text and fold(event.text) == fold(keyword):
                 conversation.is_bot_active = True
@@ -340,43 +409,43 @@ class Step:
         contact: Contact,
         live: ChatbotSession | None,
         event: Event,
+        provider: str | None,
+        named: uuid.UUID | None,
     ) -> StepResult:
         s = self.session
-        bots = await answering_bots(s, conversation, self.only_bot)
+        bots = await answering_bots(s, conversation, self.only_bot, named=named)
         by_id = {bot.id: (bot, view) for bot, view in bots}
-        provider = await s.scalar(
-            select(WhatsAppConfig.provider).where(WhatsAppConfig.id == conversation.channel_id)
-        )
-        timezone = str(((bots[0][0].settings or {}).get("timezone")) or "UTC") if bots else "UTC"
-        ctx = Context(
-            now=self.now,
-            contact=await contact_view(s, contact),
-            timezone=timezone,
-            window_open=window_open(conversation, provider, self.now),
-        )
         if live is not None and live.chatbot_id not in by_id:
             _end(live, "chatbot_inactive", self.now)
             live = None
-        outcome, chosen = await self._choose(bots, by_id, live, event, ctx)
+        pinned = await flow_version(s, live.flow_id, live.version) if live is not None else None
+        timezone = str(((bots[0][0].settings or {}).get("timezone")) or "UTC") if bots else "UTC"
+        ctx = Context(
+            now=self.now,
+            contact=await contact_view(s, contact, with_tags=_reads_tags(bots, pinned)),
+            timezone=timezone,
+            window_open=window_open(conversation, provider, self.now),
+        )
+        outcome, chosen = self._choose(bots, by_id, live, pinned, event, ctx)
         if outcome is None or chosen is None:
             await self._consume()
-            return StepResult(True)
+            return self._done()
         if outcome.note == DEFERRED and self.inbox is not None and live is not None:
             self.inbox.due_at = live.wake_at or self.now
-            return StepResult(True)
+            return self._done()
         return await self._apply(conversation, contact, chosen, live, event, outcome)
 
-    async def _choose(
+    def _choose(
         self,
         bots: list[tuple[Chatbot, Bot]],
         by_id: dict[uuid.UUID, tuple[Chatbot, Bot]],
         live: ChatbotSession | None,
+        pinned: FlowVersion | None,
         event: Event,
         ctx: Context,
     ) -> tuple[Outcome | None, Chatbot | None]:
         if live is not None:
             bot, view = by_id[live.chatbot_id]
-            pinned = await flow_version(self.session, live.flow_id, live.version)
             return handle(view, pinned, state_of(live), event, ctx), bot
         first: tuple[Outcome, Chatbot] | None = None
         for bot, view in bots:
@@ -406,7 +475,10 @@ class Step:
                 .values(due_at=now)
             )
         replies, refused = await self._resolve_templates(conversation, contact, row, outcome)
-        sent = await queue_replies(s, conversation, contact, replies, now)
+        if row is not None:  # before the statements below flush it: one write of the session
+            row.messages_in += 1 if isinstance(event, Inbound) else 0
+            row.messages_out += len(replies) if conversation.channel_id is not None else 0
+        await queue_replies(s, conversation, contact, replies, now)
         for action in outcome.actions:
             if isinstance(action, UpdateContact):
                 await change_contact(s, contact, action)
@@ -421,15 +493,12 @@ class Step:
                 row.status = "handed_off"
         if handoffs:
             await hand_off(s, conversation, handoffs[-1], now)
-        if row is not None:
-            row.messages_in += 1 if isinstance(event, Inbound) else 0
-            row.messages_out += sent
         await self._consume()
         await s.flush()
         calls = [a for a in outcome.actions if isinstance(a, CallHttp)]
         if calls and row is not None and row.pending_http is not None:
-            return StepResult(True, dict(row.pending_http), row.id)
-        return StepResult(True)
+            return self._done(dict(row.pending_http), row.id)
+        return self._done()
 
     async def _resolve_templates(
         self,
@@ -478,6 +547,7 @@ class Step:
         if state is None:
             return None
         row = ChatbotSession(
+            id=uuid.uuid4(),
             organization_id=conversation.organization_id,
             chatbot_id=bot.id,
             conversation_id=conversation.id,
@@ -490,8 +560,7 @@ class Step:
             created_at=self.now,
         )
         _save_state(row, state, self.now)
-        self.session.add(row)
-        await self.session.flush()
+        self.session.add(row)  # written with the step's next statement (autoflush)
         return row
 
 

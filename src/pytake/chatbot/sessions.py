@@ -53,24 +53,32 @@ async def pause_for_agent(
 
 
 async def pause_for_phone_replies(
-    session: AsyncSession, organization_id: uuid.UUID, conversation_ids: Collection[uuid.UUID]
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    conversation_ids: Collection[uuid.UUID],
+    *,
+    gateway: bool,
 ) -> None:
     """Someone answered from the business's phone (an echo: the WhatsApp Business app on a
     Cloud API coexistence number, or the phone an Evolution instance runs on): the bot stops
     in those conversations as for an agent's reply in the console.
 
-    Not while one of the bot's (or anyone's) own sends to the conversation is in flight: a
-    gateway may echo an API send before the send's answer gives us its id, and the bot must
-    not pause on its own message."""
+    On a gateway (Evolution), not while one of the conversation's own sends is in flight: it
+    may echo an API send as a phone message before the send's answer gives us its id, and the
+    bot must not pause on its own message. (Meta echoes only the Business app's messages.)"""
     if not conversation_ids:
         return
-    in_flight = set(
-        await session.scalars(
-            select(Message.conversation_id).where(
-                Message.conversation_id.in_(list(conversation_ids)),
-                Message.direction == "outbound",
-                Message.status == "sending",
-                Message.provider_message_id.is_(None),
+    in_flight = (
+        set()
+        if not gateway
+        else set(
+            await session.scalars(
+                select(Message.conversation_id).where(
+                    Message.conversation_id.in_(list(conversation_ids)),
+                    Message.direction == "outbound",
+                    Message.status == "sending",
+                    Message.provider_message_id.is_(None),
+                )
             )
         )
     )

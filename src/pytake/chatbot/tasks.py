@@ -93,8 +93,8 @@ class ChatbotConsumer:
             self.steps += result.worked
             if result.http is not None:
                 self._call_later(conversation_id, result)
-            if not result.worked:
-                return
+            if not result.worked or not result.more:
+                return  # (a timer the step set is found by the next round)
 
     def _call_later(self, conversation_id: uuid.UUID, result: StepResult) -> None:
         assert result.http is not None and result.session_id is not None

@@ -6,6 +6,7 @@ actions back into rows; nothing here knows of a database or of HTTP.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -25,6 +26,9 @@ class FlowVersion:
     trigger: dict[str, Any]
     entry: str
     nodes: dict[str, dict[str, Any]]
+    # Whether a node may read the contact's tags (a condition, a text): the runtime loads
+    # them only then. Conservative: any mention of "tags" anywhere in the nodes counts.
+    reads_tags: bool = True
 
     @classmethod
     def of(cls, flow_id: str, version: int, definition: dict[str, Any]) -> FlowVersion:
@@ -36,6 +40,7 @@ class FlowVersion:
             dict(definition.get("trigger") or {}),
             str(definition.get("entry", "")),
             nodes,
+            "tags" in json.dumps(list(nodes.values()), default=str),
         )
 
 

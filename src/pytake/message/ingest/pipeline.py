@@ -140,7 +140,12 @@ async def _store_messages(
     # In the same transaction: the chatbots' durable queue (pytake.chatbot.inbox) and the
     # fetch of inbound media (pytake.media.inbound).
     await enqueue_inbound(session, channel.organization_id, inbox_items(batch, new_conversations))
-    await pause_for_phone_replies(session, channel.organization_id, phone_replies(batch))
+    await pause_for_phone_replies(
+        session,
+        channel.organization_id,
+        phone_replies(batch),
+        gateway=channel.provider != "official",
+    )
     await enqueue_fetches(session, channel, batch)
 
 
