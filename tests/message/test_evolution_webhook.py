@@ -212,3 +212,16 @@ async def test_connection_and_qrcode_are_kept_on_the_config(
         await api.get(f"/api/v1/whatsapp-configs/{instance.config_id}", headers=wa_org.headers)
     ).json()
     assert got["connection_state"] == "close" and got["health_status"] == "unhealthy"
+
+
+async def test_an_api_sends_copy_is_not_stored_as_a_message(
+    instance: Instance, api: httpx.AsyncClient, wa_app: FastAPI, wa_org: Org
+) -> None:
+    """`send.message` echoes a message sent through the API, possibly before the send's
+    answer gave PyTake its id: it must not become a second row holding that id."""
+    body = upsert(instance, "3EB0" + uuid.uuid4().hex[:16].upper(), "sent by the API")
+    body["event"] = "send.message"
+    body["data"]["key"]["fromMe"] = True
+    resp = await _post(api, instance, body, instance.secret)
+    assert resp.status_code == 200 and resp.json()["duplicates"] == 1
+    assert await count_rows(wa_app, "messages", wa_org.id) == 0

@@ -58,6 +58,13 @@ async def ingest_parts(
     statuses: list[tuple[int, StatusUpdate]] = []
     for part, events in enumerate(parts):
         for event in events:
+            if isinstance(event, MessageEcho) and event.source == "api":
+                # A gateway's copy of a message sent through its API (Evolution's
+                # `send.message`): PyTake's own sends are stored already, and the copy may
+                # arrive before the send's answer records its id — stored, it would take
+                # that id from the real row (and fail the dispatcher's write).
+                results[part].duplicates += 1
+                continue
             if isinstance(event, InboundMessage | MessageEcho):
                 row = BatchMessage.of(event, part)
                 if row is None:
