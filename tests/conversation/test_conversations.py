@@ -49,6 +49,31 @@ async def test_list_filters_and_fields(http: httpx.AsyncClient, shop: Shop) -> N
     assert bad.status_code == 422
 
 
+async def test_list_filters_unassigned_and_by_tag(http: httpx.AsyncClient, shop: Shop) -> None:
+    first, second = new_customer(), new_customer()
+    await shop.customer_writes(first, "hello")
+    await shop.customer_writes(second, "hi")
+    one, two = await _conversation_of(http, shop, first), await _conversation_of(http, shop, second)
+    agent_id, _ = await add_user(http, shop.org, "agent")
+    for conv, body in ((one, {"assigned_to": agent_id}), (two, {"tags": ["vip", "billing"]})):
+        resp = await http.patch(f"/v1/conversations/{conv['id']}", json=body, headers=shop.headers)
+        assert resp.status_code == 200, resp.text
+    for params, expected in (
+        ({"unassigned": "true"}, [two["id"]]),
+        ({"unassigned": "false"}, sorted([one["id"], two["id"]])),
+        ({"tag": "vip"}, [two["id"]]),
+        ({"tag": "billing", "unassigned": "true"}, [two["id"]]),
+        ({"tag": "vi"}, []),  # a whole tag, not a fragment
+        ({"tag": "vip", "assigned_to": agent_id}, []),
+    ):
+        resp = await http.get("/v1/conversations", params=params, headers=shop.headers)
+        assert resp.status_code == 200, resp.text
+        assert sorted(c["id"] for c in resp.json()["data"]) == expected, params
+        assert resp.json()["meta"]["total"] == len(expected)
+    empty = await http.get("/v1/conversations", params={"tag": ""}, headers=shop.headers)
+    assert empty.status_code == 422
+
+
 async def test_detail_lists_the_latest_page_oldest_first_and_pages_back(
     http: httpx.AsyncClient, shop: Shop
 ) -> None:

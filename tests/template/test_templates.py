@@ -182,6 +182,7 @@ async def test_preview_over_http(http: httpx.AsyncClient, shop: Shop) -> None:
     shown = resp.json()
     assert shown["body"] == "Obrigado, Ana! Seu pedido {{order_number}} foi confirmado."
     assert shown["missing"] == ["order_number"] and shown["complete"] is False
+    assert shown["message"] is None
     full = await http.post(
         path,
         json={"variables": {"first_name": "Ana", "order_number": "77"}},
@@ -189,6 +190,13 @@ async def test_preview_over_http(http: httpx.AsyncClient, shop: Shop) -> None:
     )
     assert full.json()["text"] == "Obrigado, Ana! Seu pedido 77 foi confirmado."
     assert full.json()["complete"] is True
+    sendable = full.json()["message"]
+    assert sendable["name"] == named["name"] and sendable["language"] == {"code": named["language"]}
+    [body_params] = [c["parameters"] for c in sendable["components"] if c["type"] == "body"]
+    assert {p.get("parameter_name"): p["text"] for p in body_params} == {
+        "first_name": "Ana",
+        "order_number": "77",
+    }
     bad = await http.post(path, json={"variables": "Ana"}, headers=shop.headers)
     assert bad.status_code == 422
     assert bad.json()["error"]["details"][0]["field"].startswith("variables")

@@ -46,6 +46,12 @@ async def list_conversations(
     assigned_to: Annotated[uuid.UUID | None, Query()] = None,
     contact_id: Annotated[uuid.UUID | None, Query()] = None,
     team_id: Annotated[uuid.UUID | None, Query(description="Only this team's.")] = None,
+    unassigned: Annotated[
+        bool, Query(description="Only conversations no one is assigned to.")
+    ] = False,
+    tag: Annotated[
+        str | None, Query(min_length=1, max_length=100, description="Only those with this tag.")
+    ] = None,
     search: Annotated[
         str | None, Query(max_length=200, description="Contact name or number.")
     ] = None,
@@ -53,7 +59,9 @@ async def list_conversations(
     session: AsyncSession = Session,
 ) -> Page[ConversationOut]:
     """Conversations, most recently active first."""
-    f = service.ConversationFilter(status, assigned_to, contact_id, search, team_id=team_id)
+    f = service.ConversationFilter(
+        status, assigned_to, contact_id, search, team_id=team_id, unassigned=unassigned, tag=tag
+    )
     items, total = await service.list_conversations(session, principal, params, f)
     return Page[ConversationOut](data=items, meta=page_meta(params, total))
 

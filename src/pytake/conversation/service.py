@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.auth.principal import Principal
@@ -27,6 +28,7 @@ from pytake.conversation.schemas import (
 from pytake.db import unit_of_work
 from pytake.errors import ValidationFailed
 from pytake.kit.pagination import PageParams
+from pytake.kit.sql import is_postgresql
 from pytake.message.sending.context import SendingContext
 from pytake.message.sending.errors import whatsapp_error
 from pytake.models import Contact, Conversation, Message, Team, User
@@ -54,6 +56,16 @@ class ConversationFilter:
     search: str | None = None
     statuses: tuple[str, ...] | None = None
     team_id: uuid.UUID | None = None
+    unassigned: bool = False
+    tag: str | None = None
+
+
+def _has_tag(session: AsyncSession, tag: str) -> Any:
+    """Conversations whose `tags` (a JSON list) hold `tag`."""
+    if is_postgresql(session):
+        return type_coerce(Conversation.tags, JSONB).contains([tag])
+    each = func.json_each(Conversation.tags).table_valued("value")
+    return exists(select(1).select_from(each).where(each.c.value == tag))
 
 
 def _base(principal: Principal) -> Select[Any]:
@@ -73,7 +85,11 @@ def _base(principal: Principal) -> Select[Any]:
     return scoped(cast(Select[Any], stmt), Conversation, principal)
 
 
-def _filtered(stmt: Select[Any], f: ConversationFilter) -> Select[Any]:
+def _filtered(session: AsyncSession, stmt: Select[Any], f: ConversationFilter) -> Select[Any]:
+    if f.unassigned:
+        stmt = stmt.where(Conversation.assigned_to_id.is_(None))
+    if f.tag is not None:
+        stmt = stmt.where(_has_tag(session, f.tag))
     if f.status is not None:
         stmt = stmt.where(Conversation.status == f.status)
     if f.statuses is not None:
@@ -124,7 +140,7 @@ async def list_conversations(
     session: AsyncSession, principal: Principal, params: PageParams, f: ConversationFilter
 ) -> tuple[list[ConversationOut], int]:
     """Most recently active first."""
-    stmt = _filtered(_base(principal), f)
+    stmt = _filtered(session, _base(principal), f)
     total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = await session.execute(
         stmt.order_by(
@@ -321,7 +337,7 @@ async def legacy_agent_conversations(
     offset: int,
 ) -> tuple[list[LegacyAgentConversation], int]:
     f = ConversationFilter(assigned_to=agent_id, statuses=LEGACY_STATUS[status] if status else None)
-    stmt = _filtered(_base(principal), f)
+    stmt = _filtered(session, _base(principal), f)
     total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = await session.execute(
         stmt.order_by(Conversation.last_message_at.desc().nulls_last(), Conversation.id)

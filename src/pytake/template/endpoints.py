@@ -146,9 +146,11 @@ async def preview_template(
     session: DbSession,
 ) -> PreviewOut:
     """The message exactly as the customer will see it with these variables (header, body,
-    footer, buttons as text), and the variables that are missing."""
+    footer, buttons as text), the variables that are missing and, when none is, the `template`
+    object that sends it."""
     template = await service.get_scoped_template(session, principal, template_id)
     shown = service.preview(template, body.variables)
+    complete = not shown.missing
     return PreviewOut(
         header=shown.header,
         body=shown.body,
@@ -157,5 +159,6 @@ async def preview_template(
         text=shown.text,
         missing=shown.missing,
         unused=shown.unused,
-        complete=not shown.missing,
+        complete=complete,
+        message=service.template_message(template, body.variables) if complete else None,
     )

@@ -145,6 +145,12 @@ class PreviewOut(BaseModel):
     missing: list[str] = Field(description="Variables the template needs that were not given.")
     unused: list[str] = Field(description="Given variables the template does not use.")
     complete: bool = Field(description="True when no variable is missing.")
+    message: dict[str, Any] | None = Field(
+        default=None,
+        description="When complete: the `template` object of a send with these variables "
+        "(`{name, language: {code}, components}`), to pass as `template` to `POST /v1/messages` "
+        "or a conversation reply.",
+    )
 
 
 class SyncOut(BaseModel):
