@@ -2,8 +2,9 @@
 
 On a fresh PostgreSQL database (and Redis): an in-process app (loops off) registers an
 organisation and one endpoint, and `--events` events are recorded in one transaction. A
-`pytake worker` (`--batch` deliveries per claim) starts; once the receiver holds `--batch`
-requests (each answered after `--delay` s), the worker gets SIGTERM. Figures: how long it took
+`pytake worker` starts (`--batch` deliveries per claim, `--concurrency` requests at a time:
+by default one claim takes all 30 and 7 are in flight, issue 23's scenario); once the receiver
+holds that many requests (each answered after `--delay` s), the worker gets SIGTERM. Figures: how long it took
 to exit, what it had recorded (delivered / left delivering under the lease), then how long a
 second worker took until every delivery was delivered and how many X-PyTake-Delivery ids the
 receiver saw more than once.
@@ -61,6 +62,7 @@ def worker_env(args: argparse.Namespace, database_url: str) -> dict[str, str]:
         PYTAKE_SECRET_KEY=SECRET,
         PYTAKE_ALLOW_PRIVATE_URLS="true",
         PYTAKE_WEBHOOK_BATCH_SIZE=str(args.batch),
+        PYTAKE_WEBHOOK_CONCURRENCY=str(args.concurrency),
         PYTAKE_TEMPLATE_SYNC_INTERVAL_SECONDS="0",
         PYTAKE_LOG_LEVEL="WARNING",
     )
@@ -151,7 +153,7 @@ async def main(args: argparse.Namespace) -> None:
         first = spawn_worker(env)
 
         async def batch_in_flight() -> bool:
-            return in_flight >= args.batch
+            return in_flight >= min(args.batch, args.concurrency, args.events)
 
         await until(batch_in_flight, within=120)
         held = in_flight
@@ -191,7 +193,8 @@ def load() -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=100, help="deliveries per claim")
+    parser.add_argument("--concurrency", type=int, default=7, help="requests in flight")
     parser.add_argument("--delay", type=float, default=2.0, help="the receiver's answer time")
     parser.add_argument("--db", default="pytake_bench_shutdown")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")

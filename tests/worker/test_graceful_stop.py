@@ -1,7 +1,7 @@
 """SIGTERM to a real `pytake worker` with webhook deliveries and sends to WhatsApp in flight.
 
-The worker stops claiming, lets what is in flight finish and records it, then exits 0 — within
-`worker_shutdown_grace_seconds`. Nothing is lost and nothing is sent twice: a second worker
+The worker stops claiming, lets what is in flight finish and records it, gives back what it
+claimed but had not started, then exits 0 — within `worker_shutdown_grace_seconds`. Nothing is lost and nothing is sent twice: a second worker
 delivers the rest, and every X-PyTake-Delivery id / message reaches its peer once. Past the
 grace, what is still in flight is cancelled and left to its lease.
 """
@@ -45,7 +45,8 @@ from tests.sending.support import (
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = 30
-BATCH = 7  # the deliveries one claim takes: the 7 in flight of issue 23
+IN_FLIGHT = 7  # issue 23's scenario: 30 events, 7 deliveries in flight
+BATCH = 7
 MESSAGES = 20
 SIM_LATENCY_MS = 3000
 
@@ -210,7 +211,8 @@ async def test_sigterm_finishes_deliveries_and_sends_in_flight_then_exits(
             async with pytake_worker(
                 settings,
                 tmp_path / "worker.log",
-                PYTAKE_WEBHOOK_BATCH_SIZE=str(BATCH),
+                # One claim takes all 30; 7 are sent at a time, the others wait their turn.
+                PYTAKE_WEBHOOK_CONCURRENCY=str(IN_FLIGHT),
                 PYTAKE_WORKER_SHUTDOWN_GRACE_SECONDS=str(grace),
             ) as worker:
 
@@ -225,14 +227,15 @@ async def test_sigterm_finishes_deliveries_and_sends_in_flight_then_exits(
                 await asyncio.sleep(0.5)
                 assert not stop.done(), worker.output()
                 held = len(held_receiver.started)
-                assert held == BATCH, held_receiver.started  # one claim's worth, no more
+                assert held == IN_FLIGHT, held_receiver.started
                 held_receiver.release.set()
                 code, seconds = await stop
         finally:
             sim.set_faults(latency_ms=0)
         assert code == 0, worker.output()
         assert seconds < grace, (seconds, worker.output())
-        # What was in flight was answered and recorded; nothing more was claimed.
+        # What was in flight was answered and recorded; what was claimed but not yet sent was
+        # given back (not sent during the grace, not left to the lease).
         states = await _delivery_states(app)
         assert states["delivering"] == 0 and states["delivered"] == held, (states, held)
         assert states["pending"] == EVENTS - held, states

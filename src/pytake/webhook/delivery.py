@@ -7,8 +7,9 @@ lease runs out. Retry policy: 10 s timeout, 3 retries after 1 s, 2 s, 4 s (setti
 non-2xx, timeout or connection error being a failure; then the delivery is `failed` and kept.
 
 Stopping (`stop_claiming`, then the runner's grace period): no more claims, the requests in
-flight end (each within the timeout) and their outcomes are recorded. Cancelled before they
-end, the answers already received are still recorded; the rest wait out their lease.
+flight end (each within the timeout) and their outcomes are recorded; claimed deliveries still
+waiting for a connection are given back (due at once for another worker). Cancelled before
+they end, the answers already received are still recorded; the rest wait out their lease.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ class Outcome:
     excerpt: str | None = None
     duration_ms: int | None = None
     error: str | None = None
+    # False: never sent (the loop was stopping when its turn for a connection came).
+    attempted: bool = True
 
 
 _RECORD_OUTCOME = (
@@ -278,6 +281,9 @@ class WebhookDeliveryLoop:
         }
         started = time.perf_counter()
         async with self._semaphore:
+            if not self._claiming:
+                # Stopping: what has not started yet is given back, not sent during the grace.
+                return Outcome(job, at, False, attempted=False)
             outcome = await self._post(job, at, headers)
         outcome.duration_ms = round((time.perf_counter() - started) * 1000)
         return outcome
@@ -314,6 +320,10 @@ class WebhookDeliveryLoop:
     # --- recording ---------------------------------------------------------------------------
 
     async def _record(self, outcomes: list[Outcome]) -> None:
+        await self._give_back([o.job for o in outcomes if not o.attempted])
+        outcomes = [o for o in outcomes if o.attempted]
+        if not outcomes:
+            return
         rows = [self._outcome_row(o) for o in outcomes]
         async with unit_of_work(self._factory) as session:
             # One executemany for the batch: a round trip per row costs more than the sends.
