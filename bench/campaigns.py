@@ -84,13 +84,31 @@ uvloop.run(main())
 """
 
 
+# `--profile DIR`: the first worker and serve run under cProfile (DIR/worker.prof,
+# DIR/serve.prof, written when they stop; read them with `python -m pstats`).
+PROFILED = """
+import cProfile, sys
+from pytake.cli import app
+out = sys.argv[1]
+sys.argv = ["pytake"] + sys.argv[2:]
+cProfile.run("app()", out)
+"""
+
+
+def command(pytake: str, args: list[str], profile: str | None, name: str) -> list[str]:
+    if profile is None:
+        return [pytake, *args]
+    Path(profile).mkdir(parents=True, exist_ok=True)
+    return [sys.executable, "-c", PROFILED, str(Path(profile) / f"{name}.prof"), *args]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def env_for(db: str, graph_url: str, rate: int) -> dict[str, str]:
+def env_for(db: str, graph_url: str) -> dict[str, str]:
     return {
         **child_env(),
         "PYTAKE_ENV": "test",
@@ -318,13 +336,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         t = time.perf_counter()
         seeded = asyncio.run(seed(db, spec, args.recipients))
         seed_s = time.perf_counter() - t
-        env = env_for(db, sim_info["graph_url"], args.rate)
+        env = env_for(db, sim_info["graph_url"])
         pytake = str(Path(sys.executable).parent / "pytake")
+        serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
         serve = subprocess.Popen(
-            [pytake, "serve", "--host", "127.0.0.1", "--port", str(port)], env=env, cwd=ROOT
+            command(pytake, serve_args, args.profile, "serve"), env=env, cwd=ROOT
         )
         children.append(serve)
-        workers = [subprocess.Popen([pytake, "worker"], env=env, cwd=ROOT)]
+        workers = [
+            subprocess.Popen(command(pytake, ["worker"], args.profile, "worker"), env=env, cwd=ROOT)
+        ]
         workers += [
             subprocess.Popen([pytake, "worker"], env=env, cwd=ROOT) for _ in range(args.workers - 1)
         ]
@@ -389,6 +410,7 @@ def main() -> None:
     parser.add_argument("--numbers", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--profile", help="directory for cProfile output of worker and serve")
     result = run(parser.parse_args())
     backlog = result.pop("backlog")
     print(json.dumps(result, indent=1))

@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     campaign_reply_window_hours: float = 72.0
     # A sent message without a delivery status settles its recipient as `sent` after this.
     campaign_settle_after_seconds: float = 60.0
+    # How often a running campaign's in-flight recipients are settled (sent / failed).
+    campaign_settle_every_seconds: float = 1.0
     # After a 130429 the pace halves; it grows back by a quarter each this many seconds.
     campaign_throttle_recover_seconds: float = 5.0
     campaign_poll_seconds: float = 0.2

@@ -20,6 +20,7 @@ CAMPAIGN_TEST_SETTINGS: dict[str, Any] = {
     "campaign_poll_seconds": 0.05,
     "campaign_pause_after_policy_errors": 5,
     "campaign_settle_after_seconds": 2.0,
+    "campaign_settle_every_seconds": 0.1,
     "campaign_handoff_ahead_seconds": 0.5,
     "campaign_throttle_recover_seconds": 1.0,
 }

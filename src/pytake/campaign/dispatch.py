@@ -26,6 +26,7 @@ transaction (recipient `sending` + its message), and the message is the pipeline
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ class CampaignLoop:
         self.factory = factory
         self.settings = settings
         self._templates: dict[uuid.UUID, _Sendable] = {}
+        self._settled_at: dict[uuid.UUID, float] = {}
         self.handed_off = 0
 
     async def run_once(self) -> float | None:
@@ -129,13 +131,15 @@ class CampaignLoop:
             if campaign is None:
                 return
             factor = campaign.throttle_factor or 1.0
-            await self.settle(session, campaign)
+            settled = self._settle_due(campaign_id)
+            if settled:
+                await self.settle(session, campaign)
             # A 130429 seen now slows this hand-off already; a recovery waits for the next
             # pass's share (other campaigns on the number may have taken what this one left).
             rate *= min(1.0, (campaign.throttle_factor or 1.0) / factor)
             if campaign.status != "running":
                 return
-            if not await _has_unsettled(session, campaign_id):
+            if settled and not await _has_unsettled(session, campaign_id):
                 metrics = await _final_metrics(session, campaign, self.settings)
                 await lifecycle.complete(session, campaign, metrics)
                 return
@@ -148,6 +152,16 @@ class CampaignLoop:
             if handed:
                 wake_after_commit(session, "dispatch")
         self.handed_off += handed
+
+    def _settle_due(self, campaign_id: uuid.UUID) -> bool:
+        """Settle at most every `campaign_settle_every_seconds`: its SELECT reads every message
+        in flight (what waits for its slot or for a status), and a hand-off needs none of it."""
+        now = time.monotonic()
+        last = self._settled_at.get(campaign_id)
+        if last is not None and now - last < self.settings.campaign_settle_every_seconds:
+            return False
+        self._settled_at[campaign_id] = now
+        return True
 
     async def _sendable(self, session: AsyncSession, campaign: Campaign) -> _Sendable:
         cached = self._templates.get(campaign.id)
@@ -238,6 +252,13 @@ class CampaignLoop:
         slot = max(campaign.paced_until or now, now)
         ahead = now + timedelta(seconds=self.settings.campaign_handoff_ahead_seconds)
         budget = int((ahead - slot).total_seconds() * rate)
+        if budget <= 0:
+            return 0
+        # Back-pressure: no more than two hand-offs' worth waiting for the send pipeline. When
+        # it falls behind (a slow provider, a busy machine) the slots pass unused, rather than
+        # the whole audience piling up as `queued` (which every settle would then read).
+        room = math.ceil(2 * rate * self.settings.campaign_handoff_ahead_seconds) + 1
+        budget = min(budget, room - await handoff.waiting(session, campaign, room))
         if budget <= 0:
             return 0
         limit = min(budget, self.settings.campaign_batch_size)

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import JSON, String, Table, bindparam, insert, select, update
+from sqlalchemy import JSON, String, Table, bindparam, func, insert, select, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -82,6 +82,27 @@ async def pending_recipients(session: AsyncSession, campaign: Campaign, limit: i
     stmt = statement(session, "campaign.pending", _pending_stmt)
     params = {"b_campaign": campaign.id, "b_channel": campaign.channel_id, "b_limit": limit}
     return list((await session.execute(stmt, params)).all())
+
+
+def _waiting_stmt() -> Any:
+    r, m = recipients_table.c, _messages.c
+    waiting = (
+        select(r.contact_id)
+        .join(_messages, m.id == r.message_id)
+        .where(
+            r.campaign_id == bindparam("b_campaign"), r.status == "sending", m.status == "queued"
+        )
+        .limit(bindparam("b_cap"))
+        .subquery()
+    )
+    return select(func.count()).select_from(waiting)
+
+
+async def waiting(session: AsyncSession, campaign: Campaign, cap: int) -> int:
+    """How many of the campaign's messages wait for the send pipeline (`queued`), up to cap."""
+    stmt = statement(session, "campaign.waiting", _waiting_stmt)
+    found = await session.scalar(stmt, {"b_campaign": campaign.id, "b_cap": cap})
+    return int(found or 0)
 
 
 def unreachable(row: Any) -> str | None:
