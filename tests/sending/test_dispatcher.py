@@ -59,11 +59,19 @@ async def test_two_workers_send_5000_messages_once_each(
         ]
         tasks = [asyncio.create_task(w.run_forever()) for w in workers]
 
+        last: Counter[str] = Counter()
+
         async def done() -> bool:
-            return (await message_statuses(send_app, ids))["sent"] == 5000
+            nonlocal last
+            last = await message_statuses(send_app, ids)
+            return last["sent"] == 5000
 
         try:
-            await eventually(done, timeout=120, every=0.2)
+            # Fails before the test's deadline, saying where the sends stood.
+            await eventually(done, timeout=90, every=0.2)
+        except AssertionError:
+            per_worker = [w.sent for w in workers]
+            raise AssertionError(f"not all sent: {last}; per worker {per_worker}") from None
         finally:
             for task in tasks:
                 task.cancel()
@@ -81,7 +89,9 @@ async def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
     wa_id = new_customer()
     await shop.customer_writes(wa_id)
     await pause_dispatcher(send_app)
-    shop.sim.set_faults(latency_ms=30)  # keep sends in flight when the worker dies
+    # Sends stay in flight for a while (200 messages, 20 at a time: ~2 s), so the kill below
+    # lands among them even on a loaded machine.
+    shop.sim.set_faults(latency_ms=200)
     try:
         ids = await queue_texts(send_app, shop, wa_id, 200)
         settings = send_app.state.settings
@@ -105,7 +115,9 @@ async def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
             # A worker that could not start (e.g. PostgreSQL refusing more connections on a
             # busy machine) fails the test at once, with its output, instead of at a deadline.
             assert proc.returncode is None, log.read_text(errors="replace")[-4000:]
-            return sum(sim_counts(shop, ids).values()) >= 50
+            if sum(sim_counts(shop, ids).values()) < 50:
+                return False
+            return (await message_statuses(send_app, ids))["sending"] > 0  # more in flight
 
         try:
             await eventually(some_sent, timeout=60, every=0.01)
@@ -143,7 +155,9 @@ async def test_cancelled_dispatcher_records_what_came_back_and_resends_nothing(
     await shop.customer_writes(wa_id)
     shop.number.sim_number.webhook_url = None  # no status webhooks: nothing to adopt from
     await pause_dispatcher(send_app)
-    shop.sim.set_faults(latency_ms=150)  # sends are in flight when the loop is cancelled
+    # Sends stay in flight for a while (300 messages, 40 at a time: ~2 s), so the cancel below
+    # lands among them even on a loaded machine.
+    shop.sim.set_faults(latency_ms=300)
     state = send_app.state
     try:
         ids = await queue_texts(send_app, shop, wa_id, 300)
@@ -151,11 +165,11 @@ async def test_cancelled_dispatcher_records_what_came_back_and_resends_nothing(
         worker = build_dispatcher(state.session_factory, state.settings, state.http, tuning)
         task = asyncio.create_task(worker.run_forever())
 
-        async def some_sent() -> bool:
-            return sum(sim_counts(shop, ids).values()) >= 60
+        async def some_recorded_and_more_in_flight() -> bool:
+            statuses = await message_statuses(send_app, ids)
+            return statuses["sent"] >= 60 and statuses["sending"] > 0
 
-        await eventually(some_sent, timeout=60, every=0.01)
-        await asyncio.sleep(0.05)  # the next sends have been claimed and are in flight
+        await eventually(some_recorded_and_more_in_flight, timeout=60, every=0.01)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         shop.sim.set_faults(latency_ms=0)
