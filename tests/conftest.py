@@ -150,6 +150,9 @@ def make_settings(
             "secret_key": "test-secret-key-that-is-long-enough-for-hs256",
             "rate_limit_key_prefix": f"pytake-test-{RUN_ID}-{uuid.uuid4().hex[:6]}",
             "redis_namespace": REDIS_NAMESPACE,
+            # An app stopping with requests in flight (a test's slow receiver) waits for them
+            # at most this long, not the production 15 s.
+            "worker_shutdown_grace_seconds": 5.0,
             # The shared app keeps limits on (so headers are exercised) but high enough that
             # the suite's many sign-ups from one address never trip them.
             "rate_limit_legacy_auth": "100000/minute",

@@ -127,3 +127,19 @@ async def test_the_grace_period_bounds_the_wait_then_the_batch_is_cancelled() ->
     await runner.stop(grace_seconds=0.3)
     assert asyncio.get_running_loop().time() - started < 2
     assert loop.finished == 0
+
+
+async def test_hurry_cuts_the_grace_short() -> None:
+    # A second SIGTERM: what is in flight is cancelled at once instead of at the grace's end.
+    loop = Batch(seconds=60)
+    runner = Runner([loop], poll_seconds=30)
+    runner.start()
+    await loop.in_flight.wait()
+    clock = asyncio.get_running_loop()
+    started = clock.time()
+    stopping = asyncio.create_task(runner.stop(grace_seconds=30))
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # waiting out the grace
+    runner.hurry()
+    await asyncio.wait_for(stopping, 5)
+    assert clock.time() - started < 5 and loop.finished == 0
