@@ -109,3 +109,15 @@ async def test_keys_of_another_organisation_are_404(
     resp = await client.delete(f"/v1/api-keys/{theirs['id']}", headers=org.headers)
     assert resp.status_code == 404
     assert resp.json()["error"]["code"] == "resource_not_found"
+
+
+async def test_the_scopes_a_key_may_carry_are_listed(client: httpx.AsyncClient, org: Org) -> None:
+    resp = await client.get("/v1/api-keys/scopes", headers=org.headers)
+    assert resp.status_code == 200, resp.text
+    scopes = {s["name"]: s["description"] for s in resp.json()["data"]}
+    assert scopes["contacts:read"] == "Read contacts and tags"
+    assert "webhooks:write" in scopes and all(scopes.values())
+    _, agent_token = await add_user(client, org, "agent")
+    assert (
+        await client.get("/v1/api-keys/scopes", headers=_bearer(agent_token))
+    ).status_code == 403

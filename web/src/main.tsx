@@ -6,6 +6,7 @@ import "./app.css";
 import { MantineProvider } from "@mantine/core";
 import { Notifications } from "@mantine/notifications";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { setNonce } from "get-nonce";
 import { StrictMode } from "react";
 import { createRoot } from "react-dom/client";
 import { RouterProvider } from "react-router";
@@ -15,6 +16,8 @@ import { theme } from "./theme";
 
 // The server puts a fresh nonce in this meta tag; the CSP admits only <style>s carrying it.
 const nonce = document.querySelector('meta[name="csp-nonce"]')?.getAttribute("content") ?? "";
+// Modals lock the page's scroll with a <style> of their own (react-remove-scroll): same nonce.
+setNonce(nonce);
 
 const queryClient = new QueryClient({
   defaultOptions: {

@@ -23,9 +23,12 @@ from pytake.auth.schemas import (
     LoginIn,
     RefreshIn,
     RegisterIn,
+    ScopeListOut,
+    ScopeOut,
     TokenPairOut,
     UserBrief,
 )
+from pytake.auth.scopes import SCOPES
 from pytake.config import Settings
 from pytake.errors import NotFound
 from pytake.models import User
@@ -148,6 +151,14 @@ async def list_api_keys(
     for out in described:  # a use this process has not written yet
         out.last_used_at = usage.last_used(out.id, out.last_used_at)
     return ApiKeyListOut(data=described)
+
+
+@api_keys_router.get("/scopes", response_model=ScopeListOut)
+async def list_scopes(principal: OrgAdmin) -> ScopeListOut:
+    """Every scope a key may carry, with what it allows (the choices when creating a key)."""
+    return ScopeListOut(
+        data=[ScopeOut(name=name, description=text) for name, text in SCOPES.items()]
+    )
 
 
 @api_keys_router.delete("/{key_id}", status_code=204)

@@ -96,3 +96,12 @@ class ApiKeyCreatedOut(ApiKeyOut):
 
 class ApiKeyListOut(BaseModel):
     data: list[ApiKeyOut]
+
+
+class ScopeOut(BaseModel):
+    name: str = Field(description="The scope, as `scopes` of `POST /v1/api-keys` takes it.")
+    description: str
+
+
+class ScopeListOut(BaseModel):
+    data: list[ScopeOut]
