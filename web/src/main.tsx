@@ -14,9 +14,9 @@ import { RouterProvider } from "react-router";
 import { router } from "./router";
 import { theme } from "./theme";
 
-// The server puts a fresh nonce in this meta tag; the CSP admits only <style>s carrying it.
+// The server puts a fresh nonce in this meta tag; the CSP admits only style elements carrying it.
 const nonce = document.querySelector('meta[name="csp-nonce"]')?.getAttribute("content") ?? "";
-// Modals lock the page's scroll with a <style> of their own (react-remove-scroll): same nonce.
+// Modals lock the page scroll with a style element of their own (react-remove-scroll): same nonce.
 setNonce(nonce);
 
 const queryClient = new QueryClient({
