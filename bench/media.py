@@ -1,15 +1,19 @@
 """Inbound media on PostgreSQL + Redis: webhook 200 → stored, worker memory, text ingest beside.
 
-Starts a fresh database, `pytake serve` (uvicorn, background loops off) and `pytake worker`
-(the loops: the media fetch among them) as separate processes, and the simulator in this
-process (it posts the signed webhooks and serves the media downloads, as Meta would). Then:
+Starts a fresh database, `pytake serve` (uvicorn, background loops off), `pytake worker` (the
+loops: the media fetch among them) and a media simulator (`pytake simulator`: it posts the image
+webhooks and serves their downloads, as Meta and its CDN would) as separate processes; a second
+simulator in this process posts the text webhooks. Then:
 
-1. text alone: `--text-clients` customers each send text messages back to back for
-   `--seconds`; webhooks answered per second and their latency;
-2. media beside text: `--images` images of `--size` bytes arrive at `--rate` per second while
-   the same text load runs; for each image, the time from its webhook's 200 to its media row's
-   `stored_at` (p50, p99), and the worker's RSS sampled every 0.1 s while it downloads;
-3. memory against file size: `--big` images of `--big-size` bytes, the worker's RSS again.
+1. text alone: `--text-clients` customers each send texts back to back for `--seconds`;
+   webhooks answered per second and their latency;
+2. live: `--images` images of `--size` bytes arrive at `--rate` per second, fetched as they
+   come, the same text load beside; for each image the time from its webhook's 200 to its media
+   row's `stored_at` (p50, p99), and the worker's RSS sampled every 0.1 s;
+3. the two halves apart: the image webhooks again with the worker stopped (SIGSTOP: ingest
+   only), then the worker fetching that backlog (SIGCONT) with only text arriving — the fetch's
+   own effect on text ingest, and the worker's CPU per image;
+4. memory against file size: `--big` images of `--big-size` bytes, the worker's RSS again.
 
     .venv/bin/python bench/media.py
     .venv/bin/python bench/media.py --images 200 --rate 50 --seconds 4
@@ -34,6 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+import aiohttp  # noqa: E402
+
 from pytake.whatsapp.simulator import Simulator, SimulatorSettings  # noqa: E402
 
 PASSWORD = "bench-password-123"
@@ -42,6 +48,10 @@ SERVE = """
 import uvicorn
 uvicorn.run("pytake.app:create_app", factory=True, host="127.0.0.1", port={port},
             access_log=False, log_config=None)
+"""
+MEDIA_SIM = """
+from pytake.whatsapp.simulator import run
+run("127.0.0.1", {port})
 """
 WORKER = """
 from pytake.config import get_settings
@@ -102,7 +112,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def setup(base: str, sim: Simulator) -> tuple[str, str]:
+async def setup(base: str, sim: Simulator, media_sim: str) -> tuple[str, str]:
     """An organisation and a Cloud number pointed at the simulator; returns (pnid, token)."""
     import httpx
 
@@ -121,10 +131,20 @@ async def setup(base: str, sim: Simulator) -> tuple[str, str]:
             "EAA" + secrets.token_hex(8),
             secrets.token_hex(8),
         )
-        number = sim.register_number(
-            pnid, access, secret, webhook_url=f"{base}/api/v1/whatsapp/webhook", waba_id="w" + pnid
-        )
+        hook = f"{base}/api/v1/whatsapp/webhook"
+        number = sim.register_number(pnid, access, secret, webhook_url=hook, waba_id="w" + pnid)
         number.mps = 10**6
+        registered = await api.post(
+            f"{media_sim}/_sim/numbers",
+            json={
+                "phone_number_id": pnid,
+                "access_token": access,
+                "app_secret": secret,
+                "webhook_url": hook,
+                "waba_id": "w" + pnid,
+            },
+        )
+        assert registered.status_code == 201, registered.text
         resp = await api.post(
             "/api/v1/whatsapp-configs",
             json={
@@ -163,24 +183,27 @@ async def text_load(
 
 
 async def media_load(
-    sim: Simulator, pnid: str, count: int, rate: float, size: int
+    http: Any, media_sim: str, pnid: str, count: int, rate: float, size: int
 ) -> dict[str, float]:
-    """Open loop: `count` images at `rate`/s; returns wamid → wall time of its webhook's 200."""
+    """Open loop: `count` images at `rate`/s, sent by the media simulator (its own process,
+    which also serves the downloads, as Meta's CDN would); returns wamid → wall time of its
+    webhook's 200."""
     answered: dict[str, float] = {}
     payload = base64.b64encode(os.urandom(size)).decode()
 
     async def one(i: int) -> None:
         # The same bytes would be stored once (content addressing): vary the first bytes.
-        data = base64.b64encode(i.to_bytes(4, "big")).decode()[:4] + payload[4:]
-        record = await sim.customer_sends(
-            pnid,
-            sender=f"5511{80000000 + i % 500:08d}",
-            type="image",
-            mime_type="image/jpeg",
-            data_base64=data,
-        )
-        assert record.webhook_status == 200, record
-        answered[record.id] = time.time()
+        data = base64.b64encode(i.to_bytes(3, "big")).decode() + payload[4:]
+        body = {
+            "from": f"5511{80000000 + i % 500:08d}",
+            "type": "image",
+            "mime_type": "image/jpeg",
+            "data_base64": data,
+        }
+        async with http.post(f"{media_sim}/_sim/numbers/{pnid}/inbound", json=body) as answer:
+            record = await answer.json()
+        assert record["webhook_status"] == 200, record
+        answered[record["id"]] = time.time()
 
     tasks = []
     start = time.monotonic()
@@ -233,6 +256,7 @@ async def main() -> None:
 
     await recreate_database(args.db)
     data_dir = tempfile.mkdtemp(prefix="pytake-bench-media-")
+    media_sim = f"http://127.0.0.1:{args.port + 1}"
     async with Simulator(SimulatorSettings.for_tests(auto_read=False)) as sim:
         env = {
             **os.environ,
@@ -242,11 +266,16 @@ async def main() -> None:
             "PYTAKE_LOG_LEVEL": "WARNING",
             "PYTAKE_RATE_LIMIT_ENABLED": "false",
             "PYTAKE_ALLOW_PRIVATE_URLS": "true",
-            "PYTAKE_META_GRAPH_URL": sim.graph_url,
+            "PYTAKE_META_GRAPH_URL": f"{media_sim}/v23.0",
             "PYTAKE_DATA_DIR": data_dir,
             "PYTAKE_TEMPLATE_SYNC_INTERVAL_SECONDS": "0",
             "PYTHONPATH": str(ROOT / "src"),
         }
+        sim_process = subprocess.Popen(  # noqa: ASYNC220 - start-up, before measuring
+            [sys.executable, "-c", MEDIA_SIM.replace("{port}", str(args.port + 1))],
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+            stdout=subprocess.DEVNULL,
+        )
         serve = subprocess.Popen(  # noqa: ASYNC220 - start-up, before anything is measured
             [sys.executable, "-c", SERVE.replace("{port}", str(args.port))],
             env={**env, "PYTAKE_RUN_BACKGROUND_LOOPS": "false"},
@@ -262,24 +291,26 @@ async def main() -> None:
                 script.write_text(WORKER)
                 command = [sys.executable, "-m", "cProfile", "-o", args.profile_worker, str(script)]
             worker = subprocess.Popen(command, env=env, cwd=ROOT)  # noqa: ASYNC220
-            pnid, _ = await setup(base, sim)
+            await wait_healthy(media_sim, "/_sim/numbers")
+            pnid, _ = await setup(base, sim, media_sim)
             await asyncio.sleep(2.0)  # the worker's start-up
-            await run(args, sim, pnid, worker.pid)
+            async with aiohttp.ClientSession() as http:
+                await run(args, sim, http, media_sim, pnid, worker.pid)
         finally:
-            for proc in (worker, serve):
+            for proc in (worker, serve, sim_process):
                 if proc is not None:
                     proc.terminate()
                     proc.wait(30)
     print(f"load average: {os.getloadavg()}")
 
 
-async def wait_healthy(base: str) -> None:
+async def wait_healthy(base: str, path: str = "/health") -> None:
     import httpx
 
     async with httpx.AsyncClient() as http:
         for _ in range(300):
             try:
-                if (await http.get(base + "/health")).status_code == 200:
+                if (await http.get(base + path)).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -287,7 +318,9 @@ async def wait_healthy(base: str) -> None:
     raise RuntimeError("serve did not start")
 
 
-async def run(args: Any, sim: Simulator, pnid: str, worker_pid: int) -> None:
+async def run(
+    args: Any, sim: Simulator, http: Any, media_sim: str, pnid: str, worker_pid: int
+) -> None:
     await text_load(sim, pnid, args.text_clients, 1.0)  # warm-up
     done, lat = await text_load(sim, pnid, args.text_clients, args.seconds)
     alone = done / args.seconds
@@ -308,7 +341,7 @@ async def run(args: Any, sim: Simulator, pnid: str, worker_pid: int) -> None:
     sampler.start()
     text_seconds = args.images / args.rate
     (answered, (tdone, tlat)) = await asyncio.gather(
-        media_load(sim, pnid, args.images, args.rate, args.size),
+        media_load(http, media_sim, pnid, args.images, args.rate, args.size),
         text_load(sim, pnid, args.text_clients, text_seconds),
     )
     stored = await stored_times(args.db, set(answered), 300.0)
@@ -331,7 +364,7 @@ async def run(args: Any, sim: Simulator, pnid: str, worker_pid: int) -> None:
     os.kill(worker_pid, signal.SIGSTOP)
     try:
         (answered, (tdone, tlat)) = await asyncio.gather(
-            media_load(sim, pnid, args.images, args.rate, args.size),
+            media_load(http, media_sim, pnid, args.images, args.rate, args.size),
             text_load(sim, pnid, args.text_clients, text_seconds),
         )
     finally:
@@ -357,7 +390,7 @@ async def run(args: Any, sim: Simulator, pnid: str, worker_pid: int) -> None:
 
     if args.big:
         sampler.start()
-        answered = await media_load(sim, pnid, args.big, 10.0, args.big_size)
+        answered = await media_load(http, media_sim, pnid, args.big, 10.0, args.big_size)
         stored = await stored_times(args.db, set(answered), 300.0)
         first, peak, last = sampler.stop()
         ok_big = [w for w, (status, _) in stored.items() if status == "stored"]
