@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.events import DomainEvent, record_many
 from pytake.media.views import of_row
-from pytake.models import Media, Message
+from pytake.models import Message
 
 MEDIA_UPDATED = "message.media_updated"
 
 
-async def media_updated_events(session: AsyncSession, media: list[Media]) -> list[DomainEvent]:
-    """The events of inbound media as the caller's transaction leaves them (one query)."""
+async def media_updated_events(session: AsyncSession, media: Sequence[Any]) -> list[DomainEvent]:
+    """The events of inbound media (`Media` objects or rows of the table) as the caller's
+    transaction leaves them (one query)."""
     ids = {item.message_id for item in media if item.message_id is not None}
     if not ids:
         return []
@@ -42,6 +46,6 @@ async def media_updated_events(session: AsyncSession, media: list[Media]) -> lis
     return events
 
 
-async def record_media_updated(session: AsyncSession, media: list[Media]) -> None:
+async def record_media_updated(session: AsyncSession, media: Sequence[Any]) -> None:
     """Record the events in the caller's transaction (one batch of inserts)."""
     await record_many(session, await media_updated_events(session, media))

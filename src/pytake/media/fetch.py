@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from pytake.channel.providers import provider_for
@@ -31,7 +31,7 @@ from pytake.db import unit_of_work
 from pytake.kit.crypto import SecretUnreadable
 from pytake.kit.ssrf import UnsafeUrl
 from pytake.media.events import record_media_updated
-from pytake.media.inbound import FETCH_LOOP
+from pytake.media.inbound import FETCH_LOOP, MEDIA
 from pytake.media.limits import LARGEST as LARGEST_MEDIA
 from pytake.media.storage import MediaStorage, Staged, TooLarge, content_key, staging_dir
 from pytake.models import Media, Message, WhatsAppConfig
@@ -51,7 +51,7 @@ FLUSH_SECONDS = 0.05
 class FetchTuning:
     """Knobs of the fetch (from settings; tests shrink the backoff)."""
 
-    concurrency: int = 8
+    concurrency: int = 32
     max_attempts: int = 5
     backoff_seconds: float = 5.0
     backoff_max_seconds: float = 3600.0
@@ -240,18 +240,34 @@ class MediaFetchLoop:
             return Outcome(item, failure=FetchFailed(f"internal error: {exc}", retryable=True))
 
     async def record(self, outcomes: list[Outcome]) -> None:
-        """Write a batch of outcomes and their events in one transaction."""
+        """Write a batch of outcomes and their events in one transaction: one executemany
+        UPDATE per kind of outcome, one read of the settled rows for the events."""
         now = utcnow()
-        settled: list[Media] = []
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        settled: list[uuid.UUID] = []
+        for outcome in outcomes:
+            values, final = self._values(outcome, now)
+            params = {"b_id": outcome.item.id, **{f"b_{k}": v for k, v in values.items()}}
+            groups.setdefault(tuple(sorted(values)), []).append(params)
+            if final:
+                settled.append(outcome.item.id)
         async with unit_of_work(self.factory) as session:
+            for names, rows in groups.items():
+                stmt = (
+                    update(MEDIA)
+                    .where(MEDIA.c.id == bindparam("b_id"), MEDIA.c.status == "pending")
+                    .values({name: bindparam(f"b_{name}") for name in names})
+                )
+                await session.execute(stmt, rows)
             for outcome in outcomes:
-                values, final = self._values(outcome, now)
-                media = await _settle(session, outcome.item.id, **values)
-                if media is not None and final:
-                    settled.append(media)
                 if outcome.stored is not None and outcome.stored[3]:
                     await _drop_inline_base64(session, outcome.item.message_id)
-            await record_media_updated(session, settled)
+            if settled:
+                # `updated_at == now`: the rows this batch settled, not one a late twin did.
+                rows_now = await session.execute(
+                    select(MEDIA).where(MEDIA.c.id.in_(settled), MEDIA.c.updated_at == now)
+                )
+                await record_media_updated(session, list(rows_now.all()))
         self.fetched += sum(1 for o in outcomes if o.stored is not None)
 
     def _values(self, outcome: Outcome, now: datetime) -> tuple[dict[str, Any], bool]:
@@ -392,18 +408,6 @@ class MediaFetchLoop:
             return base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             return None
-
-
-async def _settle(session: AsyncSession, media_id: uuid.UUID, **values: Any) -> Media | None:
-    """Update a still-pending row; the row as it is now (None: someone settled it already)."""
-    stmt = (
-        update(Media)
-        .where(Media.id == media_id, Media.status == "pending")
-        .values(**values)
-        .returning(Media)
-        .execution_options(synchronize_session=False)
-    )
-    return (await session.scalars(stmt)).one_or_none()
 
 
 async def _drop_inline_base64(session: AsyncSession, message_id: uuid.UUID | None) -> None:
