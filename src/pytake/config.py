@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     media_s3_prefix: str = ""
     # POST /v1/media bodies (Meta's largest type, documents, is 100 MB; multipart adds a little).
     max_media_upload_bytes: int = 101 * 1024 * 1024
-    media_fetch_concurrency: int = 32
+    media_fetch_concurrency: int = 8
     media_fetch_max_attempts: int = 5
     media_fetch_backoff_seconds: float = 5.0
     media_fetch_timeout_seconds: float = 120.0

@@ -51,7 +51,7 @@ FLUSH_SECONDS = 0.05
 class FetchTuning:
     """Knobs of the fetch (from settings; tests shrink the backoff)."""
 
-    concurrency: int = 32
+    concurrency: int = 8
     max_attempts: int = 5
     backoff_seconds: float = 5.0
     backoff_max_seconds: float = 3600.0
