@@ -63,7 +63,7 @@ class Runner:
             wakeup.set()  # a sleeping loop sees the flag at once
         tasks, self._tasks = self._tasks, []
         left = await self._wait_out_grace(tasks, grace_seconds)
-        if left:
+        if left and grace_seconds > 0:
             log.warning(
                 "stopping: %s still busy after the %.1f s grace; cancelled, what they hold is "
                 "left to its lease",
