@@ -29,11 +29,18 @@ window.addEventListener("storage", (event) => {
   if (event.key === STORAGE_KEY || event.key === null) session.adoptStored();
 });
 
-/** Sign out here and on the server (the refresh token is revoked). */
+/** Sign out on the server (the refresh token is revoked), then here. */
 export async function signOut(): Promise<void> {
   const current = session.get();
-  session.signOut();
   if (current) {
-    await auth.POST("/v1/auth/logout", { body: { refresh_token: current.refreshToken } });
+    try {
+      await auth.POST("/v1/auth/logout", {
+        body: { refresh_token: current.refreshToken },
+        keepalive: true, // a tab closed right after still revokes the token
+      });
+    } catch {
+      // Offline: the refresh token simply expires; this browser forgets it either way.
+    }
   }
+  session.signOut();
 }

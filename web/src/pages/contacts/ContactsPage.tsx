@@ -1,12 +1,14 @@
-import { Stack, Text, Title } from "@mantine/core";
-import { useTranslation } from "react-i18next";
+import { Route, Routes } from "react-router";
+
+import { ContactEditor } from "./ContactEditor";
+import { ContactTable } from "./ContactTable";
 
 export default function ContactsPage() {
-  const { t } = useTranslation();
   return (
-    <Stack p="md">
-      <Title order={2}>{t("nav.contacts")}</Title>
-      <Text>{t("placeholder.comingSoon")}</Text>
-    </Stack>
+    <Routes>
+      <Route index element={<ContactTable />} />
+      <Route path="new" element={<ContactEditor />} />
+      <Route path=":contactId" element={<ContactEditor />} />
+    </Routes>
   );
 }
