@@ -111,9 +111,14 @@ def start(
     command: list[str], env: dict[str, str], profile: str | None = None
 ) -> subprocess.Popen[bytes]:
     code = f"from pytake.cli import app; app({command!r})"
-    if profile:  # cProfile of the process, written when it stops (SIGTERM: a clean stop)
+    if profile:  # CPU-time cProfile of the process, written when it stops (SIGTERM: clean)
         out = f"{profile}/{command[0]}.prof"
-        code = f"import cProfile; cProfile.run({code!r}, {out!r})"
+        code = (
+            "import cProfile, time\n"
+            "p = cProfile.Profile(time.process_time)\n"
+            f"try:\n    p.runctx({code!r}, globals(), None)\n"
+            f"finally:\n    p.dump_stats({out!r})\n"
+        )
     return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT)
 
 
@@ -315,12 +320,14 @@ async def main() -> None:
             pids = [serve.pid, worker.pid]
             pg = await postgres_pids(args.db)
             cpu0, pg0, t0 = cpu_of(pids), cpu_of(pg), time.monotonic()
+            each0 = [cpu_of([pid]) for pid in pids]
             await asyncio.gather(
                 *(customer(sim, pnid, c, pacer, answers, latencies) for c in customers)
             )
             elapsed = time.monotonic() - t0
             pg = sorted(set(pg) | set(await postgres_pids(args.db)))
             cpu, pg_cpu = cpu_of(pids) - cpu0, cpu_of(pg) - pg0
+            each = [cpu_of([pid]) - c for pid, c in zip(pids, each0, strict=True)]
             watcher.cancel()
             outcome = await verify(sim, answers, customers, args.db)
         finally:
@@ -339,7 +346,8 @@ async def main() -> None:
           f"p90 {percentile(ms, 90):.0f} ms, p99 {percentile(ms, 99):.0f} ms, "
           f"max {max(ms):.0f} ms, mean {statistics.mean(ms):.0f} ms")  # fmt: skip
     print(f"CPU per step: serve + worker {cpu / steps * 1000:.2f} ms "
-          f"({cpu:.1f} s), PostgreSQL {pg_cpu / steps * 1000:.2f} ms ({pg_cpu:.1f} s)")  # fmt: skip
+          f"({cpu:.1f} s: serve {each[0] / steps * 1000:.2f}, worker {each[1] / steps * 1000:.2f}), "
+          f"PostgreSQL {pg_cpu / steps * 1000:.2f} ms ({pg_cpu:.1f} s)")  # fmt: skip
     print(outcome)
 
 

@@ -482,9 +482,6 @@ class Step:
         for action in outcome.actions:
             if isinstance(action, UpdateContact):
                 await change_contact(s, contact, action)
-        await count_nodes(
-            s, conversation.organization_id, [a for a in outcome.actions if isinstance(a, Count)]
-        )
         handoffs = [a for a in outcome.actions if isinstance(a, Handoff)]
         if refused is not None:
             handoffs.append(refused)
@@ -495,6 +492,11 @@ class Step:
             await hand_off(s, conversation, handoffs[-1], now)
         await self._consume()
         await s.flush()
+        # Last: every conversation in the flow writes these rows, so their lock is held only
+        # until the commit that follows.
+        await count_nodes(
+            s, conversation.organization_id, [a for a in outcome.actions if isinstance(a, Count)]
+        )
         calls = [a for a in outcome.actions if isinstance(a, CallHttp)]
         if calls and row is not None and row.pending_http is not None:
             return self._done(dict(row.pending_http), row.id)
