@@ -162,7 +162,22 @@ def inbound_event(
     return Inbound(body if isinstance(body, str) else None, None, kind, new_conversation)
 
 
-def bot_settings(bot: Chatbot) -> BotSettings:
+@dataclass(frozen=True, slots=True)
+class BotRow:
+    """What a step needs of a chatbot row (plain data: it may outlive its transaction)."""
+
+    id: uuid.UUID
+    settings: dict[str, Any]
+    welcome_message: str | None
+    fallback_message: str | None
+    handoff_enabled: bool
+
+
+# Answering bots by (organisation, the one bot asked for): one consumer round's memory.
+BotsCache = dict[tuple[uuid.UUID, uuid.UUID | None], list[tuple[BotRow, Bot]]]
+
+
+def bot_settings(bot: BotRow) -> BotSettings:
     extra = bot.settings or {}
     return BotSettings(
         welcome_message=bot.welcome_message,
@@ -201,7 +216,15 @@ def _bots_statement(one: bool) -> Any:
     """The organisation's active chatbots (or the one named), oldest first, each with its
     active published flows (one row per flow; a bot without one has a row of NULLs)."""
     stmt = (
-        select(Chatbot, ChatbotFlow.id, ChatbotFlow.published_version)
+        select(
+            Chatbot.id,
+            Chatbot.settings,
+            Chatbot.welcome_message,
+            Chatbot.fallback_message,
+            Chatbot.handoff_enabled,
+            ChatbotFlow.id,
+            ChatbotFlow.published_version,
+        )
         .outerjoin(
             ChatbotFlow,
             and_(
@@ -231,27 +254,37 @@ async def answering_bots(
     only: uuid.UUID | None = None,
     *,
     named: uuid.UUID | Literal[False] | None = False,
-) -> list[tuple[Chatbot, Bot]]:
+    cache: BotsCache | None = None,
+) -> list[tuple[BotRow, Bot]]:
     """The chatbots that answer on the conversation's number (the one its config names, else
     every active one of the organisation, oldest first), each with its active flows.
-    `named`: the number's chatbot when the caller has read it already."""
+    `named`: the number's chatbot when the caller has read it already; `cache`: the answer
+    for the same question earlier in this consumer round (changes to chatbots apply from
+    the next round)."""
     if only is None:
         if named is False:
             named = await named_chatbot(session, conversation.channel_id)
         only = named or None
+    key = (conversation.organization_id, only)
+    if cache is not None and key in cache:
+        return cache[key]
     stmt = statement(session, f"chatbot.bots.{only is not None}",
                      lambda: _bots_statement(only is not None))  # fmt: skip
     params: dict[str, Any] = {"org": conversation.organization_id}
     if only is not None:
         params["bot"] = only
-    bots: dict[uuid.UUID, tuple[Chatbot, dict[str, FlowVersion]]] = {}
-    for bot, flow_id, version in (await session.execute(stmt, params)).all():
+    bots: dict[uuid.UUID, tuple[BotRow, dict[str, FlowVersion]]] = {}
+    for *columns, flow_id, version in (await session.execute(stmt, params)).all():
+        bot = BotRow(columns[0], dict(columns[1] or {}), *columns[2:])
         flows = bots.setdefault(bot.id, (bot, {}))[1]
         if flow_id is not None:
             found = await flow_version(session, flow_id, int(version or 0))
             if found is not None:
                 flows[str(flow_id)] = found
-    return [(bot, Bot(bot_settings(bot), flows)) for bot, flows in bots.values()]
+    answer = [(bot, Bot(bot_settings(bot), flows)) for bot, flows in bots.values()]
+    if cache is not None:
+        cache[key] = answer
+    return answer
 
 
 def _inbox_statement() -> Any:
@@ -276,7 +309,7 @@ def _conversation_statement() -> Any:
     )
 
 
-def _reads_tags(bots: list[tuple[Chatbot, Bot]], pinned: FlowVersion | None) -> bool:
+def _reads_tags(bots: list[tuple[BotRow, Bot]], pinned: FlowVersion | None) -> bool:
     versions = [v for _, view in bots for v in view.flows.values()]
     return any(v.reads_tags for v in [*versions, *([pinned] if pinned else [])])
 
@@ -311,8 +344,15 @@ async def contact_view(
 class Step:
     """One step for one conversation, inside the caller's transaction."""
 
-    def __init__(self, session: AsyncSession, conversation_id: uuid.UUID, now: datetime) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        conversation_id: uuid.UUID,
+        now: datetime,
+        bots: BotsCache | None = None,
+    ) -> None:
         self.session = session
+        self.bots = bots
         self.conversation_id = conversation_id
         self.now = now
         self.inbox: ChatbotInbox | None = None
@@ -396,7 +436,9 @@ class Step:
             return False
         if conversation.is_bot_active:
             return True
-        for bot, _ in await answering_bots(self.session, conversation, named=named):
+        for bot, _ in await answering_bots(
+            self.session, conversation, named=named, cache=self.bots
+        ):
             keyword = (bot.settings or {}).get("resume_keyword")
             if keyword and event.text and fold(event.text) == fold(keyword):
                 conversation.is_bot_active = True
@@ -413,7 +455,7 @@ class Step:
         named: uuid.UUID | None,
     ) -> StepResult:
         s = self.session
-        bots = await answering_bots(s, conversation, self.only_bot, named=named)
+        bots = await answering_bots(s, conversation, self.only_bot, named=named, cache=self.bots)
         by_id = {bot.id: (bot, view) for bot, view in bots}
         if live is not None and live.chatbot_id not in by_id:
             _end(live, "chatbot_inactive", self.now)
@@ -437,17 +479,17 @@ class Step:
 
     def _choose(
         self,
-        bots: list[tuple[Chatbot, Bot]],
-        by_id: dict[uuid.UUID, tuple[Chatbot, Bot]],
+        bots: list[tuple[BotRow, Bot]],
+        by_id: dict[uuid.UUID, tuple[BotRow, Bot]],
         live: ChatbotSession | None,
         pinned: FlowVersion | None,
         event: Event,
         ctx: Context,
-    ) -> tuple[Outcome | None, Chatbot | None]:
+    ) -> tuple[Outcome | None, BotRow | None]:
         if live is not None:
             bot, view = by_id[live.chatbot_id]
             return handle(view, pinned, state_of(live), event, ctx), bot
-        first: tuple[Outcome, Chatbot] | None = None
+        first: tuple[Outcome, BotRow] | None = None
         for bot, view in bots:
             outcome = handle(view, None, None, event, ctx)
             if outcome.state is not None:
@@ -459,7 +501,7 @@ class Step:
         self,
         conversation: Conversation,
         contact: Contact,
-        bot: Chatbot,
+        bot: BotRow,
         live: ChatbotSession | None,
         event: Event,
         outcome: Outcome,
@@ -533,7 +575,7 @@ class Step:
         self,
         conversation: Conversation,
         contact: Contact,
-        bot: Chatbot,
+        bot: BotRow,
         live: ChatbotSession | None,
         outcome: Outcome,
     ) -> ChatbotSession | None:

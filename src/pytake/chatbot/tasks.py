@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from pytake.chatbot.engine import HttpResponse
-from pytake.chatbot.runtime import Step, StepResult
+from pytake.chatbot.runtime import BotsCache, Step, StepResult
 from pytake.db import unit_of_work
 from pytake.kit.net_guard import BlockedAddress, check_target
 from pytake.kit.ssrf import UnsafeUrl
@@ -72,20 +72,21 @@ class ChatbotConsumer:
             if not due:
                 return await next_due(session, now)
         limit = asyncio.Semaphore(self.concurrency)
+        bots: BotsCache = {}  # read once per organisation this round
 
         async def turn(conversation_id: uuid.UUID) -> None:
             async with limit:
-                await self.drain(conversation_id)
+                await self.drain(conversation_id, bots)
 
         await asyncio.gather(*(turn(c) for c in due))
         return 0
 
-    async def drain(self, conversation_id: uuid.UUID) -> None:
+    async def drain(self, conversation_id: uuid.UUID, bots: BotsCache | None = None) -> None:
         """Run the conversation's due steps (a few at most), starting HTTP calls they ask."""
         for _ in range(STEPS_PER_TURN):
             try:
                 async with unit_of_work(self.factory) as session:
-                    result = await Step(session, conversation_id, utcnow()).run()
+                    result = await Step(session, conversation_id, utcnow(), bots).run()
             except Exception:
                 log.exception("chatbot step failed for conversation %s", conversation_id)
                 await self._postpone(conversation_id)
