@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import httpx
+from fastapi import FastAPI
 
 from pytake.media.fetch import MediaFetchLoop
 from tests.conftest import register_org
@@ -157,3 +158,18 @@ async def test_a_signed_url_serves_without_a_bearer_header(
         assert answer.status_code == 200 and answer.content == data
         forged = await anonymous.get(url.replace("signature=", "signature=x"))
         assert forged.status_code == 404
+
+
+async def test_a_file_missing_from_storage_is_a_409_not_a_broken_response(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI
+) -> None:
+    uploaded = await http.post(
+        "/v1/media", files={"file": ("x.jpg", os.urandom(1000), "image/jpeg")}, headers=shop.headers
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    media = uploaded.json()
+    storage = send_app.state.runtime.media_storage
+    await storage.delete(f"{shop.org.id}/{media['sha256']}")
+    answer = await http.get(media["url"], headers=shop.headers)
+    assert answer.status_code == 409
+    assert "missing" in answer.json()["error"]["message"]

@@ -98,7 +98,7 @@ async def get_media_bytes(
 ) -> StreamingResponse:
     """The file itself, with its type, a sanitised file name, and byte ranges."""
     media = await service.get_media(session, principal, media_id)
-    return stream_media(media_storage(request), media, range_header)
+    return await stream_media(media_storage(request), media, range_header)
 
 
 @router.get("/{media_id}/info", response_model=MediaDetailOut)
@@ -141,4 +141,4 @@ async def get_signed_content(
     if not signature_valid(request.app.state.settings.secret_key, media_id, expires, signature):
         raise NotFound("Media not found (or the link has expired)")
     media = await service.stored_for_signature(session, media_id)
-    return stream_media(media_storage(request), media, range_header)
+    return await stream_media(media_storage(request), media, range_header)

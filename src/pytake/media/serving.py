@@ -81,7 +81,7 @@ def content_disposition(media: Media, content_type: str) -> str:
     return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
-def stream_media(
+async def stream_media(
     storage: MediaStorage, media: Media, range_header: str | None
 ) -> StreamingResponse:
     """The response serving a stored media item (206 for a satisfiable range)."""
@@ -89,6 +89,10 @@ def stream_media(
         raise MediaNotAvailable(
             f"The media is {media.status}" + (f": {media.error}" if media.error else "")
         )
+    # Checked before the headers go out: a blob removed behind PyTake's back is a clear 409,
+    # not a response cut short.
+    if not await storage.exists(media.storage_key):
+        raise MediaNotAvailable("The media's file is missing from storage")
     size = media.size
     wanted = byte_range(range_header, size) if size else None
     content_type = served_type(media.mime_type)
