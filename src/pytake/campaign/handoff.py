@@ -85,13 +85,18 @@ async def pending_recipients(session: AsyncSession, campaign: Campaign, limit: i
 
 
 def _waiting_stmt() -> Any:
+    # From the send queue's side (its partial index on next_attempt_at holds only what waits),
+    # not from the recipients in flight, which also count every message awaiting a status.
     r, m = recipients_table.c, _messages.c
     waiting = (
-        select(r.contact_id)
-        .join(_messages, m.id == r.message_id)
-        .where(
-            r.campaign_id == bindparam("b_campaign"), r.status == "sending", m.status == "queued"
+        select(m.id)
+        .join(
+            recipients_table,
+            (r.campaign_id == bindparam("b_campaign"))
+            & (r.contact_id == m.contact_id)
+            & (r.message_id == m.id),
         )
+        .where(m.next_attempt_at.is_not(None), m.status == "queued")
         .limit(bindparam("b_cap"))
         .subquery()
     )
@@ -205,10 +210,9 @@ def _insert_stmt(session: AsyncSession, name: str, table: Table, rows: RowBuilde
 
 def _text(document: Any) -> str | None:
     # As the engine serialises JSON columns (pytake.db).
-    return None if document is None else orjson.dumps(document, option=_NON_STR_KEYS).decode()
-
-
-_NON_STR_KEYS = orjson.OPT_NON_STR_KEYS
+    if document is None:
+        return None
+    return orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 async def insert_rows(

@@ -78,7 +78,7 @@ def _changes(session: AsyncSession) -> BatchSource:
     )
 
 
-def _advance_statement(status: str, change: Any) -> Any:
+def _advance_statement(status: str, change: Any, arrays: bool = False) -> Any:
     """UPDATE moving messages forward to `status` (outbound messages only; failed is final)."""
     m = messages
     where = and_(
@@ -87,6 +87,24 @@ def _advance_statement(status: str, change: Any) -> Any:
         m.c.direction == "outbound",
         m.c.status != "failed",
     )
+    if arrays:
+        # PostgreSQL: each change finds its message by a lookup of (channel, wamid). Joined
+        # directly, a prepared statement's generic plan — with the channel's row count
+        # underestimated (statistics of a young table, or autovacuum off) — scanned every
+        # message of the channel through `channel_id = $1` and filtered the join: 15 ms per
+        # status batch at 3,000 messages, growing with the table (bench/campaigns.py), against
+        # 0.15 ms this way whatever the statistics.
+        found = messages.alias("found")
+        message_id = (
+            select(found.c.id)
+            .where(
+                found.c.channel_id == bindparam("b_channel"),
+                found.c.provider_message_id == change.pid,
+            )
+            .correlate_except(found)
+            .scalar_subquery()
+        )
+        where = and_(m.c.id == message_id, m.c.direction == "outbound", m.c.status != "failed")
     now = bindparam("b_now", type_=UTCDateTime())
     if status == "failed":
         return (
@@ -215,7 +233,9 @@ async def _advance(
             first.setdefault(change.provider_message_id, change)
         source = _changes(session)
         stmt = statement(
-            session, f"advance_{status}", partial(_advance_statement, status, source.c)
+            session,
+            f"advance_{status}",
+            partial(_advance_statement, status, source.c, source.unnest),
         )
         rows = [
             {"pid": c.provider_message_id, "ts": c.occurred_at, "code": c.error_code,
