@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -103,3 +104,29 @@ async def test_numbers_and_team(console: Console) -> None:
     await page.get_by_role("tab", name="Team").click()
     await page.get_by_role("table", name="Team").get_by_text("demo@example.com").wait_for()
     await console.screenshot("settings-team")
+
+
+async def test_an_evolution_number_shows_its_qr_code_until_connected(console: Console) -> None:
+    page = console.page
+    instance = f"shop-{uuid.uuid4().hex[:8]}"
+    await page.goto(console.url("/settings/numbers"))
+    await console.sign_in(open_console=False)
+    await page.get_by_role("button", name="Add number").click()
+    dialog = page.get_by_role("dialog", name="Add number")
+    await dialog.get_by_text("Evolution API", exact=True).click()
+    await dialog.get_by_label("Name", exact=True).fill("Evolution shop")
+    await dialog.get_by_label("Evolution API URL").fill(console.server.sim_url)
+    await dialog.get_by_label("Evolution API key", exact=True).fill("sim-evolution-key")
+    await dialog.get_by_label("Instance name").fill(instance)
+    await dialog.get_by_role("button", name="Add number").click()
+    await page.get_by_role("button", name="Show the QR code of Evolution shop").click()
+    qr = page.get_by_role("img", name="QR code to connect Evolution shop")
+    await qr.wait_for()
+    assert (await qr.get_attribute("src") or "").startswith("data:image/png;base64,")
+    await console.screenshot("settings-evolution-qr")
+    await console.server.sim(
+        "POST",
+        f"/evolution/instances/{instance}/scan",
+        json={"number": "5511900001111", "profile_name": "Evolution shop"},
+    )
+    await page.get_by_role("dialog").get_by_text("Connected").wait_for(timeout=15_000)

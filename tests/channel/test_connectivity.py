@@ -15,7 +15,7 @@ from pytake.kit.ssrf import UnsafeUrl, check_url
 from pytake.whatsapp.simulator import Simulator
 from pytake.worker.runtime import start_runtime
 from tests.channel.support import create_evolution, create_official
-from tests.conftest import Org
+from tests.conftest import Org, register_org
 
 
 async def test_official_success_records_health(
@@ -141,6 +141,40 @@ async def test_evolution_instance_create_qr_status(
     assert (await api.get(f"/api/v1/whatsapp/instance/{name}/qrcode", headers=h)).status_code == 409
     tested = await api.post(f"/api/v1/whatsapp-configs/{config['id']}/test", headers=h)
     assert tested.status_code == 200 and tested.json()["details"]["status"] == "connected"
+
+
+async def test_v1_evolution_number_instance_qr_and_connection(
+    api: httpx.AsyncClient, wa_org: Org, sim: Simulator
+) -> None:
+    config = await create_evolution(api, wa_org, sim)
+    base, h = f"/v1/whatsapp-configs/{config['id']}", wa_org.headers
+    created = await api.post(f"{base}/instance", headers=h)
+    assert created.status_code == 201, created.text
+    assert created.json()["instance"]["qr_code"].startswith("data:image/png;base64,")
+    qr = await api.get(f"{base}/qrcode", headers=h)
+    assert qr.status_code == 200 and qr.json()["qr_code"].startswith("data:image/png")
+    state = await api.get(f"{base}/connection", headers=h)
+    assert state.status_code == 200 and state.json()["status"] != "connected"
+    sim.scan(config["instance_name"], "5511977776666", "Acme Evo")
+    await sim.idle()
+    state = await api.get(f"{base}/connection", headers=h)
+    assert state.json()["status"] == "connected", state.text
+    assert (await api.get(f"{base}/qrcode", headers=h)).status_code == 409
+    other = await register_org(api, "Other Evo")
+    assert (await api.get(f"{base}/qrcode", headers=other.headers)).status_code == 404
+    assert (await api.get(f"{base}/connection", headers=other.headers)).status_code == 404
+
+
+async def test_a_cloud_number_has_no_qr_code(
+    api: httpx.AsyncClient, wa_org: Org, sim: Simulator, wa_url: str
+) -> None:
+    cloud = (await create_official(api, wa_org, sim, wa_url)).config
+    for path in ("qrcode", "connection"):
+        resp = await api.get(f"/v1/whatsapp-configs/{cloud['id']}/{path}", headers=wa_org.headers)
+        assert resp.status_code == 409, resp.text
+    assert (
+        await api.post(f"/v1/whatsapp-configs/{cloud['id']}/instance", headers=wa_org.headers)
+    ).status_code == 409
 
 
 async def test_instance_routes_are_tenant_scoped(

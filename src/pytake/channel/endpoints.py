@@ -227,3 +227,48 @@ async def v1_set_default(
     config_id: uuid.UUID, principal: Principal = Writer, session: AsyncSession = Session
 ) -> ConfigOut:
     return service.to_out(await service.set_default(session, principal, config_id))
+
+
+@v1_router.post("/{config_id}/instance", status_code=201, response_model=InstanceCreatedOut)
+async def v1_create_instance(
+    config_id: uuid.UUID,
+    request: Request,
+    principal: Principal = Writer,
+    session: AsyncSession = Session,
+) -> InstanceCreatedOut:
+    """Create an Evolution number's instance on its server, wired to post its webhooks to
+    PyTake; returns the first QR code (409 for a Cloud API number)."""
+    name = await instances.instance_name_of(session, principal, config_id)
+    body = InstanceCreateIn(instance_name=name, config_id=config_id)
+    return await instances.create_instance(
+        session, principal, _settings(request), _http(request), body, _base_url(request)
+    )
+
+
+@v1_router.get("/{config_id}/qrcode", response_model=QrCodeOut)
+async def v1_qrcode(
+    config_id: uuid.UUID,
+    request: Request,
+    principal: Principal = Writer,
+    session: AsyncSession = Session,
+) -> QrCodeOut:
+    """An Evolution number's QR code to link the phone (409 when it is already connected, or
+    for a Cloud API number)."""
+    name = await instances.instance_name_of(session, principal, config_id)
+    return await instances.instance_qrcode(
+        session, principal, _settings(request), _http(request), name
+    )
+
+
+@v1_router.get("/{config_id}/connection", response_model=InstanceStatusOut)
+async def v1_connection(
+    config_id: uuid.UUID,
+    request: Request,
+    principal: Principal = Reader,
+    session: AsyncSession = Session,
+) -> InstanceStatusOut:
+    """An Evolution number's live connection state (409 for a Cloud API number)."""
+    name = await instances.instance_name_of(session, principal, config_id)
+    return await instances.instance_status(
+        session, principal, _settings(request), _http(request), name
+    )

@@ -165,6 +165,16 @@ async def create_instance(
     )
 
 
+async def instance_name_of(
+    session: AsyncSession, principal: Principal, config_id: uuid.UUID
+) -> str:
+    """The Evolution instance of a configuration (409 for a Cloud API number or none set)."""
+    config = await get_scoped(session, WhatsAppConfig, config_id, principal, what="Configuration")
+    if config.provider != "evolution" or not config.instance_name:
+        raise Conflict("Only an Evolution number with an instance name has a QR code to scan")
+    return config.instance_name
+
+
 async def _named_config(session: AsyncSession, principal: Principal, name: str) -> WhatsAppConfig:
     config = await _by_instance(session, principal, name)
     if config is None:

@@ -6,6 +6,7 @@ import { useTranslation } from "react-i18next";
 import { api, unwrap } from "../../api/client";
 import { ApiError } from "../../api/errors";
 import type { Schemas } from "../../api/types";
+import { QrCodeModal } from "./QrCode";
 
 type Config = Schemas["ConfigOut"];
 type CreateIn = Schemas["ConfigCreateIn"];
@@ -38,6 +39,7 @@ export function Numbers() {
   const [name, setName] = useState("");
   const [fields, setFields] = useState<Record<string, string>>(EMPTY);
   const [results, setResults] = useState<Record<string, TestOut | ApiError>>({});
+  const [scanning, setScanning] = useState<Config | null>(null);
   const invalidate = () => void client.invalidateQueries({ queryKey: ["numbers"] });
   const create = useMutation({
     mutationFn: () => {
@@ -93,12 +95,14 @@ export function Numbers() {
                   onTest={() => test.mutate(c.id)}
                   testing={test.isPending && test.variables === c.id}
                   onDefault={() => makeDefault.mutate(c.id)}
+                  onQr={() => setScanning(c)}
                 />
               ))}
             </Table.Tbody>
           </Table>
         </Table.ScrollContainer>
       )}
+      {scanning && <QrCodeModal config={scanning} onClose={() => setScanning(null)} />}
       <Modal opened={opened} onClose={() => setOpened(false)} title={t("settings.numbers.add")} size="lg">
         <form
           onSubmit={(e) => {
@@ -165,9 +169,10 @@ interface RowProps {
   testing: boolean;
   onTest: () => void;
   onDefault: () => void;
+  onQr: () => void;
 }
 
-function NumberRow({ config: c, result, testing, onTest, onDefault }: RowProps) {
+function NumberRow({ config: c, result, testing, onTest, onDefault, onQr }: RowProps) {
   const { t } = useTranslation();
   const failed = result instanceof ApiError ? result.message : result && !result.success ? result.message : null;
   return (
@@ -200,6 +205,11 @@ function NumberRow({ config: c, result, testing, onTest, onDefault }: RowProps) 
           <Button size="xs" variant="light" loading={testing} onClick={onTest} aria-label={t("settings.numbers.testNamed", { name: c.name })}>
             {t("settings.numbers.test")}
           </Button>
+          {c.provider === "evolution" && (
+            <Button size="xs" variant="light" onClick={onQr} aria-label={t("settings.numbers.showQrNamed", { name: c.name })}>
+              {t("settings.numbers.showQr")}
+            </Button>
+          )}
           {!c.is_default && (
             <Button size="xs" variant="default" onClick={onDefault} aria-label={t("settings.numbers.setDefaultNamed", { name: c.name })}>
               {t("settings.numbers.setDefault")}
