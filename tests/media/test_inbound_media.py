@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+import uuid
+from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from pytake.media.fetch import MediaFetchLoop
+from pytake.models import Event
 from tests.conftest import register_org
 from tests.media.support import customer_sends_media, downloads, message_for, settled_media
-from tests.sending.support import Shop, new_customer
+from tests.sending.support import Shop, eventually, new_customer
 
 
 async def test_an_inbound_image_is_stored_and_served_byte_identical(
@@ -173,3 +178,50 @@ async def test_a_file_missing_from_storage_is_a_409_not_a_broken_response(
     answer = await http.get(media["url"], headers=shop.headers)
     assert answer.status_code == 409
     assert "missing" in answer.json()["error"]["message"]
+
+
+async def test_events_carry_the_media_object_pending_then_stored(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI, fetcher: MediaFetchLoop
+) -> None:
+    wamid = await customer_sends_media(
+        shop, new_customer(), "image", os.urandom(1500), "image/png", caption="olha"
+    )
+    media = (await message_for(http, shop, wamid))["media"]
+    await settled_media(http, shop, media["id"])
+
+    async def events() -> dict[str, Any] | None:
+        async with send_app.state.session_factory() as session:
+            rows = await session.execute(
+                select(Event.type, Event.payload).where(
+                    Event.organization_id == uuid.UUID(shop.org.id)
+                )
+            )
+            found = {t: p for t, p in rows if p.get("media", p.get("message", {}).get("media"))}
+        return found if "message.media_updated" in found else None
+
+    found = await eventually(events)
+    received = found["message.received"]["message"]["media"]
+    assert received["id"] == media["id"] and received["status"] == "pending"
+    assert received["caption"] == "olha"
+    updated = found["message.media_updated"]
+    assert updated["media"]["status"] == "stored" and updated["media"]["size"] == 1500
+    assert updated["message"]["whatsapp_message_id"] == wamid
+
+
+async def test_the_same_file_is_stored_once_per_organisation(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI
+) -> None:
+    data = os.urandom(3000)
+    first, second = [
+        (
+            await http.post(
+                "/v1/media", files={"file": (name, data, "image/jpeg")}, headers=shop.headers
+            )
+        ).json()
+        for name in ("a.jpg", "b.jpg")
+    ]
+    assert first["id"] != second["id"] and first["sha256"] == second["sha256"]
+    root = Path(send_app.state.settings.data_dir) / "media" / shop.org.id
+    assert [p.name for p in root.iterdir()].count(first["sha256"]) == 1
+    for media in (first, second):
+        assert (await http.get(media["url"], headers=shop.headers)).content == data
