@@ -465,3 +465,34 @@ async def _close_window(shop: Shop, customer: str) -> None:
             .where(Conversation.id == uuid.UUID(conversation["id"]))
             .values(window_expires_at=utcnow() - timedelta(minutes=1))
         )
+
+
+JOIN = {
+    "name": "Join", "trigger": {"type": "keyword", "keywords": ["join"]}, "entry": "tag",
+    "nodes": [
+        {"id": "tag", "type": "update_contact", "add_tags": ["vip"], "next": "done"},
+        {"id": "done", "type": "end", "text": "Welcome to the club"},
+    ],
+}  # fmt: skip
+STATUS = {
+    "name": "Status", "trigger": {"type": "keyword", "keywords": ["status"]}, "entry": "check",
+    "nodes": [
+        {"id": "check", "type": "condition",
+         "rules": [{"when": {"all": [{"left": "contact.tags", "op": "contains", "right": "VIP"}]},
+                    "next": "vip"}],
+         "else": "regular"},
+        {"id": "vip", "type": "end", "text": "You are a VIP"},
+        {"id": "regular", "type": "end", "text": "Regular customer"},
+    ],
+}  # fmt: skip
+
+
+async def test_a_condition_reads_the_contacts_tags_as_stored(shop: Shop) -> None:
+    await shop.bot(JOIN, STATUS)
+    ivy = new_customer()
+    await shop.says(ivy, "status")
+    assert (await shop.receives(ivy, 1))[0] == "Regular customer"
+    await shop.says(ivy, "join")
+    assert (await shop.receives(ivy, 2))[1] == "Welcome to the club"
+    await shop.says(ivy, "status")  # a new session: the tag read back from the contact
+    assert (await shop.receives(ivy, 3))[2] == "You are a VIP"
