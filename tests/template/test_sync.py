@@ -3,6 +3,7 @@ appear, changes at Meta are applied, templates gone at Meta are marked DELETED."
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -122,3 +123,22 @@ async def test_the_worker_loop_syncs_due_numbers(
     assert good.leased_until is None
     assert bad.last_error and "token" in bad.last_error
     assert bad.last_synced_at is None and bad.next_sync_at > datetime.now(UTC)
+
+
+async def test_concurrent_syncs_of_one_account_create_each_template_once(
+    http: httpx.AsyncClient, shop: Shop
+) -> None:
+    # The API and the worker's loop may sync one Business Account at the same moment: both
+    # read no copy of a new template, and the second insert used to fail the request (500).
+    waba = shop.number.waba
+    for index in range(20):
+        shop.sim.register_template(waba, f"raced_{index:02}", "en_US", body="Hi {{1}}")
+    answers = await asyncio.gather(
+        *(http.post("/v1/templates/sync", headers=shop.headers) for _ in range(3))
+    )
+    assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+    assert sum(a.json()["created"] for a in answers) == 20
+    listed = await http.get(
+        "/v1/templates", params={"name": "raced_07", "language": "en_US"}, headers=shop.headers
+    )
+    assert len(listed.json()["data"]) == 1

@@ -20,8 +20,11 @@ from sqlalchemy import (
     bindparam,
     case,
     column,
+    false,
     func,
     or_,
+    text,
+    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -40,6 +43,21 @@ def dialect_name(bound: Bound) -> str:
 def is_postgresql(bound: Bound) -> bool:
     """True on PostgreSQL; the one way the code base asks which engine it is on."""
     return dialect_name(bound) == "postgresql"
+
+
+async def serialise(session: AsyncSession, key: str, table: Table) -> None:
+    """Hold `key` until the transaction ends, so read-then-insert work on one thing (e.g. one
+    Business Account's templates) runs one transaction at a time across processes.
+
+    PostgreSQL: a transaction-level advisory lock on the key's hash. SQLite has one writer: a
+    write that changes nothing (on `table`) takes the database's write lock now, before the
+    reads, so they see what the previous holder committed."""
+    if is_postgresql(session):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+        return
+    await session.execute(update(table).where(false()).values({table.c.id: table.c.id}))
 
 
 def later(column: Any, value: Any) -> ColumnElement[Any]:

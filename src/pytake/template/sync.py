@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.auth.principal import Principal
 from pytake.config import Settings
 from pytake.errors import ValidationFailed
+from pytake.kit.sql import serialise
 from pytake.models import MessageTemplate, WhatsAppConfig
 from pytake.models.base import utcnow
 from pytake.template.rules import normalize_language, normalized
@@ -102,7 +103,15 @@ async def sync_channel(
 async def apply_listing(
     session: AsyncSession, config: WhatsAppConfig, remote: list[Template]
 ) -> dict[str, int]:
-    """Create or update a copy for each listed template; mark the unlisted ones DELETED."""
+    """Create or update a copy for each listed template; mark the unlisted ones DELETED.
+
+    One sync of an account at a time (the API's and the worker's may meet): each reads the
+    copies only once the previous one has committed, so none inserts a template twice."""
+    await serialise(
+        session,
+        f"template-sync:{config.organization_id}:{config.business_account_id}",
+        cast(Table, MessageTemplate.__table__),
+    )
     now = utcnow()
     rows = list(
         await session.scalars(
