@@ -1,13 +1,13 @@
 import { ActionIcon, Badge, Button, Center, Group, Loader, Select, Stack, TagsInput, Text, Title } from "@mantine/core";
 import { IconArrowLeft } from "@tabler/icons-react";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useLayoutEffect, useRef } from "react";
+import { useEffect, useLayoutEffect, useRef, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link } from "react-router";
 
 import { api, unwrap } from "../../api/client";
 import type { Schemas } from "../../api/types";
-import { contactLabel, windowOpen } from "../../lib/messages";
+import { contactLabel, windowOpen, type Message } from "../../lib/messages";
 import { MessageBubble } from "./MessageBubble";
 import { useConversation, useTagNames, useTeam } from "./queries";
 import { ReplyBox } from "./ReplyBox";
@@ -39,6 +39,30 @@ function useMarkRead(id: string, unread: number) {
   }, [id, unread, client]);
 }
 
+/** Pages back through the history, older than the latest page the conversation query keeps. */
+function useOlderMessages(id: string, firstCursor: string | null) {
+  const [messages, setMessages] = useState<Message[]>([]);
+  const [cursor, setCursor] = useState<string | null | undefined>(undefined);
+  const [loading, setLoading] = useState(false);
+  const current = cursor === undefined ? firstCursor : cursor;
+  const load = async () => {
+    if (!current) return;
+    setLoading(true);
+    try {
+      const page = await unwrap(
+        api.GET("/v1/conversations/{conversation_id}", {
+          params: { path: { conversation_id: id }, query: { messages_limit: 100, messages_cursor: current } },
+        }),
+      );
+      setMessages((m) => [...page.messages, ...m]);
+      setCursor(page.messages_meta.next_cursor ?? null);
+    } finally {
+      setLoading(false);
+    }
+  };
+  return { messages, cursor: current, loading, load: () => void load() };
+}
+
 export function ConversationView({ id }: { id: string }) {
   const { t, i18n } = useTranslation();
   const conversation = useConversation(id);
@@ -48,6 +72,7 @@ export function ConversationView({ id }: { id: string }) {
   const history = useRef<HTMLDivElement>(null);
   const data = conversation.data;
   useMarkRead(id, data?.unread_count ?? 0);
+  const older = useOlderMessages(id, data?.messages_meta.next_cursor ?? null);
 
   const count = data?.messages.length ?? 0;
   useLayoutEffect(() => {
@@ -130,6 +155,16 @@ export function ConversationView({ id }: { id: string }) {
       </Stack>
       <div className={classes.history} ref={history} role="log" aria-label={t("inbox.messages")} tabIndex={0}>
         <Stack gap="xs">
+          {older.cursor && (
+            <Button size="xs" variant="subtle" onClick={older.load} loading={older.loading} style={{ alignSelf: "center" }}>
+              {t("inbox.olderMessages")}
+            </Button>
+          )}
+          {older.messages
+            .filter((m) => !data.messages.some((n) => n.id === m.id))
+            .map((m) => (
+              <MessageBubble key={m.id} message={m} />
+            ))}
           {data.messages.length === 0 && (
             <Text c="dimmed" size="sm">
               {t("inbox.noMessages")}
