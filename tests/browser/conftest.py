@@ -251,14 +251,45 @@ class Console:
         await page.get_by_role("button", name="Sign in").click()
         await page.get_by_role("button", name="Sign out").wait_for()
 
+    async def unnamed_controls(self) -> list[str]:
+        """Visible controls with no accessible name (an approximation of the computed name:
+        aria-label, aria-labelledby, a label, text content, title, an image's alt)."""
+        found: list[str] = await self.page.evaluate(_UNNAMED_CONTROLS)
+        return found
+
     async def screenshot(self, name: str) -> None:
-        """The page at desktop and phone widths, into test-artifacts/browser/."""
+        """The page at desktop and phone widths, into test-artifacts/browser/; every visible
+        control must have an accessible name."""
         page = self.page
+        unnamed = await self.unnamed_controls()
+        assert unnamed == [], f"{name}: controls without an accessible name: {unnamed}"
         await page.screenshot(path=str(ARTIFACTS / f"{name}-1280x800.png"))
         await page.set_viewport_size(PHONE)
         await page.wait_for_timeout(150)  # let the layout settle at the new width
         await page.screenshot(path=str(ARTIFACTS / f"{name}-390x844.png"))
         await page.set_viewport_size(DESKTOP)
+
+
+_UNNAMED_CONTROLS = """() => {
+  const selector = 'button, a[href], input:not([type=hidden]), select, textarea, [role=button],'
+    + ' [role=combobox], [role=checkbox], [role=radio], [role=tab], [role=switch]';
+  const text = (el) => (el ? (el.innerText || el.textContent || '').trim() : '');
+  const out = [];
+  for (const el of document.querySelectorAll(selector)) {
+    if (el.closest('[aria-hidden=true]') || el.getClientRects().length === 0) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || style.display === 'none') continue;
+    const byIds = (el.getAttribute('aria-labelledby') || '').split(/\\s+/)
+      .map((id) => text(document.getElementById(id))).join(' ').trim();
+    const labels = el.labels ? [...el.labels].map(text).join(' ').trim() : '';
+    const img = el.querySelector('img[alt]');
+    const name = (el.getAttribute('aria-label') || '').trim() || byIds || labels
+      || (el.tagName === 'INPUT' ? '' : text(el)) || (el.getAttribute('title') || '').trim()
+      || (img ? img.getAttribute('alt') : '');
+    if (!name) out.push(el.outerHTML.slice(0, 160));
+  }
+  return out;
+}"""
 
 
 @pytest.fixture

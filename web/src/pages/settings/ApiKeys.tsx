@@ -107,7 +107,7 @@ export function ApiKeys() {
           </Table>
         </Table.ScrollContainer>
       )}
-      <Modal opened={opened} onClose={() => setOpened(false)} title={t("settings.keys.create")} size="lg">
+      <Modal closeButtonProps={{ "aria-label": t("app.close") }} opened={opened} onClose={() => setOpened(false)} title={t("settings.keys.create")} size="lg">
         <form
           onSubmit={(e) => {
             e.preventDefault();

@@ -103,7 +103,7 @@ export function Numbers() {
         </Table.ScrollContainer>
       )}
       {scanning && <QrCodeModal config={scanning} onClose={() => setScanning(null)} />}
-      <Modal opened={opened} onClose={() => setOpened(false)} title={t("settings.numbers.add")} size="lg">
+      <Modal closeButtonProps={{ "aria-label": t("app.close") }} opened={opened} onClose={() => setOpened(false)} title={t("settings.numbers.add")} size="lg">
         <form
           onSubmit={(e) => {
             e.preventDefault();

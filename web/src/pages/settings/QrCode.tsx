@@ -42,7 +42,7 @@ export function QrCodeModal({ config, onClose }: { config: Config; onClose: () =
   const failure = create.error ?? connection.error ?? qr.error;
 
   return (
-    <Modal opened onClose={onClose} title={t("settings.numbers.qr")}>
+    <Modal closeButtonProps={{ "aria-label": t("app.close") }} opened onClose={onClose} title={t("settings.numbers.qr")}>
       <Stack align="center">
         {failure && (
           <Alert color="red" role="alert" w="100%">

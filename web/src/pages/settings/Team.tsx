@@ -113,7 +113,7 @@ export function Team() {
           </Table>
         </Table.ScrollContainer>
       )}
-      <Modal opened={opened} onClose={() => setOpened(false)} title={t("settings.users.invite")}>
+      <Modal closeButtonProps={{ "aria-label": t("app.close") }} opened={opened} onClose={() => setOpened(false)} title={t("settings.users.invite")}>
         <form
           onSubmit={(e) => {
             e.preventDefault();

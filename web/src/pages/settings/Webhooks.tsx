@@ -138,7 +138,7 @@ function WebhookList() {
           </Table>
         </Table.ScrollContainer>
       )}
-      <Modal opened={opened} onClose={() => setOpened(false)} title={t("settings.hooks.create")} size="lg">
+      <Modal closeButtonProps={{ "aria-label": t("app.close") }} opened={opened} onClose={() => setOpened(false)} title={t("settings.hooks.create")} size="lg">
         <form
           onSubmit={(e) => {
             e.preventDefault();
