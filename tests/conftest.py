@@ -305,4 +305,4 @@ async def live_url(app: FastAPI) -> AsyncIterator[str]:
 # second sending app's dispatcher would keep claiming the shared database's queued messages and
 # sending them to the other simulator (which answers 190 for tokens it never issued).
 from tests.channel.support import sim  # noqa: E402, F401
-from tests.sending.support import http, send_app, send_url, shop  # noqa: E402, F401
+from tests.message.sending.support import http, send_app, send_url, shop  # noqa: E402, F401

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from pytake.campaign.dispatch import CampaignLoop
 from tests.campaign.support import Campaigns, campaign_settings, looping
-from tests.sending.support import Shop
+from tests.message.sending.support import Shop
 
 
 @pytest.fixture(scope="session")

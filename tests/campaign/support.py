@@ -1,4 +1,4 @@
-"""Helpers for campaign tests: a shop (tests.sending.support) with contacts, approved
+"""Helpers for campaign tests: a shop (tests.message.sending.support) with contacts, approved
 templates (in PyTake and in the simulator) and a campaign loop running beside the shared
 app's dispatcher."""
 
@@ -21,7 +21,7 @@ from pytake.db import unit_of_work
 from pytake.models import MessageTemplate
 from pytake.whatsapp.simulator import Simulator
 from tests.campaign.workers import CAMPAIGN_TEST_SETTINGS, run_loop, worker
-from tests.sending.support import Shop, eventually, new_customer
+from tests.message.sending.support import Shop, eventually, new_customer
 
 
 def campaign_settings(base: Settings, **overrides: Any) -> Settings:

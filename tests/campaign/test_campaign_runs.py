@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import select
 from websockets.asyncio.client import connect
 
-from pytake.models import Event
+from pytake.models import OutboxEvent
 from tests.campaign.support import Campaigns, sent_to
-from tests.sending.support import eventually
+from tests.message.sending.support import eventually
 
 
 async def _campaign(
@@ -63,8 +63,9 @@ def sim_settings(camps: Campaigns, **changes: Any) -> Iterator[None]:
 async def _events(camps: Campaigns, kind: str) -> list[dict[str, Any]]:
     async with camps.factory() as session:
         rows = await session.scalars(
-            select(Event).where(
-                Event.organization_id == uuid.UUID(camps.shop.org.id), Event.type == kind
+            select(OutboxEvent).where(
+                OutboxEvent.organization_id == uuid.UUID(camps.shop.org.id),
+                OutboxEvent.type == kind,
             )
         )
         return [row.payload for row in rows]

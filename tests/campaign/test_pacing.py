@@ -12,7 +12,7 @@ from typing import Any
 
 from pytake.campaign.pacing import Ask, share
 from tests.campaign.support import Campaigns
-from tests.sending.support import eventually
+from tests.message.sending.support import eventually
 
 
 def _ask(channel: uuid.UUID, limit: int | None, throughput: int, factor: float = 1.0) -> Ask:

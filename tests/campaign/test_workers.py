@@ -22,14 +22,14 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from pytake.config import Settings
-from pytake.models import Event
+from pytake.models import OutboxEvent
 from pytake.whatsapp.simulator import Simulator, SimulatorSettings
 from tests.campaign.support import Campaigns
 from tests.campaign.workers import CAMPAIGN_TEST_SETTINGS, WORKER_TUNING, worker
 from tests.channel.support import create_official
 from tests.conftest import client_for, register_org
 from tests.events.helpers import running_app, serving
-from tests.sending.support import Shop, eventually
+from tests.message.sending.support import Shop, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -104,7 +104,9 @@ async def test_a_schedule_fires_once_with_two_workers(setup: Setup) -> None:
     assert _sent(camps) == Counter({n: 1 for n in numbers})
     async with camps.factory() as session:
         started = await session.scalar(
-            select(func.count()).select_from(Event).where(Event.type == "campaign.started")
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.type == "campaign.started")
         )
     assert started == 1
 

@@ -21,7 +21,7 @@ from pytake.whatsapp.simulator import Simulator
 from tests.channel.support import MetaNumber, create_official
 from tests.conftest import TEST_DATABASE_URL, Org, client_for, register_org
 from tests.events.helpers import running_app, serving
-from tests.sending.support import new_customer
+from tests.message.sending.support import new_customer
 
 
 @asynccontextmanager

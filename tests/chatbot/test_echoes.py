@@ -25,7 +25,7 @@ from tests.chatbot.support import (
     world,
     world_settings,
 )
-from tests.sending.support import eventually
+from tests.message.sending.support import eventually
 
 HELP = {
     "name": "Help", "trigger": {"type": "keyword", "keywords": ["help"]}, "entry": "ask",

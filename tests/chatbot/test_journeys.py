@@ -26,7 +26,7 @@ from tests.chatbot.support import (
 )
 from tests.chatbot.test_endpoints import SUPPORT_FLOW
 from tests.conftest import register_org
-from tests.sending.support import eventually
+from tests.message.sending.support import eventually
 
 
 @pytest.fixture(scope="module")

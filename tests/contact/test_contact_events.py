@@ -8,16 +8,18 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pytake.models.event import Event
+from pytake.models.event import OutboxEvent
 from tests.conftest import Org
 
 
-async def _events(app: FastAPI, org: Org) -> list[Event]:
+async def _events(app: FastAPI, org: Org) -> list[OutboxEvent]:
     async with app.state.session_factory() as session:
         rows = await session.scalars(
-            select(Event)
-            .where(Event.organization_id == uuid.UUID(org.id), Event.type.like("contact.%"))
-            .order_by(Event.id)
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.organization_id == uuid.UUID(org.id), OutboxEvent.type.like("contact.%")
+            )
+            .order_by(OutboxEvent.id)
         )
         return list(rows)
 

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import add_user, register_org
-from tests.sending.support import Shop, eventually, new_customer
+from tests.message.sending.support import Shop, eventually, new_customer
 
 
 async def _conversation_of(http: httpx.AsyncClient, shop: Shop, wa_id: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from pytake.events import CommittedEvent, DomainEvent, record, record_many
 from pytake.events import relay as relay_module
 from pytake.events.bus import decode_bus_message, encode_bus_message
 from pytake.events.relay import EventsRelay
-from pytake.models import Event, UnpublishedEvents
+from pytake.models import OutboxEvent, UnpublishedEvents
 from tests.conftest import Org, register_org
 from tests.events.helpers import eventually, inbound_message, produce, running_app, wait_until
 
@@ -41,11 +41,13 @@ def collector(app: FastAPI, org: Org) -> Collector:
     return c
 
 
-async def _rows(app: FastAPI, org_id: str) -> list[Event]:
+async def _rows(app: FastAPI, org_id: str) -> list[OutboxEvent]:
     async with app.state.session_factory() as session:
         return list(
             await session.scalars(
-                select(Event).where(Event.organization_id == uuid.UUID(org_id)).order_by(Event.id)
+                select(OutboxEvent)
+                .where(OutboxEvent.organization_id == uuid.UUID(org_id))
+                .order_by(OutboxEvent.id)
             )
         )
 

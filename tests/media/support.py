@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from pytake.whatsapp.simulator import Simulator
-from tests.sending.support import Shop, eventually
+from tests.message.sending.support import Shop, eventually
 
 
 async def customer_sends_media(

@@ -12,10 +12,10 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from pytake.media.fetch import MediaFetchLoop
-from pytake.models import Event
+from pytake.models import OutboxEvent
 from tests.conftest import register_org
 from tests.media.support import customer_sends_media, downloads, message_for, settled_media
-from tests.sending.support import Shop, eventually, new_customer
+from tests.message.sending.support import Shop, eventually, new_customer
 
 
 async def test_an_inbound_image_is_stored_and_served_byte_identical(
@@ -192,8 +192,8 @@ async def test_events_carry_the_media_object_pending_then_stored(
     async def events() -> dict[str, Any] | None:
         async with send_app.state.session_factory() as session:
             rows = await session.execute(
-                select(Event.type, Event.payload).where(
-                    Event.organization_id == uuid.UUID(shop.org.id)
+                select(OutboxEvent.type, OutboxEvent.payload).where(
+                    OutboxEvent.organization_id == uuid.UUID(shop.org.id)
                 )
             )
             found = {t: p for t, p in rows if p.get("media", p.get("message", {}).get("media"))}

@@ -16,7 +16,7 @@ from pytake.media.retention import MediaRetentionLoop
 from pytake.models import Media
 from pytake.models.base import utcnow
 from tests.media.support import customer_sends_media, message_for, settled_media
-from tests.sending.support import Shop, new_customer
+from tests.message.sending.support import Shop, new_customer
 
 
 async def test_retention_marks_old_media_expired(

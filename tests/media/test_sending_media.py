@@ -14,7 +14,7 @@ from pytake.db import unit_of_work
 from pytake.models import MediaUpload
 from pytake.models.base import utcnow
 from tests.conftest import register_org
-from tests.sending.support import Shop, eventually, new_customer
+from tests.message.sending.support import Shop, eventually, new_customer
 
 
 async def upload(

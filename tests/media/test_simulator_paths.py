@@ -14,7 +14,7 @@ from pytake.media.fetch import MediaFetchLoop
 from pytake.whatsapp.simulator import Simulator
 from tests.channel.support import create_evolution
 from tests.media.support import message_for, settled_media
-from tests.sending.support import Shop, new_customer
+from tests.message.sending.support import Shop, new_customer
 
 
 async def test_the_phone_page_sends_a_file_that_pytake_stores(

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pytake.models.event import Event
+from pytake.models.event import OutboxEvent
 from pytake.whatsapp.simulator import Simulator
 from tests.channel.support import MetaNumber, create_official, messages_of, post_meta
 from tests.conftest import Org
@@ -25,10 +25,12 @@ async def number(api: httpx.AsyncClient, wa_org: Org, sim: Simulator, wa_url: st
     return await create_official(api, wa_org, sim, wa_url)
 
 
-async def _events(app: FastAPI, org: Org) -> list[Event]:
+async def _events(app: FastAPI, org: Org) -> list[OutboxEvent]:
     async with app.state.session_factory() as session:
         rows = await session.scalars(
-            select(Event).where(Event.organization_id == uuid.UUID(org.id)).order_by(Event.id)
+            select(OutboxEvent)
+            .where(OutboxEvent.organization_id == uuid.UUID(org.id))
+            .order_by(OutboxEvent.id)
         )
         return list(rows)
 

@@ -7,7 +7,7 @@ import uuid
 import httpx
 
 from tests.conftest import Org, add_user, create_api_key, register_org
-from tests.sending.support import Shop, new_customer
+from tests.message.sending.support import Shop, new_customer
 
 
 def _bearer(token: str) -> dict[str, str]:

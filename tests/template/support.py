@@ -1,5 +1,5 @@
 """Helpers for template tests: Meta's own example bodies and a shop whose number is in the
-simulator (tests.sending.support.shop)."""
+simulator (tests.message.sending.support.shop)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from pytake.whatsapp.simulator import Simulator
-from tests.sending.support import Shop
+from tests.message.sending.support import Shop
 
 # Copied unchanged from Meta's documentation (the OpenAPI examples of
 # `POST /{WABA-ID}/message_templates`), except that tests give each a unique name.

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from tests.sending.support import Shop, new_customer
+from tests.message.sending.support import Shop, new_customer
 from tests.template.support import (
     META_TEXT_HEADER_QUICK_REPLIES,
     NAMED_ORDER,

@@ -9,7 +9,7 @@ import aiohttp
 import httpx
 
 from pytake.whatsapp.simulator import GRAPH_VERSION
-from tests.sending.support import Shop, new_customer
+from tests.message.sending.support import Shop, new_customer
 from tests.template.support import NAMED_ORDER, body_of, review
 
 

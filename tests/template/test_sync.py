@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from pytake.models import TemplateSyncState
 from pytake.template.tasks import TemplateSyncLoop
 from tests.channel.support import create_official
-from tests.sending.support import Shop
+from tests.message.sending.support import Shop
 from tests.template.support import NAMED_ORDER, body_of, create, review
 
 

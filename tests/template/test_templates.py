@@ -9,7 +9,7 @@ import httpx
 
 from tests.channel.support import create_evolution, create_official
 from tests.conftest import create_api_key, register_org
-from tests.sending.support import Shop
+from tests.message.sending.support import Shop
 from tests.template.support import (
     META_AUTHENTICATION,
     META_FLOW_LOWERCASE_BODY,

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.sending.support import Shop
+from tests.message.sending.support import Shop
 
 BODY = {"type": "BODY", "text": "Hello {{1}}", "example": {"body_text": [["Ana"]]}}
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from pytake.models import MessageTemplate
 from tests.channel.support import post_meta
 from tests.conftest import fixture_path
-from tests.sending.support import Shop, eventually, new_customer
+from tests.message.sending.support import Shop, eventually, new_customer
 from tests.template.support import NAMED_ORDER, body_of, create, review
 
 
@@ -247,7 +247,7 @@ async def test_changes_record_template_updated_once(
     from sqlalchemy import select
 
     from pytake.events.types import CommittedEvent
-    from pytake.models import Event
+    from pytake.models import OutboxEvent
     from pytake.realtime.frames import frame_for, required_scope
 
     hook = await http.post(
@@ -265,12 +265,12 @@ async def test_changes_record_template_updated_once(
     async with send_app.state.session_factory() as session:
         events = list(
             await session.scalars(
-                select(Event)
+                select(OutboxEvent)
                 .where(
-                    Event.organization_id == uuid.UUID(shop.org.id),
-                    Event.type == "template.updated",
+                    OutboxEvent.organization_id == uuid.UUID(shop.org.id),
+                    OutboxEvent.type == "template.updated",
                 )
-                .order_by(Event.id)
+                .order_by(OutboxEvent.id)
             )
         )
     assert [(e.payload["change"], e.payload["template"]["status"]) for e in events] == [

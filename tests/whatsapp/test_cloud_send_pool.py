@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from pytake.message.sending.queue import Job, Outcome, RetryPolicy, _classify
+from pytake.message.sending.queue import RetryPolicy, SendJob, SendOutcome, _classify
 from pytake.whatsapp import OutboundMessage, ProviderError
 from pytake.whatsapp.cloud import CloudProvider
 from pytake.whatsapp.cloud.client import GraphConnector, ProviderUnreachable
@@ -35,8 +35,8 @@ def _text(body: str, callback: str | None = None) -> OutboundMessage:
 
 def _kind(error: ProviderError) -> str:
     """How the dispatcher would record this failure (queued, failed or ambiguous)."""
-    job = Job(None, None, None, None, CUSTOMER, "text", {}, None, None, 1)  # type: ignore[arg-type]
-    return _classify(Outcome(job, error=error), POLICY)
+    job = SendJob(None, None, None, None, CUSTOMER, "text", {}, None, None, 1)  # type: ignore[arg-type]
+    return _classify(SendOutcome(job, error=error), POLICY)
 
 
 async def test_many_concurrent_sends_through_a_narrow_pool(

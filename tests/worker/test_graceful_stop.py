@@ -34,7 +34,7 @@ from pytake.whatsapp.simulator import Simulator
 from tests.channel.support import create_official
 from tests.conftest import REDIS_NAMESPACE, TEST_REDIS_URL, Org, client_for, register_org
 from tests.events.helpers import running_app, serving
-from tests.sending.support import (
+from tests.message.sending.support import (
     Shop,
     eventually,
     message_statuses,

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import Session, require_scope
+from pytake.auth.dependencies import DbSession, require_scope
 from pytake.auth.principal import Principal
+from pytake.auth.scopes import Scope
 from pytake.campaign import service
 from pytake.campaign.recipients import list_recipients
 from pytake.campaign.schemas import (
@@ -22,12 +23,12 @@ from pytake.campaign.schemas import (
     RecipientStatus,
 )
 from pytake.config import Settings
-from pytake.kit.pagination import PageParams, page_meta, page_params
+from pytake.kit.pagination import Paging, page_meta
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
-READ = require_scope("campaigns:read")
-WRITE = require_scope("campaigns:write")
+Reader = Annotated[Principal, Depends(require_scope(Scope.CAMPAIGNS_READ))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.CAMPAIGNS_WRITE))]
 
 
 def _settings(request: Request) -> Settings:
@@ -43,8 +44,8 @@ async def _one(session: AsyncSession, request: Request, campaign: object) -> Cam
 async def create_campaign(
     body: CampaignCreateIn,
     request: Request,
-    principal: Principal = Depends(WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> CampaignOut:
     """Create a campaign: `draft` (start it with POST …/start) or `scheduled` (started by the
     worker at `scheduled_at`). `total_recipients` counts the audience now: opted in, not
@@ -56,10 +57,10 @@ async def create_campaign(
 @router.get("", response_model=CampaignPage)
 async def list_campaigns(
     request: Request,
-    params: PageParams = Depends(page_params),
+    params: Paging,
+    principal: Reader,
+    session: DbSession,
     status: Annotated[CampaignStatus | None, Query(description="Only this status")] = None,
-    principal: Principal = Depends(READ),
-    session: AsyncSession = Session,
 ) -> CampaignPage:
     """The organisation's campaigns, newest first, with their metrics."""
     campaigns, total = await service.list_campaigns(session, principal, params, status)
@@ -71,8 +72,8 @@ async def list_campaigns(
 async def get_campaign(
     campaign_id: uuid.UUID,
     request: Request,
-    principal: Principal = Depends(READ),
-    session: AsyncSession = Session,
+    principal: Reader,
+    session: DbSession,
 ) -> CampaignOut:
     """A campaign with its metrics, counted from its recipients and their messages now."""
     campaign = await service.get_campaign(session, principal, campaign_id)
@@ -84,8 +85,8 @@ async def update_campaign(
     campaign_id: uuid.UUID,
     body: CampaignUpdateIn,
     request: Request,
-    principal: Principal = Depends(WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> CampaignOut:
     """Edit a `draft` or `scheduled` campaign (409 otherwise); checked as on creation."""
     campaign = await service.update_campaign(session, principal, campaign_id, body)
@@ -94,7 +95,7 @@ async def update_campaign(
 
 @router.delete("/{campaign_id}", status_code=204)
 async def delete_campaign(
-    campaign_id: uuid.UUID, principal: Principal = Depends(WRITE), session: AsyncSession = Session
+    campaign_id: uuid.UUID, principal: Writer, session: DbSession
 ) -> Response:
     """Delete a `draft` campaign (409 otherwise: cancel a campaign that has run)."""
     await service.delete_campaign(session, principal, campaign_id)
@@ -105,8 +106,8 @@ def _action(action: str, doc: str) -> None:
     async def handler(
         campaign_id: uuid.UUID,
         request: Request,
-        principal: Principal = Depends(WRITE),
-        session: AsyncSession = Session,
+        principal: Writer,
+        session: DbSession,
     ) -> CampaignOut:
         campaign = await service.act(session, principal, campaign_id, action)
         return await _one(session, request, campaign)
@@ -145,10 +146,10 @@ _action(
 async def campaign_recipients(
     campaign_id: uuid.UUID,
     request: Request,
-    params: PageParams = Depends(page_params),
+    params: Paging,
+    principal: Reader,
+    session: DbSession,
     status: Annotated[RecipientStatus | None, Query(description="Only this status")] = None,
-    principal: Principal = Depends(READ),
-    session: AsyncSession = Session,
 ) -> RecipientPage:
     """Each recipient: contact, status, WhatsApp message id, error code and title, times."""
     campaign = await service.get_campaign(session, principal, campaign_id)

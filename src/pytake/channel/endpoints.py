@@ -8,10 +8,10 @@ from typing import Annotated
 
 import aiohttp
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import Session, require_scope
+from pytake.auth.dependencies import DbSession, require_scope
 from pytake.auth.principal import Principal
+from pytake.auth.scopes import Scope
 from pytake.channel import instances, service
 from pytake.channel.schemas import (
     ConfigCreateIn,
@@ -29,15 +29,15 @@ from pytake.channel.schemas import (
     SetDefaultOut,
 )
 from pytake.config import Settings
-from pytake.kit.pagination import Page, PageParams, page_meta, page_params
+from pytake.kit.pagination import Page, Paging, page_meta
 from pytake.kit.responses import FastJSONResponse
 
 legacy_router = APIRouter(prefix="/whatsapp-configs", tags=["whatsapp configs (/api/v1)"])
 instance_router = APIRouter(prefix="/whatsapp/instance", tags=["whatsapp instances (/api/v1)"])
 v1_router = APIRouter(prefix="/whatsapp-configs", tags=["whatsapp configs"])
 
-Reader = Depends(require_scope("whatsapp:read"))
-Writer = Depends(require_scope("whatsapp:write"))
+Reader = Annotated[Principal, Depends(require_scope(Scope.WHATSAPP_READ))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.WHATSAPP_WRITE))]
 ActiveFilter = Annotated[bool | None, Query(description="Only active (true) or inactive (false).")]
 ProviderFilter = Annotated[Provider | None, Query(description="official or evolution.")]
 
@@ -62,10 +62,10 @@ def _base_url(request: Request) -> str:
 
 @legacy_router.get("", response_model=ConfigListOut)
 async def legacy_list(
+    principal: Reader,
+    session: DbSession,
     active: ActiveFilter = None,
     provider: ProviderFilter = None,
-    principal: Principal = Reader,
-    session: AsyncSession = Session,
 ) -> ConfigListOut:
     """The organisation's WhatsApp numbers; secrets are never included."""
     configs, total = await service.list_configs(session, principal, active, provider)
@@ -77,8 +77,8 @@ async def legacy_list(
 async def create_config(
     body: ConfigCreateIn,
     request: Request,
-    principal: Principal = Writer,
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> ConfigOut:
     """Add a number (`official`: Meta Cloud API; `evolution`: an Evolution API instance)."""
     config = await service.create_config(session, principal, _settings(request), body)
@@ -87,16 +87,14 @@ async def create_config(
 
 @legacy_router.get("/default", response_model=ConfigOut)
 @v1_router.get("/default", response_model=ConfigOut)
-async def get_default(principal: Principal = Reader, session: AsyncSession = Session) -> ConfigOut:
+async def get_default(principal: Reader, session: DbSession) -> ConfigOut:
     """The default number (used when a send names none)."""
     return service.to_out(await service.get_default(session, principal))
 
 
 @legacy_router.get("/{config_id}", response_model=ConfigOut)
 @v1_router.get("/{config_id}", response_model=ConfigOut)
-async def get_config(
-    config_id: uuid.UUID, principal: Principal = Reader, session: AsyncSession = Session
-) -> ConfigOut:
+async def get_config(config_id: uuid.UUID, principal: Reader, session: DbSession) -> ConfigOut:
     return service.to_out(await service.get_config(session, principal, config_id))
 
 
@@ -106,8 +104,8 @@ async def update_config(
     config_id: uuid.UUID,
     body: ConfigUpdateIn,
     request: Request,
-    principal: Principal = Writer,
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> ConfigOut:
     """Partial update: only the fields sent change; omitted secrets are kept."""
     config = await service.update_config(session, principal, _settings(request), config_id, body)
@@ -116,7 +114,7 @@ async def update_config(
 
 @legacy_router.delete("/{config_id}", response_model=ConfigDeletedOut)
 async def legacy_delete(
-    config_id: uuid.UUID, principal: Principal = Writer, session: AsyncSession = Session
+    config_id: uuid.UUID, principal: Writer, session: DbSession
 ) -> ConfigDeletedOut:
     await service.delete_config(session, principal, config_id)
     return ConfigDeletedOut(config_id=config_id)
@@ -130,8 +128,8 @@ async def legacy_delete(
 async def legacy_test(
     config_id: uuid.UUID,
     request: Request,
-    principal: Principal = Writer,
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> Response:
     """Call the provider with the stored credentials; the outcome becomes the health status."""
     result = await service.test_config(
@@ -145,7 +143,7 @@ async def legacy_test(
 
 @legacy_router.post("/{config_id}/set-default", response_model=SetDefaultOut)
 async def legacy_set_default(
-    config_id: uuid.UUID, principal: Principal = Writer, session: AsyncSession = Session
+    config_id: uuid.UUID, principal: Writer, session: DbSession
 ) -> SetDefaultOut:
     config = await service.set_default(session, principal, config_id)
     return SetDefaultOut(config=DefaultConfigBrief(id=config.id, name=config.name, is_default=True))
@@ -158,8 +156,8 @@ async def legacy_set_default(
 async def create_instance(
     body: InstanceCreateIn,
     request: Request,
-    principal: Principal = Writer,
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> InstanceCreatedOut:
     """Create an Evolution instance whose webhooks come to PyTake; returns the first QR code."""
     return await instances.create_instance(
@@ -169,7 +167,7 @@ async def create_instance(
 
 @instance_router.get("/{name}/status", response_model=InstanceStatusOut)
 async def instance_status(
-    name: str, request: Request, principal: Principal = Reader, session: AsyncSession = Session
+    name: str, request: Request, principal: Reader, session: DbSession
 ) -> InstanceStatusOut:
     return await instances.instance_status(
         session, principal, _settings(request), _http(request), name
@@ -178,7 +176,7 @@ async def instance_status(
 
 @instance_router.get("/{name}/qrcode", response_model=QrCodeOut)
 async def instance_qrcode(
-    name: str, request: Request, principal: Principal = Writer, session: AsyncSession = Session
+    name: str, request: Request, principal: Writer, session: DbSession
 ) -> QrCodeOut:
     """A QR code to link the phone (409 when the instance is already connected)."""
     return await instances.instance_qrcode(
@@ -191,20 +189,18 @@ async def instance_qrcode(
 
 @v1_router.get("", response_model=Page[ConfigOut])
 async def v1_list(
-    params: PageParams = Depends(page_params),
+    params: Paging,
+    principal: Reader,
+    session: DbSession,
     active: ActiveFilter = None,
     provider: ProviderFilter = None,
-    principal: Principal = Reader,
-    session: AsyncSession = Session,
 ) -> Page[ConfigOut]:
     configs, total = await service.list_configs(session, principal, active, provider, params)
     return Page[ConfigOut](data=[service.to_out(c) for c in configs], meta=page_meta(params, total))
 
 
 @v1_router.delete("/{config_id}", status_code=204)
-async def v1_delete(
-    config_id: uuid.UUID, principal: Principal = Writer, session: AsyncSession = Session
-) -> Response:
+async def v1_delete(config_id: uuid.UUID, principal: Writer, session: DbSession) -> Response:
     await service.delete_config(session, principal, config_id)
     return Response(status_code=204)
 
@@ -213,8 +209,8 @@ async def v1_delete(
 async def v1_test(
     config_id: uuid.UUID,
     request: Request,
-    principal: Principal = Writer,
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> ConfigTestOut:
     """Run a connectivity test; the answer is 200 either way, `success` tells the outcome."""
     return await service.test_config(
@@ -223,9 +219,7 @@ async def v1_test(
 
 
 @v1_router.post("/{config_id}/set-default", response_model=ConfigOut)
-async def v1_set_default(
-    config_id: uuid.UUID, principal: Principal = Writer, session: AsyncSession = Session
-) -> ConfigOut:
+async def v1_set_default(config_id: uuid.UUID, principal: Writer, session: DbSession) -> ConfigOut:
     return service.to_out(await service.set_default(session, principal, config_id))
 
 
@@ -233,8 +227,8 @@ async def v1_set_default(
 async def v1_create_instance(
     config_id: uuid.UUID,
     request: Request,
-    principal: Principal = Writer,
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> InstanceCreatedOut:
     """Create an Evolution number's instance on its server, wired to post its webhooks to
     PyTake; returns the first QR code (409 for a Cloud API number)."""
@@ -249,8 +243,8 @@ async def v1_create_instance(
 async def v1_qrcode(
     config_id: uuid.UUID,
     request: Request,
-    principal: Principal = Writer,
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> QrCodeOut:
     """An Evolution number's QR code to link the phone (409 when it is already connected, or
     for a Cloud API number)."""
@@ -264,8 +258,8 @@ async def v1_qrcode(
 async def v1_connection(
     config_id: uuid.UUID,
     request: Request,
-    principal: Principal = Reader,
-    session: AsyncSession = Session,
+    principal: Reader,
+    session: DbSession,
 ) -> InstanceStatusOut:
     """An Evolution number's live connection state (409 for a Cloud API number)."""
     name = await instances.instance_name_of(session, principal, config_id)

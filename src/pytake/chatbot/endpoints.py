@@ -6,10 +6,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import Session, require_scope
+from pytake.auth.dependencies import DbSession, require_scope
 from pytake.auth.principal import Principal
+from pytake.auth.scopes import Scope
 from pytake.chatbot import service
 from pytake.chatbot.schemas import (
     ChatbotCreateIn,
@@ -33,21 +33,19 @@ router = APIRouter(prefix="/chatbots", tags=["chatbots"])
 legacy_router = APIRouter(prefix="/flows", tags=["flows"])
 conversation_router = APIRouter(prefix="/conversations", tags=["chatbots"])
 
-_READ = require_scope("chatbots:read")
-_WRITE = require_scope("chatbots:write")
+Reader = Annotated[Principal, Depends(require_scope(Scope.CHATBOTS_READ))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.CHATBOTS_WRITE))]
 
 
 @router.get("", response_model=ChatbotList)
-async def list_chatbots(
-    principal: Principal = Depends(_READ), session: AsyncSession = Session
-) -> ChatbotList:
+async def list_chatbots(principal: Reader, session: DbSession) -> ChatbotList:
     """The organisation's chatbots, with conversations and messages their sessions had."""
     return ChatbotList(data=await service.list_chatbots(session, principal))
 
 
 @router.post("", status_code=201, response_model=ChatbotDetailOut)
 async def create_chatbot(
-    body: ChatbotCreateIn, principal: Principal = Depends(_WRITE), session: AsyncSession = Session
+    body: ChatbotCreateIn, principal: Writer, session: DbSession
 ) -> ChatbotDetailOut:
     bot = await service.create_chatbot(session, principal, body)
     return await service.chatbot_detail(session, principal, bot.id)
@@ -55,7 +53,7 @@ async def create_chatbot(
 
 @router.get("/{chatbot_id}", response_model=ChatbotDetailOut)
 async def get_chatbot(
-    chatbot_id: uuid.UUID, principal: Principal = Depends(_READ), session: AsyncSession = Session
+    chatbot_id: uuid.UUID, principal: Reader, session: DbSession
 ) -> ChatbotDetailOut:
     """A chatbot with its flows (and their nodes) and settings."""
     return await service.chatbot_detail(session, principal, chatbot_id)
@@ -65,26 +63,22 @@ async def get_chatbot(
 async def update_chatbot(
     chatbot_id: uuid.UUID,
     body: ChatbotUpdateIn,
-    principal: Principal = Depends(_WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> ChatbotDetailOut:
     await service.update_chatbot(session, principal, chatbot_id, body)
     return await service.chatbot_detail(session, principal, chatbot_id)
 
 
 @router.delete("/{chatbot_id}", status_code=204)
-async def delete_chatbot(
-    chatbot_id: uuid.UUID, principal: Principal = Depends(_WRITE), session: AsyncSession = Session
-) -> Response:
+async def delete_chatbot(chatbot_id: uuid.UUID, principal: Writer, session: DbSession) -> Response:
     """Delete a chatbot, its flows and their sessions."""
     await service.delete_chatbot(session, principal, chatbot_id)
     return Response(status_code=204)
 
 
 @router.get("/{chatbot_id}/flows", response_model=FlowList)
-async def list_flows(
-    chatbot_id: uuid.UUID, principal: Principal = Depends(_READ), session: AsyncSession = Session
-) -> FlowList:
+async def list_flows(chatbot_id: uuid.UUID, principal: Reader, session: DbSession) -> FlowList:
     return FlowList(data=await service.list_flows(session, principal, chatbot_id))
 
 
@@ -92,8 +86,8 @@ async def list_flows(
 async def create_flow(
     chatbot_id: uuid.UUID,
     body: FlowIn,
-    principal: Principal = Depends(_WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> FlowOut:
     """Save a flow (a draft until published). Invalid flows are a 422 naming the node and
     field; unreachable nodes come back as `warnings`."""
@@ -104,8 +98,8 @@ async def create_flow(
 async def get_flow(
     chatbot_id: uuid.UUID,
     flow_id: uuid.UUID,
-    principal: Principal = Depends(_READ),
-    session: AsyncSession = Session,
+    principal: Reader,
+    session: DbSession,
 ) -> FlowOut:
     return service.flow_view(await service.get_flow(session, principal, chatbot_id, flow_id))
 
@@ -115,8 +109,8 @@ async def replace_flow(
     chatbot_id: uuid.UUID,
     flow_id: uuid.UUID,
     body: FlowIn,
-    principal: Principal = Depends(_WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> FlowOut:
     """Replace the draft; publish to make it the version new sessions start on."""
     return await service.replace_flow(session, principal, chatbot_id, flow_id, body)
@@ -126,8 +120,8 @@ async def replace_flow(
 async def delete_flow(
     chatbot_id: uuid.UUID,
     flow_id: uuid.UUID,
-    principal: Principal = Depends(_WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> Response:
     await service.delete_flow(session, principal, chatbot_id, flow_id)
     return Response(status_code=204)
@@ -139,8 +133,8 @@ async def delete_flow(
 async def publish_flow(
     chatbot_id: uuid.UUID,
     flow_id: uuid.UUID,
-    principal: Principal = Depends(_WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> FlowVersionOut:
     """Freeze the draft as the next numbered version and activate the flow. Sessions already
     running keep the version they started on."""
@@ -151,8 +145,8 @@ async def publish_flow(
 async def list_versions(
     chatbot_id: uuid.UUID,
     flow_id: uuid.UUID,
-    principal: Principal = Depends(_READ),
-    session: AsyncSession = Session,
+    principal: Reader,
+    session: DbSession,
 ) -> FlowVersionList:
     """Published versions, newest first."""
     return FlowVersionList(
@@ -164,9 +158,9 @@ async def list_versions(
 async def flow_stats(
     chatbot_id: uuid.UUID,
     flow_id: uuid.UUID,
+    principal: Reader,
+    session: DbSession,
     version: Annotated[int | None, Query(ge=1)] = None,
-    principal: Principal = Depends(_READ),
-    session: AsyncSession = Session,
 ) -> FlowStatsOut:
     """Per node of each version: how many sessions entered it, completed it, and dropped
     there (expired, gave up, or stopped) — where customers leave."""
@@ -175,10 +169,10 @@ async def flow_stats(
 
 @legacy_router.get("", response_model=LegacyFlowList)
 async def legacy_list_flows(
+    principal: Reader,
+    session: DbSession,
     active: Annotated[bool | None, Query()] = None,
     category: Annotated[str | None, Query(max_length=100)] = None,
-    principal: Principal = Depends(_READ),
-    session: AsyncSession = Session,
 ) -> LegacyFlowList:
     """Every flow of the organisation (`active`, `category` filter)."""
     flows = await service.legacy_list_flows(session, principal, active, category)
@@ -187,7 +181,7 @@ async def legacy_list_flows(
 
 @legacy_router.post("", status_code=201, response_model=LegacyFlowCreated)
 async def legacy_create_flow(
-    body: LegacyFlowIn, principal: Principal = Depends(_WRITE), session: AsyncSession = Session
+    body: LegacyFlowIn, principal: Writer, session: DbSession
 ) -> LegacyFlowCreated:
     """A step-list flow, run by the organisation's default chatbot (published at once when
     `is_active`)."""
@@ -206,8 +200,8 @@ async def legacy_create_flow(
 async def start_flow(
     conversation_id: uuid.UUID,
     body: StartFlowIn,
-    principal: Principal = Depends(_WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> StartFlowOut:
     """Start a published flow in the conversation now (the `manual` trigger); a session
     already running there ends. The bot is switched back on for the conversation."""

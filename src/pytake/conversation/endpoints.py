@@ -6,10 +6,10 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import Session, require_scope
+from pytake.auth.dependencies import DbSession, require_scope
 from pytake.auth.principal import Principal
+from pytake.auth.scopes import Scope
 from pytake.chatbot.sessions import pause_for_agent
 from pytake.conversation import service
 from pytake.conversation.schemas import (
@@ -22,7 +22,7 @@ from pytake.conversation.schemas import (
     ReadOut,
 )
 from pytake.db import unit_of_work
-from pytake.kit.pagination import MAX_OFFSET, Page, PageParams, page_meta, page_params
+from pytake.kit.pagination import MAX_OFFSET, Page, Paging, page_meta
 from pytake.kit.responses import FastJSONResponse
 from pytake.message.sending import service as sending
 from pytake.message.sending.context import sending_context
@@ -35,13 +35,15 @@ from pytake.message.sending.views import message_views
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 legacy_router = APIRouter(prefix="/conversations", tags=["conversations"])
 
-_READ = require_scope("conversations:read")
-_WRITE = require_scope("conversations:write")
+Reader = Annotated[Principal, Depends(require_scope(Scope.CONVERSATIONS_READ))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.CONVERSATIONS_WRITE))]
 
 
 @router.get("", response_model=Page[ConversationOut])
 async def list_conversations(
-    params: PageParams = Depends(page_params),
+    params: Paging,
+    principal: Reader,
+    session: DbSession,
     status: Annotated[ConversationStatus | None, Query()] = None,
     assigned_to: Annotated[uuid.UUID | None, Query()] = None,
     contact_id: Annotated[uuid.UUID | None, Query()] = None,
@@ -55,8 +57,6 @@ async def list_conversations(
     search: Annotated[
         str | None, Query(max_length=200, description="Contact name or number.")
     ] = None,
-    principal: Principal = Depends(_READ),
-    session: AsyncSession = Session,
 ) -> Page[ConversationOut]:
     """Conversations, most recently active first."""
     f = service.ConversationFilter(
@@ -69,10 +69,10 @@ async def list_conversations(
 @router.get("/{conversation_id}", response_model=ConversationDetailOut)
 async def get_conversation(
     conversation_id: uuid.UUID,
+    principal: Reader,
+    session: DbSession,
     messages_limit: Annotated[int, Query(ge=1, le=100)] = 50,
     messages_cursor: Annotated[str | None, Query(max_length=200)] = None,
-    principal: Principal = Depends(_READ),
-    session: AsyncSession = Session,
 ) -> ConversationDetailOut:
     """A conversation with its most recent messages, oldest of the page first (as a chat reads);
     `messages_meta.next_cursor`, passed as `messages_cursor`, pages back to older ones."""
@@ -93,8 +93,8 @@ async def get_conversation(
 async def update_conversation(
     conversation_id: uuid.UUID,
     body: ConversationUpdateIn,
-    principal: Principal = Depends(_WRITE),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> ConversationOut:
     """Assign (to an agent or admin of your organisation), route to a team, tag, resolve or
     reopen."""
@@ -106,8 +106,8 @@ async def reply(
     request: Request,
     conversation_id: uuid.UUID,
     body: ReplyIn,
+    principal: Writer,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
-    principal: Principal = Depends(_WRITE),
 ) -> FastJSONResponse:
     """Reply in the conversation (same rules as `POST /v1/messages`)."""
     ctx = sending_context(request.app.state)
@@ -126,9 +126,7 @@ async def reply(
 
 
 @router.post("/{conversation_id}/read", response_model=ReadOut)
-async def mark_read(
-    request: Request, conversation_id: uuid.UUID, principal: Principal = Depends(_WRITE)
-) -> ReadOut:
+async def mark_read(request: Request, conversation_id: uuid.UUID, principal: Writer) -> ReadOut:
     """Mark the customer's messages read (blue ticks on their phone) and clear the unread count."""
     ctx = sending_context(request.app.state)
     marked, unread = await service.mark_read(ctx, principal, conversation_id)
@@ -137,12 +135,12 @@ async def mark_read(
 
 @legacy_router.get("/agent", response_model=LegacyAgentConversations)
 async def agent_conversations(
+    principal: Reader,
+    session: DbSession,
     agent_id: Annotated[uuid.UUID | None, Query()] = None,
     status: Annotated[Literal["pending", "active", "resolved"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-    principal: Principal = Depends(_READ),
-    session: AsyncSession = Session,
 ) -> LegacyAgentConversations:
     """Conversations and their agents (pending: waiting, active: assigned, resolved)."""
     items, total = await service.legacy_agent_conversations(

@@ -28,10 +28,10 @@ from sqlalchemy.orm import Session, SessionTransaction
 from pytake.events.types import EVENT_TYPES, CommittedEvent, dumps, iso
 from pytake.kit.sql import is_postgresql
 from pytake.models.base import UTCDateTime, utcnow
-from pytake.models.event import Event, UnpublishedEvents
+from pytake.models.event import OutboxEvent, UnpublishedEvents
 from pytake.webhook.fanout import deliveries_from, fan_out
 
-_EVENTS = cast(Table, Event.__table__)
+_EVENTS = cast(Table, OutboxEvent.__table__)
 _UNPUBLISHED = cast(Table, UnpublishedEvents.__table__)
 # Statements built once (a reused statement keeps its cache key). Core, not the ORM's bulk
 # insert: ingest records ten events per status body, and the ORM's per-row bookkeeping was a

@@ -14,7 +14,7 @@ from pytake.db import unit_of_work
 from pytake.events.bus import EventBus
 from pytake.events.types import CommittedEvent, iso
 from pytake.models.base import utcnow
-from pytake.models.event import Event, UnpublishedEvents
+from pytake.models.event import OutboxEvent, UnpublishedEvents
 
 # Per round: at most this many `events_unpublished` rows, and no more of them than fit in
 # MAX_EVENTS events (a row lists one batch's events, up to ingest's 2,000), so that one publish
@@ -52,7 +52,9 @@ class EventsRelay:
                 return None
             found, missed = len(missed), _within_budget(missed)
             ids = sorted({event_id for _, event_ids in missed for event_id in event_ids})
-            rows = await session.scalars(select(Event).where(Event.id.in_(ids)).order_by(Event.id))
+            rows = await session.scalars(
+                select(OutboxEvent).where(OutboxEvent.id.in_(ids)).order_by(OutboxEvent.id)
+            )
             events = [
                 CommittedEvent(e.id, str(e.organization_id), e.type, e.payload, iso(e.created_at))
                 for e in rows

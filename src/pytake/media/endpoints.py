@@ -7,10 +7,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import SCOPE_CHECKS, Session, current_principal, require_scope
+from pytake.auth.dependencies import (
+    SCOPE_CHECKS,
+    DbSession,
+    SignedIn,
+    require_scope,
+)
 from pytake.auth.principal import Principal
+from pytake.auth.scopes import Scope
 from pytake.errors import NotFound, PermissionDenied
 from pytake.media import service
 from pytake.media.schemas import MediaDetailOut, RetentionIn, RetentionOut, SignedUrlOut
@@ -18,6 +23,9 @@ from pytake.media.serving import signature_valid, stream_media
 from pytake.media.storage import MediaStorage
 
 router = APIRouter(prefix="/media", tags=["media"])
+
+MessagesSend = Annotated[Principal, Depends(require_scope(Scope.MESSAGES_SEND))]
+WhatsappWrite = Annotated[Principal, Depends(require_scope(Scope.WHATSAPP_WRITE))]
 # Signed URLs carry their own authorisation: no bearer header, the anonymous rate limit.
 signed_router = APIRouter(prefix="/media", tags=["media"])
 
@@ -33,7 +41,7 @@ _SERVE_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-async def can_read_media(principal: Principal = Depends(current_principal)) -> Principal:
+async def can_read_media(principal: SignedIn) -> Principal:
     """Whoever may read messages or conversations may read their media."""
     if not any(principal.can(s) for s in ("messages:read", "conversations:read", "messages:send")):
         raise PermissionDenied("This credential lacks the 'messages:read' scope")
@@ -54,12 +62,12 @@ RangeHeader = Annotated[str | None, Header(alias="Range", description="`bytes=st
 @router.post("", status_code=201, response_model=MediaDetailOut)
 async def upload_media(
     request: Request,
+    principal: MessagesSend,
+    session: DbSession,
     file: UploadFile = File(description="The file (its part's Content-Type is its MIME type)."),
     type: Literal["image", "video", "audio", "document", "sticker"] | None = Form(
         default=None, description="Check the file against WhatsApp's rules for this type now."
     ),
-    principal: Principal = Depends(require_scope("messages:send")),
-    session: AsyncSession = Session,
 ) -> MediaDetailOut:
     """Store a file to send later (`{"media_id": …}` in `POST /v1/messages`); it goes to
     WhatsApp when first sent from a number."""
@@ -72,8 +80,8 @@ async def upload_media(
 @router.put("/settings/retention", response_model=RetentionOut)
 async def set_retention(
     body: RetentionIn,
-    principal: Principal = Depends(require_scope("whatsapp:write")),
-    session: AsyncSession = Session,
+    principal: WhatsappWrite,
+    session: DbSession,
 ) -> RetentionOut:
     """Delete stored media older than `retention_days` (messages stay, their media `expired`)."""
     await service.set_retention_days(session, principal, body.retention_days)
@@ -82,7 +90,7 @@ async def set_retention(
 
 @router.get("/settings/retention", response_model=RetentionOut)
 async def get_retention(
-    principal: Principal = Depends(can_read_media), session: AsyncSession = Session
+    session: DbSession, principal: Principal = Depends(can_read_media)
 ) -> RetentionOut:
     """The organisation's media retention (null: kept forever)."""
     return RetentionOut(retention_days=await service.retention_days(session, principal))
@@ -92,9 +100,9 @@ async def get_retention(
 async def get_media_bytes(
     request: Request,
     media_id: uuid.UUID,
+    session: DbSession,
     range_header: RangeHeader = None,
     principal: Principal = Depends(can_read_media),
-    session: AsyncSession = Session,
 ) -> StreamingResponse:
     """The file itself, with its type, a sanitised file name, and byte ranges."""
     media = await service.get_media(session, principal, media_id)
@@ -104,8 +112,8 @@ async def get_media_bytes(
 @router.get("/{media_id}/info", response_model=MediaDetailOut)
 async def get_media_info(
     media_id: uuid.UUID,
+    session: DbSession,
     principal: Principal = Depends(can_read_media),
-    session: AsyncSession = Session,
 ) -> MediaDetailOut:
     """What is known of a media item: status, type, size, name, why a fetch failed."""
     return await service.media_detail(
@@ -117,8 +125,8 @@ async def get_media_info(
 async def get_signed_url(
     request: Request,
     media_id: uuid.UUID,
+    session: DbSession,
     principal: Principal = Depends(can_read_media),
-    session: AsyncSession = Session,
 ) -> SignedUrlOut:
     """A short-lived URL for `<img>`/`<audio>` and integrations: no Authorization header."""
     media = await service.get_media(session, principal, media_id)
@@ -132,10 +140,10 @@ async def get_signed_url(
 async def get_signed_content(
     request: Request,
     media_id: uuid.UUID,
+    session: DbSession,
     expires: int = Query(ge=0, le=2**40),
     signature: str = Query(min_length=1, max_length=100),
     range_header: RangeHeader = None,
-    session: AsyncSession = Session,
 ) -> StreamingResponse:
     """The bytes behind a signed URL (`GET /v1/media/{id}/url`); 404 once it has expired."""
     if not signature_valid(request.app.state.settings.secret_key, media_id, expires, signature):

@@ -13,7 +13,7 @@ from pytake.models.chatbot import (
 )
 from pytake.models.contact import Contact, ContactTag, Tag
 from pytake.models.conversation import Conversation, Message, PendingStatus
-from pytake.models.event import Event as Event
+from pytake.models.event import OutboxEvent as OutboxEvent
 from pytake.models.event import UnpublishedEvents as UnpublishedEvents
 from pytake.models.idempotency import IdempotencyKey as IdempotencyKey
 from pytake.models.media import Media, MediaUpload

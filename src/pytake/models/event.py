@@ -16,7 +16,7 @@ from pytake.models.base import Base, utcnow
 EventId = BigInteger().with_variant(Integer, "sqlite")
 
 
-class Event(Base):
+class OutboxEvent(Base):
     """A committed domain event (message.received, contact.updated, ...).
 
     Insert-only: whether the realtime bus has carried it is kept in `UnpublishedEvents`, so

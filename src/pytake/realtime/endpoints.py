@@ -15,17 +15,17 @@ import logging
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from pytake.auth.dependencies import current_principal, resolve_token
+from pytake.auth.dependencies import SignedIn, resolve_token
 from pytake.auth.principal import Principal
 from pytake.config import Settings
 from pytake.db import unit_of_work
 from pytake.errors import PermissionDenied, PyTakeError
 from pytake.events.types import CommittedEvent, iso
-from pytake.models.event import Event
+from pytake.models.event import OutboxEvent
 from pytake.realtime.frames import frame_for, required_scope
 from pytake.realtime.registry import Connection, Registry, may_receive
 from pytake.realtime.stats import shared_stats
@@ -102,9 +102,11 @@ async def _replay(
     """Send committed events after `after_id` (live ones may arrive twice: dedupe by `id`)."""
     async with websocket.app.state.session_factory() as session:
         rows = await session.scalars(
-            select(Event)
-            .where(Event.organization_id == principal.organization_id, Event.id > after_id)
-            .order_by(Event.id)
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.organization_id == principal.organization_id, OutboxEvent.id > after_id
+            )
+            .order_by(OutboxEvent.id)
             .limit(REPLAY_LIMIT)
         )
         for row in rows:
@@ -179,9 +181,7 @@ class WsStatsOut(BaseModel):
 
 
 @stats_router.get("/stats", response_model=WsStatsOut)
-async def ws_stats(
-    request: Request, principal: Principal = Depends(current_principal)
-) -> dict[str, Any]:
+async def ws_stats(request: Request, principal: SignedIn) -> dict[str, Any]:
     """WebSocket figures of every serve process (with Redis; else this one's): an org admin's
     organisation, or (super admin) all connections including those not yet authenticated."""
     if not principal.is_org_admin:

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import Session, require_scope
+from pytake.auth.dependencies import DbSession, require_scope
 from pytake.auth.principal import Principal
-from pytake.kit.pagination import Page, PageParams, page_meta, page_params
+from pytake.auth.scopes import Scope
+from pytake.kit.pagination import Page, Paging, page_meta
 from pytake.team import service
 from pytake.team.schemas import TeamCreateIn, TeamMemberIn, TeamOut, TeamUpdateIn
 
 router = APIRouter(prefix="/teams", tags=["teams"])
 
-_read = require_scope("teams:read")
-_write = require_scope("teams:write")
+Reader = Annotated[Principal, Depends(require_scope(Scope.TEAMS_READ))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.TEAMS_WRITE))]
 
 
 async def _out(session: AsyncSession, team: object) -> TeamOut:
@@ -26,9 +28,9 @@ async def _out(session: AsyncSession, team: object) -> TeamOut:
 
 @router.get("", response_model=Page[TeamOut])
 async def list_teams(
-    params: PageParams = Depends(page_params),
-    principal: Principal = Depends(_read),
-    session: AsyncSession = Session,
+    params: Paging,
+    principal: Reader,
+    session: DbSession,
 ) -> Page[TeamOut]:
     """The organisation's teams, by name, with their members."""
     teams, total = await service.list_teams(session, principal, params)
@@ -36,18 +38,14 @@ async def list_teams(
 
 
 @router.post("", status_code=201, response_model=TeamOut)
-async def create_team(
-    body: TeamCreateIn, principal: Principal = Depends(_write), session: AsyncSession = Session
-) -> TeamOut:
+async def create_team(body: TeamCreateIn, principal: Writer, session: DbSession) -> TeamOut:
     """Create a team. Chatbot handoffs (`assign_to: {"team": …}`, `transfer_to_<team>`) route
     conversations to the team of that name."""
     return await _out(session, await service.create_team(session, principal, body))
 
 
 @router.get("/{team_id}", response_model=TeamOut)
-async def get_team(
-    team_id: uuid.UUID, principal: Principal = Depends(_read), session: AsyncSession = Session
-) -> TeamOut:
+async def get_team(team_id: uuid.UUID, principal: Reader, session: DbSession) -> TeamOut:
     return await _out(session, await service.get_team(session, principal, team_id))
 
 
@@ -55,17 +53,15 @@ async def get_team(
 async def update_team(
     team_id: uuid.UUID,
     body: TeamUpdateIn,
-    principal: Principal = Depends(_write),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> TeamOut:
     """Rename a team or change its description."""
     return await _out(session, await service.update_team(session, principal, team_id, body))
 
 
 @router.delete("/{team_id}", status_code=204)
-async def delete_team(
-    team_id: uuid.UUID, principal: Principal = Depends(_write), session: AsyncSession = Session
-) -> Response:
+async def delete_team(team_id: uuid.UUID, principal: Writer, session: DbSession) -> Response:
     """Delete a team; its conversations keep their status and assignee, without a team."""
     await service.delete_team(session, principal, team_id)
     return Response(status_code=204)
@@ -75,8 +71,8 @@ async def delete_team(
 async def add_member(
     team_id: uuid.UUID,
     body: TeamMemberIn,
-    principal: Principal = Depends(_write),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> TeamOut:
     """Add a user of your organisation to the team (adding a member again changes nothing)."""
     team = await service.add_member(session, principal, team_id, body.user_id)
@@ -87,8 +83,8 @@ async def add_member(
 async def remove_member(
     team_id: uuid.UUID,
     user_id: uuid.UUID,
-    principal: Principal = Depends(_write),
-    session: AsyncSession = Session,
+    principal: Writer,
+    session: DbSession,
 ) -> Response:
     await service.remove_member(session, principal, team_id, user_id)
     return Response(status_code=204)

@@ -37,7 +37,7 @@ from pytake.kit.net_guard import check_target
 from pytake.kit.ssrf import UnsafeUrl
 from pytake.kit.tasks import run_uncancelled
 from pytake.models.base import utcnow
-from pytake.models.event import Event
+from pytake.models.event import OutboxEvent
 from pytake.models.webhook import WebhookDelivery, WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def sign(secret: str, body: bytes) -> str:
 
 
 @dataclass
-class Job:
+class DeliveryJob:
     id: uuid.UUID
     event_type: str
     attempts: int
@@ -66,8 +66,8 @@ class Job:
 
 
 @dataclass
-class Outcome:
-    job: Job
+class DeliveryOutcome:
+    job: DeliveryJob
     at: datetime
     ok: bool
     response_status: int | None = None
@@ -154,11 +154,11 @@ class WebhookDeliveryLoop:
             and_(WebhookDelivery.status == "delivering", WebhookDelivery.claimed_until < now),
         )
 
-    async def _claim(self) -> list[Job]:
+    async def _claim(self) -> list[DeliveryJob]:
         """Claim a batch of due deliveries; a cancel meanwhile gives them back."""
         return await run_uncancelled(self._claim_batch(), self._give_back)
 
-    async def _give_back(self, jobs: list[Job]) -> None:
+    async def _give_back(self, jobs: list[DeliveryJob]) -> None:
         if not jobs:
             return
         async with unit_of_work(self._factory) as session:
@@ -176,7 +176,7 @@ class WebhookDeliveryLoop:
                 .execution_options(synchronize_session=False)
             )
 
-    async def _claim_batch(self) -> list[Job]:
+    async def _claim_batch(self) -> list[DeliveryJob]:
         now = utcnow()
         due = (
             select(WebhookDelivery.id)
@@ -213,7 +213,7 @@ class WebhookDeliveryLoop:
                 return []
             return await self._load_jobs(session, ids)
 
-    async def _load_jobs(self, session: AsyncSession, ids: list[uuid.UUID]) -> list[Job]:
+    async def _load_jobs(self, session: AsyncSession, ids: list[uuid.UUID]) -> list[DeliveryJob]:
         rows = await session.execute(
             select(
                 WebhookDelivery.id,
@@ -226,11 +226,11 @@ class WebhookDeliveryLoop:
                 WebhookEndpoint.url,
                 WebhookEndpoint.secret_encrypted,
                 WebhookEndpoint.is_active,
-                Event.payload,
-                Event.created_at,
+                OutboxEvent.payload,
+                OutboxEvent.created_at,
             )
             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .outerjoin(Event, Event.id == WebhookDelivery.event_id)
+            .outerjoin(OutboxEvent, OutboxEvent.id == WebhookDelivery.event_id)
             .where(WebhookDelivery.id.in_(ids))
         )
         jobs = []
@@ -242,12 +242,14 @@ class WebhookDeliveryLoop:
                 "data": r[10],
             }
             body = orjson.dumps(document)
-            jobs.append(Job(r[0], r[1], r[2], r[6], r[7], r[8], r[9], body, list(r[5] or [])))
+            jobs.append(
+                DeliveryJob(r[0], r[1], r[2], r[6], r[7], r[8], r[9], body, list(r[5] or []))
+            )
         return jobs
 
     # --- sending -----------------------------------------------------------------------------
 
-    async def _attempt_all(self, jobs: list[Job]) -> list[Outcome]:
+    async def _attempt_all(self, jobs: list[DeliveryJob]) -> list[DeliveryOutcome]:
         """Every job's outcome. Cancelled meanwhile (a stop's grace ran out), the answers
         already in are recorded, shielded from the cancel; the rest keep their lease."""
         attempts = [asyncio.ensure_future(self._attempt(job)) for job in jobs]
@@ -264,14 +266,14 @@ class WebhookDeliveryLoop:
                 await asyncio.shield(self._record(answered))
             raise
 
-    async def _attempt(self, job: Job) -> Outcome:
+    async def _attempt(self, job: DeliveryJob) -> DeliveryOutcome:
         at = utcnow()
         if not job.endpoint_active and job.event_type != "ping":
-            return Outcome(job, at, False, error="endpoint is disabled")
+            return DeliveryOutcome(job, at, False, error="endpoint is disabled")
         try:
             secret = self._secret(job.secret_encrypted)
         except SecretUnreadable:
-            return Outcome(job, at, False, error="signing secret cannot be decrypted")
+            return DeliveryOutcome(job, at, False, error="signing secret cannot be decrypted")
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "PyTake-Webhooks/1.0",
@@ -283,7 +285,7 @@ class WebhookDeliveryLoop:
         async with self._semaphore:
             if not self._claiming:
                 # Stopping: what has not started yet is given back, not sent during the grace.
-                return Outcome(job, at, False, attempted=False)
+                return DeliveryOutcome(job, at, False, attempted=False)
             outcome = await self._post(job, at, headers)
         outcome.duration_ms = round((time.perf_counter() - started) * 1000)
         return outcome
@@ -296,7 +298,9 @@ class WebhookDeliveryLoop:
             secret = self._secrets[encrypted] = secret_box(self._settings).decrypt(encrypted)
         return secret
 
-    async def _post(self, job: Job, at: datetime, headers: dict[str, str]) -> Outcome:
+    async def _post(
+        self, job: DeliveryJob, at: datetime, headers: dict[str, str]
+    ) -> DeliveryOutcome:
         try:
             check_target(job.url, allow_private=self._settings.allow_private_urls)
             async with self._http.post(
@@ -305,21 +309,23 @@ class WebhookDeliveryLoop:
                 raw = await resp.content.read(4096)
                 excerpt = raw.decode("utf-8", "replace")[:EXCERPT_CHARS]
                 ok = 200 <= resp.status < 300
-                return Outcome(
+                return DeliveryOutcome(
                     job, at, ok, resp.status, excerpt, error=None if ok else "HTTP error"
                 )
         except TimeoutError:
-            return Outcome(job, at, False, error="timed out")
+            return DeliveryOutcome(job, at, False, error="timed out")
         except UnsafeUrl as exc:
-            return Outcome(job, at, False, error=f"refused by the SSRF guard: {exc}")
+            return DeliveryOutcome(job, at, False, error=f"refused by the SSRF guard: {exc}")
         except aiohttp.ClientConnectorDNSError as exc:
-            return Outcome(job, at, False, error=f"address refused or unresolvable: {exc}"[:500])
+            return DeliveryOutcome(
+                job, at, False, error=f"address refused or unresolvable: {exc}"[:500]
+            )
         except (aiohttp.ClientError, OSError) as exc:
-            return Outcome(job, at, False, error=f"{type(exc).__name__}: {exc}"[:500])
+            return DeliveryOutcome(job, at, False, error=f"{type(exc).__name__}: {exc}"[:500])
 
     # --- recording ---------------------------------------------------------------------------
 
-    async def _record(self, outcomes: list[Outcome]) -> None:
+    async def _record(self, outcomes: list[DeliveryOutcome]) -> None:
         await self._give_back([o.job for o in outcomes if not o.attempted])
         outcomes = [o for o in outcomes if o.attempted]
         if not outcomes:
@@ -331,7 +337,7 @@ class WebhookDeliveryLoop:
             await self._track_endpoint_health(session, outcomes)
         self.delivered += sum(1 for o in outcomes if o.ok)
 
-    def _outcome_row(self, o: Outcome) -> dict[str, Any]:
+    def _outcome_row(self, o: DeliveryOutcome) -> dict[str, Any]:
         entry = {
             "at": iso(o.at),
             "response_status": o.response_status,
@@ -359,7 +365,9 @@ class WebhookDeliveryLoop:
             row.update(status="failed")
         return row
 
-    async def _track_endpoint_health(self, session: AsyncSession, outcomes: list[Outcome]) -> None:
+    async def _track_endpoint_health(
+        self, session: AsyncSession, outcomes: list[DeliveryOutcome]
+    ) -> None:
         """Clear an endpoint's failure streak on success; disable it after a day of failures."""
         now = utcnow()
         succeeded = {o.job.endpoint_id for o in outcomes if o.ok}

@@ -38,7 +38,7 @@ from pytake.kit.ssrf import UnsafeUrl
 from pytake.kit.tasks import run_uncancelled, sleep_until_woken
 from pytake.media.outbound import OutboundMedia, uses_stored_media
 from pytake.message.sending import queue
-from pytake.message.sending.queue import Job, Outcome, RetryPolicy
+from pytake.message.sending.queue import RetryPolicy, SendJob, SendOutcome
 from pytake.models import WhatsAppConfig
 from pytake.models.base import utcnow
 from pytake.whatsapp.provider import ProviderError, WhatsAppProvider
@@ -148,7 +148,7 @@ def _unusable(reason: str) -> ProviderError:
     return ProviderError(reason, retryable=False, kind="not_supported", details=reason)
 
 
-async def send_one(providers: ProviderCache, job: Job) -> Outcome:
+async def send_one(providers: ProviderCache, job: SendJob) -> SendOutcome:
     """Send one job; a provider failure becomes the outcome, it is not raised."""
     try:
         provider = await providers.get(job.channel_id)
@@ -159,15 +159,17 @@ async def send_one(providers: ProviderCache, job: Job) -> Outcome:
             )
         result = await provider.send(outbound)
     except ProviderError as exc:
-        return Outcome(job, error=exc)
-    return Outcome(job, result=result, at=utcnow())
+        return SendOutcome(job, error=exc)
+    return SendOutcome(job, result=result, at=utcnow())
 
 
-async def send_jobs(providers: ProviderCache, jobs: list[Job], concurrency: int) -> list[Outcome]:
+async def send_jobs(
+    providers: ProviderCache, jobs: list[SendJob], concurrency: int
+) -> list[SendOutcome]:
     """Send every job (at most `concurrency` at once); failures become outcomes, not raises."""
     limit = asyncio.Semaphore(concurrency)
 
-    async def one(job: Job) -> Outcome:
+    async def one(job: SendJob) -> SendOutcome:
         async with limit:
             return await send_one(providers, job)
 
@@ -210,20 +212,20 @@ class Dispatcher:
         async with self.factory() as session:
             return await queue.next_due_in(session)
 
-    async def claim(self, limit: int) -> list[Job]:
+    async def claim(self, limit: int) -> list[SendJob]:
         """Claim up to `limit` due messages; a cancel meanwhile gives them back."""
         return await run_uncancelled(self._claim(limit), self._give_back)
 
-    async def _claim(self, limit: int) -> list[Job]:
+    async def _claim(self, limit: int) -> list[SendJob]:
         async with unit_of_work(self.factory) as session:
             return await queue.claim_due(session, self.worker, limit)
 
-    async def _give_back(self, jobs: list[Job]) -> None:
+    async def _give_back(self, jobs: list[SendJob]) -> None:
         if jobs:
             async with unit_of_work(self.factory) as session:
                 await queue.release_claims(session, self.worker, [job.id for job in jobs])
 
-    async def record(self, outcomes: list[Outcome]) -> None:
+    async def record(self, outcomes: list[SendOutcome]) -> None:
         """Write a batch of outcomes in one transaction."""
         async with unit_of_work(self.factory) as session:
             await queue.record_outcomes(session, self.worker, outcomes, self.policy)
@@ -285,7 +287,7 @@ class _Drain:
         self.claim_at = max(1, min(tuning.batch_size, tuning.concurrency // 4))
         self.flush_at = tuning.batch_size
         self.tasks: set[asyncio.Task[None]] = set()
-        self.done: list[Outcome] = []
+        self.done: list[SendOutcome] = []
         self.writing: set[asyncio.Future[None]] = set()
         self.progress = asyncio.Event()
         self.short_claim_at: float | None = None
@@ -339,12 +341,12 @@ class _Drain:
             or time.monotonic() - self.last_flush >= self.d.tuning.flush_seconds
         )
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: SendJob) -> None:
         task = asyncio.create_task(self._send(job))
         self.tasks.add(task)
         task.add_done_callback(self._finished)
 
-    async def _send(self, job: Job) -> None:
+    async def _send(self, job: SendJob) -> None:
         try:
             outcome = await send_one(self.d.providers, job)
         except Exception:
@@ -390,7 +392,7 @@ class _Drain:
         # before the drain reports itself stopped, so no answer is still in the air.
         await asyncio.gather(*self.writing, return_exceptions=True)
 
-    def _write(self, batch: list[Outcome]) -> None:
+    def _write(self, batch: list[SendOutcome]) -> None:
         # Its own task, not cancelled with the drain: a cancel must not roll back answers
         # already received.
         write = asyncio.ensure_future(self.d.record(batch))
@@ -404,7 +406,7 @@ class _Drain:
         self.progress.set()
 
 
-async def record_events(session: AsyncSession, outcomes: list[Outcome]) -> None:
+async def record_events(session: AsyncSession, outcomes: list[SendOutcome]) -> None:
     """message.sent / message.failed for each settled outcome, in the outcomes' transaction
     (one batch of inserts however many outcomes)."""
     await record_many(
@@ -412,7 +414,7 @@ async def record_events(session: AsyncSession, outcomes: list[Outcome]) -> None:
     )
 
 
-def _outcome_event(outcome: Outcome) -> DomainEvent:
+def _outcome_event(outcome: SendOutcome) -> DomainEvent:
     job = outcome.job
     return message_status(
         job.organization_id,

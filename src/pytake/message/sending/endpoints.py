@@ -6,10 +6,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.dependencies import SCOPE_CHECKS, Session, current_principal, require_scope
+from pytake.auth.dependencies import (
+    SCOPE_CHECKS,
+    DbSession,
+    SignedIn,
+    require_scope,
+)
 from pytake.auth.principal import Principal
+from pytake.auth.scopes import Scope
 from pytake.errors import PermissionDenied
 from pytake.kit.responses import FastJSONResponse
 from pytake.message.sending import service, views
@@ -26,6 +31,8 @@ from pytake.message.sending.schemas import (
 )
 
 router = APIRouter(prefix="/messages", tags=["messages"])
+
+MessagesSend = Annotated[Principal, Depends(require_scope(Scope.MESSAGES_SEND))]
 legacy_router = APIRouter(prefix="/whatsapp", tags=["whatsapp"])
 
 SEND_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -65,7 +72,7 @@ IdempotencyHeader = Annotated[
 ]
 
 
-async def can_read_messages(principal: Principal = Depends(current_principal)) -> Principal:
+async def can_read_messages(principal: SignedIn) -> Principal:
     """`messages:read`, or `messages:send` (a sender may follow what it sent)."""
     if not (principal.can("messages:read") or principal.can("messages:send")):
         raise PermissionDenied("This credential lacks the 'messages:read' scope")
@@ -79,8 +86,8 @@ SCOPE_CHECKS[can_read_messages] = "messages:read"
 async def send_message(
     request: Request,
     body: SendMessageIn,
+    principal: MessagesSend,
     idempotency_key: IdempotencyHeader = None,
-    principal: Principal = Depends(require_scope("messages:send")),
 ) -> FastJSONResponse:
     """Send a message of any type; `{{variables}}` are filled from `variables` and the contact."""
     ctx = sending_context(request.app.state)
@@ -98,8 +105,8 @@ def send_response(receipt: SendReceipt) -> FastJSONResponse:
 @router.get("/{message_id}", response_model=MessageOut)
 async def get_message(
     message_id: uuid.UUID,
+    session: DbSession,
     principal: Principal = Depends(can_read_messages),
-    session: AsyncSession = Session,
 ) -> MessageOut:
     """A message and its delivery status (`sent_at`, `delivered_at`, `read_at`, `failed_at`)."""
     message = await views.get_message(session, principal, message_id)
@@ -132,7 +139,7 @@ async def get_message(
 async def legacy_send(
     request: Request,
     body: LegacySendIn,
-    principal: Principal = Depends(require_scope("messages:send")),
+    principal: MessagesSend,
 ) -> FastJSONResponse:
     """Send a text or a template; `instance_name` picks a number by name (`default`: default)."""
     ctx = sending_context(request.app.state)

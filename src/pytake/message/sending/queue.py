@@ -41,7 +41,7 @@ _RETURNED = (
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
+class SendJob:
     """A claimed message: everything needed to send it."""
 
     id: uuid.UUID
@@ -66,10 +66,10 @@ class Job:
 
 
 @dataclass(slots=True)
-class Outcome:
+class SendOutcome:
     """What happened to one job: accepted (`result`) or an error."""
 
-    job: Job
+    job: SendJob
     result: SendResult | None = None
     error: ProviderError | None = None
     # When the provider accepted it (sent_at), which may be a moment before it is written.
@@ -95,8 +95,8 @@ class RetryPolicy:
         return random.uniform(ceiling / 2, ceiling)
 
 
-def _job(row: Any) -> Job:
-    return Job(
+def _job(row: Any) -> SendJob:
+    return SendJob(
         row.id,
         row.organization_id,
         row.conversation_id,
@@ -112,7 +112,7 @@ def _job(row: Any) -> Job:
 
 async def claim_due(
     session: AsyncSession, worker: str, limit: int, now: datetime | None = None
-) -> list[Job]:
+) -> list[SendJob]:
     """Claim up to `limit` due queued messages (SKIP LOCKED on PostgreSQL: workers never
     claim the same row; SQLite has one writer, so the single UPDATE is already exclusive)."""
     stmt = statement(session, "sending.claim_due", lambda: _claim_stmt(session))
@@ -169,7 +169,7 @@ async def release_claims(session: AsyncSession, worker: str, ids: list[uuid.UUID
     )
 
 
-async def claim_one(session: AsyncSession, worker: str, message_id: uuid.UUID) -> Job | None:
+async def claim_one(session: AsyncSession, worker: str, message_id: uuid.UUID) -> SendJob | None:
     """Claim one queued message by id (the API sends what it just queued); None if taken."""
     m = messages.c
     stmt = (
@@ -294,7 +294,7 @@ def error_fields(error: ProviderError) -> dict[str, Any]:
     return {"b_code": code, "b_title": title, "b_details": details}
 
 
-def _classify(outcome: Outcome, policy: RetryPolicy) -> str:
+def _classify(outcome: SendOutcome, policy: RetryPolicy) -> str:
     error = outcome.error
     if error is None:
         return "sent"
@@ -314,7 +314,7 @@ def _never_reached(error: ProviderError) -> bool:
 
 
 async def record_outcomes(
-    session: AsyncSession, worker: str, outcomes: list[Outcome], policy: RetryPolicy
+    session: AsyncSession, worker: str, outcomes: list[SendOutcome], policy: RetryPolicy
 ) -> None:
     """Write a batch of outcomes (one UPDATE per kind) and apply statuses that came early."""
     now = utcnow()
@@ -383,7 +383,7 @@ async def _write_sent_pg(
     )
 
 
-async def _apply_early_statuses(session: AsyncSession, outcomes: list[Outcome]) -> None:
+async def _apply_early_statuses(session: AsyncSession, outcomes: list[SendOutcome]) -> None:
     by_channel: dict[uuid.UUID, list[str]] = defaultdict(list)
     for outcome in outcomes:
         if outcome.status == "sent" and outcome.result and outcome.job.channel_id:

@@ -89,7 +89,7 @@ async def _deliver(ctx: SendingContext, message: Message) -> SendReceipt:
     return receipt_for(message)
 
 
-async def _send_and_record(ctx: SendingContext, job: queue.Job) -> queue.Outcome | None:
+async def _send_and_record(ctx: SendingContext, job: queue.SendJob) -> queue.SendOutcome | None:
     try:
         outcomes = await send_jobs(ctx.providers, [job], 1)
         async with unit_of_work(ctx.factory) as session:

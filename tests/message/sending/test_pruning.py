@@ -13,7 +13,7 @@ from pytake.db import unit_of_work
 from pytake.message.sending.pruning import IdempotencyPruner
 from pytake.models import IdempotencyKey
 from pytake.models.base import utcnow
-from tests.sending.support import Shop, new_customer
+from tests.message.sending.support import Shop, new_customer
 
 DAY = 24 * 3600.0
 

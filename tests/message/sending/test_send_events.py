@@ -9,17 +9,20 @@ import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pytake.models.event import Event
+from pytake.models.event import OutboxEvent
 from tests.conftest import add_user
-from tests.sending.support import Shop, eventually, new_customer
+from tests.message.sending.support import Shop, eventually, new_customer
 
 
-async def _event_types(app: FastAPI, shop: Shop, kind: str) -> list[Event]:
+async def _event_types(app: FastAPI, shop: Shop, kind: str) -> list[OutboxEvent]:
     async with app.state.session_factory() as session:
         rows = await session.scalars(
-            select(Event)
-            .where(Event.organization_id == uuid.UUID(shop.org.id), Event.type.like(kind + "%"))
-            .order_by(Event.id)
+            select(OutboxEvent)
+            .where(
+                OutboxEvent.organization_id == uuid.UUID(shop.org.id),
+                OutboxEvent.type.like(kind + "%"),
+            )
+            .order_by(OutboxEvent.id)
         )
         return list(rows)
 
@@ -157,7 +160,7 @@ async def test_each_event_type_has_one_shape_whoever_records_it(
     )
     assert made.status_code == 201, made.text
 
-    async def delivered() -> list[Event]:
+    async def delivered() -> list[OutboxEvent]:
         return await _event_types(send_app, shop, "message.delivered")
 
     await eventually(delivered)

@@ -23,7 +23,7 @@ from pytake.message.statuses import apply_statuses
 from pytake.models import Message, PendingStatus
 from pytake.models.base import utcnow
 from pytake.whatsapp.events import StatusUpdate
-from tests.sending.support import (
+from tests.message.sending.support import (
     TEST_TUNING,
     Shop,
     eventually,
@@ -35,7 +35,7 @@ from tests.sending.support import (
     sim_counts,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.skipif(
@@ -100,7 +100,7 @@ async def test_worker_killed_mid_batch_loses_and_duplicates_nothing(
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "tests.sending.worker_process",
+                "tests.message.sending.worker_process",
                 settings.database_url,
                 settings.meta_graph_url,
                 settings.secret_key,

@@ -1,6 +1,6 @@
 """A dispatcher in its own process, for the test that kills a worker mid-batch.
 
-Usage: python -m tests.sending.worker_process <database_url> <graph_url> <secret_key> <namespace>
+Usage: python -m tests.message.sending.worker_process <database_url> <graph_url> <secret_key> <namespace>
 
 `namespace` is the test run's `redis_namespace`: whatever this process would put on Redis
 (the events channel) stays within the run, never on the default channel other runs share.

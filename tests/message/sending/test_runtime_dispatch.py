@@ -15,7 +15,7 @@ from pytake.whatsapp.simulator import Simulator, SimulatorSettings
 from tests.channel.support import create_official
 from tests.conftest import TEST_REDIS_URL, client_for, register_org
 from tests.events.helpers import running_app, serving
-from tests.sending.support import TEST_TUNING, eventually, new_customer, sent_with_callback
+from tests.message.sending.support import TEST_TUNING, eventually, new_customer, sent_with_callback
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.sending.support import Shop, eventually, new_customer, sent_with_callback
+from tests.message.sending.support import Shop, eventually, new_customer, sent_with_callback
 
 # type → (request object, the object the Graph API must receive)
 CASES: dict[str, tuple[Any, Any]] = {
