@@ -1,4 +1,4 @@
-import { Alert, Anchor, Badge, Button, Group, Paper, Stack, TagsInput, Text, TextInput, Title } from "@mantine/core";
+import { Anchor, Badge, Button, Group, Paper, Stack, TagsInput, Text, TextInput, Title } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useState } from "react";
 import { useTranslation } from "react-i18next";
@@ -6,6 +6,7 @@ import { Link, useNavigate, useParams } from "react-router";
 
 import { api, unwrap } from "../../api/client";
 import { ApiError } from "../../api/errors";
+import { FormError } from "../../components/FormModal";
 import { confirmed } from "../../lib/confirm";
 
 interface Form {
@@ -106,11 +107,7 @@ export function ContactEditor() {
           noValidate
         >
           <Stack>
-            {error && !error.details.length && (
-              <Alert color="red" role="alert">
-                {error.message}
-              </Alert>
-            )}
+            <FormError error={error} />
             <TextInput
               label={t("contacts.number")}
               description={t("contacts.numberHint")}

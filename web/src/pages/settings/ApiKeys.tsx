@@ -1,10 +1,11 @@
-import { Alert, Button, Checkbox, Code, CopyButton, Group, Modal, SimpleGrid, Stack, Table, Text, TextInput } from "@mantine/core";
+import { Alert, Button, Checkbox, Code, CopyButton, Group, SimpleGrid, Stack, Table, Text, TextInput } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { api, unwrap } from "../../api/client";
 import { ApiError } from "../../api/errors";
+import { FormModal } from "../../components/FormModal";
 import type { Schemas } from "../../api/types";
 import { confirmed } from "../../lib/confirm";
 import { formatDate } from "../../lib/format";
@@ -107,19 +108,7 @@ export function ApiKeys() {
           </Table>
         </Table.ScrollContainer>
       )}
-      <Modal closeButtonProps={{ "aria-label": t("app.close") }} opened={opened} onClose={() => setOpened(false)} title={t("settings.keys.create")} size="lg">
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            create.mutate();
-          }}
-        >
-          <Stack>
-            {error && !error.details.length && (
-              <Alert color="red" role="alert">
-                {error.message}
-              </Alert>
-            )}
+      <FormModal opened={opened} onClose={() => setOpened(false)} title={t("settings.keys.create")} size="lg" error={error} onSubmit={() => create.mutate()}>
             <TextInput
               label={t("settings.name")}
               value={name}
@@ -147,9 +136,7 @@ export function ApiKeys() {
                 {t("settings.keys.create")}
               </Button>
             </Group>
-          </Stack>
-        </form>
-      </Modal>
+      </FormModal>
     </Stack>
   );
 }

@@ -1,10 +1,11 @@
-import { Alert, Badge, Button, Group, Modal, PasswordInput, SegmentedControl, Stack, Table, Text, TextInput } from "@mantine/core";
+import { Badge, Button, Group, PasswordInput, SegmentedControl, Stack, Table, Text, TextInput } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { api, unwrap } from "../../api/client";
 import { ApiError } from "../../api/errors";
+import { FormModal } from "../../components/FormModal";
 import type { Schemas } from "../../api/types";
 import { QrCodeModal } from "./QrCode";
 
@@ -103,19 +104,7 @@ export function Numbers() {
         </Table.ScrollContainer>
       )}
       {scanning && <QrCodeModal config={scanning} onClose={() => setScanning(null)} />}
-      <Modal closeButtonProps={{ "aria-label": t("app.close") }} opened={opened} onClose={() => setOpened(false)} title={t("settings.numbers.add")} size="lg">
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            create.mutate();
-          }}
-        >
-          <Stack>
-            {error && !error.details.length && (
-              <Alert color="red" role="alert">
-                {error.message}
-              </Alert>
-            )}
+      <FormModal opened={opened} onClose={() => setOpened(false)} title={t("settings.numbers.add")} size="lg" error={error} onSubmit={() => create.mutate()}>
             <SegmentedControl
               aria-label={t("settings.numbers.provider")}
               value={provider}
@@ -156,9 +145,7 @@ export function Numbers() {
                 {t("settings.numbers.add")}
               </Button>
             </Group>
-          </Stack>
-        </form>
-      </Modal>
+      </FormModal>
     </Stack>
   );
 }

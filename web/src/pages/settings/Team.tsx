@@ -1,10 +1,11 @@
-import { Alert, Badge, Button, Group, Modal, PasswordInput, Select, Stack, Table, Text, TextInput } from "@mantine/core";
+import { Alert, Badge, Button, Group, PasswordInput, Select, Stack, Table, Text, TextInput } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
 
 import { api, unwrap } from "../../api/client";
 import { ApiError } from "../../api/errors";
+import { FormModal } from "../../components/FormModal";
 import type { Schemas } from "../../api/types";
 
 type Role = NonNullable<Schemas["UserCreateIn"]["role"]>;
@@ -113,19 +114,7 @@ export function Team() {
           </Table>
         </Table.ScrollContainer>
       )}
-      <Modal closeButtonProps={{ "aria-label": t("app.close") }} opened={opened} onClose={() => setOpened(false)} title={t("settings.users.invite")}>
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            create.mutate();
-          }}
-        >
-          <Stack>
-            {error && !error.details.length && (
-              <Alert color="red" role="alert">
-                {error.message}
-              </Alert>
-            )}
+      <FormModal opened={opened} onClose={() => setOpened(false)} title={t("settings.users.invite")} error={error} onSubmit={() => create.mutate()}>
             <TextInput
               label={t("settings.name")}
               value={form.full_name}
@@ -163,9 +152,7 @@ export function Team() {
                 {t("settings.users.invite")}
               </Button>
             </Group>
-          </Stack>
-        </form>
-      </Modal>
+      </FormModal>
     </Stack>
   );
 }

@@ -1,4 +1,4 @@
-import { Alert, Anchor, Badge, Button, Checkbox, Code, CopyButton, Group, Modal, SimpleGrid, Stack, Table, Text, TextInput, Title } from "@mantine/core";
+import { Alert, Anchor, Badge, Button, Checkbox, Code, CopyButton, Group, SimpleGrid, Stack, Table, Text, TextInput, Title } from "@mantine/core";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
@@ -6,6 +6,7 @@ import { Link, Route, Routes, useParams } from "react-router";
 
 import { api, unwrap } from "../../api/client";
 import { ApiError } from "../../api/errors";
+import { FormModal } from "../../components/FormModal";
 import type { Schemas } from "../../api/types";
 import { confirmed } from "../../lib/confirm";
 import { formatDate } from "../../lib/format";
@@ -138,19 +139,7 @@ function WebhookList() {
           </Table>
         </Table.ScrollContainer>
       )}
-      <Modal closeButtonProps={{ "aria-label": t("app.close") }} opened={opened} onClose={() => setOpened(false)} title={t("settings.hooks.create")} size="lg">
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            create.mutate();
-          }}
-        >
-          <Stack>
-            {error && !error.details.length && (
-              <Alert color="red" role="alert">
-                {error.message}
-              </Alert>
-            )}
+      <FormModal opened={opened} onClose={() => setOpened(false)} title={t("settings.hooks.create")} size="lg" error={error} onSubmit={() => create.mutate()}>
             <TextInput
               label={t("settings.hooks.url")}
               type="url"
@@ -180,9 +169,7 @@ function WebhookList() {
                 {t("settings.hooks.create")}
               </Button>
             </Group>
-          </Stack>
-        </form>
-      </Modal>
+      </FormModal>
     </Stack>
   );
 }
