@@ -159,3 +159,50 @@ async def test_with_the_window_closed_the_reply_box_offers_templates(console: Co
     await send.click()
     log = page.get_by_role("log", name="Messages")
     await log.locator("[data-direction=outbound]").nth(1).wait_for()
+
+
+def _png(width: int = 8, height: int = 6) -> bytes:
+    """A real (tiny, red) PNG, so the browser decodes what PyTake serves."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
+async def test_a_customers_photo_shows_in_the_conversation(console: Console) -> None:
+    page = console.page
+    await console.sign_in()
+    await page.wait_for_url("**/app/inbox")
+    phone = await page.context.new_page()
+    await phone.goto(console.server.sim_url + "/")
+    await phone.locator("#customer").fill(_customer())
+    await phone.locator("#name").fill("Carla Photo")
+    await phone.locator("#text").fill("my receipt")  # the caption
+    await phone.locator("#file").set_input_files(
+        files=[{"name": "receipt.png", "mimeType": "image/png", "buffer": _png()}]
+    )
+    await phone.locator("#thread .msg.in", has_text="my receipt").wait_for()
+
+    conversations = page.get_by_role("navigation", name="Conversations")
+    await conversations.get_by_role("link", name=re.compile("Carla Photo")).click()
+    log = page.get_by_role("log", name="Messages")
+    # Fetched from the provider by the media job, then shown through a signed URL.
+    image = log.get_by_role("img", name="my receipt")
+    await image.wait_for()
+    deadline = time.monotonic() + 20
+    while await image.evaluate("img => img.naturalWidth") == 0:
+        assert time.monotonic() < deadline, "the image never loaded"
+        await asyncio.sleep(0.2)
+    assert await image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [8, 6]
+    await console.screenshot("inbox-photo")

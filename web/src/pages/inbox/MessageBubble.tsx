@@ -15,6 +15,7 @@ import { useTranslation } from "react-i18next";
 
 import { failureReason, shownContent, ticksOf, type Message, type Ticks } from "../../lib/messages";
 import classes from "./inbox.module.css";
+import { MediaPreview } from "./MediaPreview";
 
 const MEDIA_ICONS = {
   image: IconPhoto,
@@ -66,6 +67,7 @@ function Body({ message }: { message: Message }) {
             {shown.filename ?? t(`inbox.media.${type}`)}
           </Text>
         </Group>
+        {message.media && <MediaPreview media={message.media} type={type} />}
         {shown.text && <Text size="sm">{shown.text}</Text>}
       </Stack>
     );
