@@ -15,11 +15,10 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pytake.auth.dependencies import Session
+from pytake.auth.dependencies import DbSession
 from pytake.config import Settings
 from pytake.errors import PermissionDenied, PyTakeError, render
 from pytake.message import receive
@@ -69,7 +68,7 @@ def _settings(request: Request) -> Settings:
     response_class=PlainTextResponse,
     responses={403: {"description": "hub.verify_token matches no configuration"}},
 )
-async def meta_verify(request: Request, session: AsyncSession = Session) -> PlainTextResponse:
+async def meta_verify(request: Request, session: DbSession) -> PlainTextResponse:
     """Meta's subscription handshake: echo `hub.challenge` when `hub.verify_token` is known."""
     answer = await receive.meta_challenge(session, request.query_params)
     if answer is None:
@@ -103,7 +102,7 @@ async def meta_webhook(request: Request) -> WebhookAck:
 
 @router.post("/webhook/evolution/{config_id}", response_model=WebhookAck, responses=_BODY_DOC)
 async def evolution_webhook(
-    config_id: uuid.UUID, request: Request, session: AsyncSession = Session
+    config_id: uuid.UUID, request: Request, session: DbSession
 ) -> WebhookAck:
     """Evolution API events for one configuration, authenticated by the
     `X-PyTake-Webhook-Secret` header PyTake registers with `webhook/set`."""
