@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import client_for, register_org
+from tests.events.helpers import running_app
 
 
 async def test_health(client: httpx.AsyncClient) -> None:
@@ -83,12 +84,15 @@ def test_serve_offers_no_websocket_compression_unless_asked() -> None:
     reason="SQLite has no server to close connections",
 )
 async def test_connections_the_server_closed_are_replaced_before_use(
-    start_app, make_settings, fresh_database_url: str
+    make_settings, fresh_database_url: str
 ) -> None:  # type: ignore[no-untyped-def]
     """After PostgreSQL drops the pool's connections (a restart, an idle timeout), the next
     requests get fresh ones instead of failing."""
-    app = await start_app(make_settings(database_url=fresh_database_url))
-    async with client_for(app) as client:
+    # An app of this test only: it must close its pool before its database is dropped (a
+    # session app would still hold the replacement connections then).
+    async with running_app(make_settings(database_url=fresh_database_url)) as app, client_for(
+        app
+    ) as client:
         org = await register_org(client)
         # Fill the pool with several idle connections.
         pages = [client.get("/v1/contacts", headers=org.headers) for _ in range(5)]
