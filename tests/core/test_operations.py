@@ -90,9 +90,10 @@ async def test_connections_the_server_closed_are_replaced_before_use(
     requests get fresh ones instead of failing."""
     # An app of this test only: it must close its pool before its database is dropped (a
     # session app would still hold the replacement connections then).
-    async with running_app(make_settings(database_url=fresh_database_url)) as app, client_for(
-        app
-    ) as client:
+    async with (
+        running_app(make_settings(database_url=fresh_database_url)) as app,
+        client_for(app) as client,
+    ):
         org = await register_org(client)
         # Fill the pool with several idle connections.
         pages = [client.get("/v1/contacts", headers=org.headers) for _ in range(5)]
