@@ -163,3 +163,50 @@ async def test_odd_multipart_headers_never_give_a_500(http: httpx.AsyncClient, s
     ):
         answer = await upload(http, shop, b"\xff\xd8\xff data", mime, name)
         assert answer.status_code < 500, (name, mime, answer.text)
+
+
+async def test_an_upload_meta_forgot_is_uploaded_again_and_the_send_retried_once(
+    http: httpx.AsyncClient, shop: Shop
+) -> None:
+    data = os.urandom(30_000)
+    stored = await upload(http, shop, data, "image/png", name="chart.png")
+    assert stored.status_code == 201, stored.text
+    media_id = stored.json()["id"]
+    customer = new_customer()
+    await shop.customer_writes(customer)
+
+    async def send() -> httpx.Response:
+        sent = await http.post(
+            "/v1/messages",
+            json={"to": f"+{customer}", "type": "image", "image": {"media_id": media_id}},
+            headers=shop.headers,
+        )
+        assert sent.status_code == 201, sent.text
+        return sent
+
+    await send()
+    [first] = await sent_media(shop, "image")
+    forgotten = first["image"]["id"]
+
+    # Meta deletes the upload well before its 30 days (the business deleted it, or Meta did):
+    # the simulator forgets it through its own Graph API, and a send naming it is refused.
+    async with httpx.AsyncClient() as graph:
+        deleted = await graph.delete(
+            f"{shop.sim.graph_url}/{forgotten}",
+            headers={"Authorization": f"Bearer {shop.number.token}"},
+        )
+    assert deleted.status_code == 200, deleted.text
+    assert forgotten not in shop.sim.state.media
+
+    second = await send()
+    bodies = await sent_media(shop, "image", 2)
+    reuploaded = bodies[1]["image"]["id"]
+    assert reuploaded != forgotten
+    assert shop.sim.state.media[reuploaded][0] == data
+    message = await http.get(f"/v1/messages/{second.json()['id']}", headers=shop.headers)
+    assert message.json()["status"] in ("sent", "delivered", "read"), message.json()
+
+    # The new upload is the one on record: the next send reuses it.
+    await send()
+    bodies = await sent_media(shop, "image", 3)
+    assert bodies[2]["image"]["id"] == reuploaded

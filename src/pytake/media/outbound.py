@@ -26,7 +26,13 @@ from pytake.media.storage import MediaStorage, Staged, build_storage, staging_di
 from pytake.models import Media, MediaUpload
 from pytake.models.base import utcnow
 from pytake.whatsapp.cloud import CloudProvider
-from pytake.whatsapp.provider import MEDIA_TYPES, OutboundMessage, ProviderError, WhatsAppProvider
+from pytake.whatsapp.provider import (
+    MEDIA_TYPES,
+    OutboundMessage,
+    ProviderError,
+    SendResult,
+    WhatsAppProvider,
+)
 
 # Meta keeps an uploaded media id 30 days; a day's margin so a queued send never meets its end.
 UPLOAD_VALID_FOR = timedelta(days=29)
@@ -80,6 +86,15 @@ async def check_media_send(
     return queued
 
 
+def upload_vanished(exc: ProviderError, provider_media_id: str) -> bool:
+    """Whether Meta refused a send because the media id it was given is unknown to it: 131053
+    (media upload error), or an invalid parameter (100, 131009) that names the id we sent."""
+    if exc.code == 131053:
+        return True
+    said = f"{exc.message} {exc.details or ''}"
+    return exc.code in (100, 131009) and bool(provider_media_id) and provider_media_id in said
+
+
 def uses_stored_media(message: OutboundMessage) -> bool:
     return message.type in MEDIA_TYPES and bool(message.content.get(MEDIA_REF))
 
@@ -98,14 +113,36 @@ class OutboundMedia:
             self._storage = build_storage(self.settings)
         return self._storage
 
+    async def send(
+        self,
+        provider: WhatsAppProvider,
+        organization_id: uuid.UUID,
+        channel_id: uuid.UUID,
+        message: OutboundMessage,
+    ) -> SendResult:
+        """Send a message naming a stored file; when Meta no longer knows the id it was
+        uploaded under (deleted or expired before its 30 days), upload again and send once more."""
+        attached = await self.attach(provider, organization_id, channel_id, message)
+        try:
+            return await provider.send(attached)
+        except ProviderError as exc:
+            sent_id = str(attached.content.get("id", ""))
+            if not isinstance(provider, CloudProvider) or not upload_vanished(exc, sent_id):
+                raise
+        attached = await self.attach(provider, organization_id, channel_id, message, fresh=True)
+        return await provider.send(attached)
+
     async def attach(
         self,
         provider: WhatsAppProvider,
         organization_id: uuid.UUID,
         channel_id: uuid.UUID,
         message: OutboundMessage,
+        *,
+        fresh: bool = False,
     ) -> OutboundMessage:
-        """The message with its `media_id` replaced by what the provider takes."""
+        """The message with its `media_id` replaced by what the provider takes (`fresh`: upload
+        to Meta again even when an upload of the file is on record)."""
         content = dict(message.content)
         media_id = _as_uuid(content.pop(MEDIA_REF))
         async with self.factory() as session:
@@ -118,19 +155,20 @@ class OutboundMedia:
                 f"the media to send is {state}", retryable=False, kind="not_supported"
             )
         if isinstance(provider, CloudProvider):
-            content["id"] = await self._uploaded_id(provider, media, channel_id)
+            content["id"] = await self._uploaded_id(provider, media, channel_id, fresh)
         else:
             content["base64"] = await self._base64(media)
             content.setdefault("mime_type", media.mime_type)
         return replace(message, content=content)
 
     async def _uploaded_id(
-        self, provider: CloudProvider, media: Media, channel_id: uuid.UUID
+        self, provider: CloudProvider, media: Media, channel_id: uuid.UUID, fresh: bool
     ) -> str:
-        async with self.factory() as session:
-            upload = await session.get(MediaUpload, (media.id, channel_id))
-        if upload is not None and upload.uploaded_at > utcnow() - UPLOAD_VALID_FOR:
-            return upload.provider_media_id
+        if not fresh:
+            async with self.factory() as session:
+                upload = await session.get(MediaUpload, (media.id, channel_id))
+            if upload is not None and upload.uploaded_at > utcnow() - UPLOAD_VALID_FOR:
+                return upload.provider_media_id
         assert media.storage_key is not None
         async with self._local_file(media.storage_key) as path, _open(path) as file:
             provider_id = await provider.upload_media(

@@ -154,10 +154,11 @@ async def send_one(providers: ProviderCache, job: SendJob) -> SendOutcome:
         provider = await providers.get(job.channel_id)
         outbound = job.outbound()
         if uses_stored_media(outbound) and job.channel_id is not None:
-            outbound = await providers.media.attach(
+            result = await providers.media.send(
                 provider, job.organization_id, job.channel_id, outbound
             )
-        result = await provider.send(outbound)
+        else:
+            result = await provider.send(outbound)
     except ProviderError as exc:
         return SendOutcome(job, error=exc)
     return SendOutcome(job, result=result, at=utcnow())
