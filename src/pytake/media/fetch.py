@@ -188,13 +188,13 @@ class MediaFetchLoop:
         self.tuning = tuning or FetchTuning.from_settings(settings)
         self.staging = staging_dir(settings)
         self.fetched = 0
-        self._stopping = False
+        self.claiming = True
         self._providers: dict[uuid.UUID | None, tuple[float, WhatsAppProvider]] = {}
         self._provider_lock = asyncio.Lock()
 
     def stop_claiming(self) -> None:
         """Claim nothing more; fetches in flight finish (the runner's graceful stop)."""
-        self._stopping = True
+        self.claiming = False
 
     async def run_once(self) -> float | None:
         """Fetch what is due, `concurrency` at a time: a slot freed by a finished fetch is
@@ -207,7 +207,7 @@ class MediaFetchLoop:
         while True:
             free = self.tuning.concurrency - len(in_flight)
             # After a claim found nothing, look again only now and then while fetches finish.
-            if free > 0 and not self._stopping and loop.time() - last_empty >= REFILL_SECONDS:
+            if free > 0 and self.claiming and loop.time() - last_empty >= REFILL_SECONDS:
                 async with unit_of_work(self.factory) as session:
                     claimed = await claim_due(session, free)
                 in_flight.update(asyncio.create_task(self.fetch(item)) for item in claimed)

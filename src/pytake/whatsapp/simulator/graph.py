@@ -307,6 +307,9 @@ class GraphApi:
         if faults.expire_media_urls > 0:
             faults.expire_media_urls -= 1
             return web.Response(status=404, text="URL signature expired")
+        if faults.failing_media_downloads > 0:
+            faults.failing_media_downloads -= 1
+            return web.Response(status=faults.media_download_status, text="Injected failure")
         media_id = request.match_info["media_id"]
         self.state.media_downloads[media_id] = self.state.media_downloads.get(media_id, 0) + 1
         data = media[0]

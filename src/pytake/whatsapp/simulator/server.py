@@ -265,9 +265,11 @@ class Simulator:
         window_mode: str | None = None,
         tamper_media: bool | None = None,
         expire_media_urls: int | None = None,
+        fail_media_downloads: dict[str, Any] | None = None,
     ) -> None:
         """Merge faults; `error` fails the next `count` sends synchronously, `async_error`
-        accepts them and reports `failed` by webhook."""
+        accepts them and reports `failed` by webhook, `fail_media_downloads` answers the next
+        `count` media downloads with `status`."""
         faults = self.state.faults
         if error is not None:
             faults.errors.append(error_fault(error))
@@ -285,6 +287,10 @@ class Simulator:
             faults.tamper_media = bool(tamper_media)
         if expire_media_urls is not None:
             faults.expire_media_urls = int(expire_media_urls)
+        if fail_media_downloads is not None:
+            # {"count": N, "status": 503}: the next N downloads answer that status.
+            faults.failing_media_downloads = int(fail_media_downloads.get("count", 1))
+            faults.media_download_status = int(fail_media_downloads.get("status", 503))
         if window_mode is not None:
             if window_mode not in ("sync", "async"):
                 raise ValueError("window_mode must be sync or async")

@@ -209,6 +209,9 @@ class Faults:
     # answer the next N downloads 404 as an expired lookaside URL does.
     tamper_media: bool = False
     expire_media_urls: int = 0
+    # Answer the next N downloads with this HTTP status (a CDN's 5xx, or a permanent 4xx).
+    failing_media_downloads: int = 0
+    media_download_status: int = 503
 
     def take(self, pool: list[ErrorFault], provider: str, channel: str) -> ErrorFault | None:
         """Consume one matching fault from `pool`."""
