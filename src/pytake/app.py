@@ -36,14 +36,14 @@ from pytake.message.webhooks import MetaWebhookFastPath
 from pytake.migrate import upgrade_to_head
 from pytake.observability import ObservabilityMiddleware, request_id_var
 from pytake.openapi import install_openapi
-from pytake.ratelimit import RateLimiter
+from pytake.ratelimit import STATE_KEY, RateLimiter
 from pytake.request_guard import RequestGuard
 from pytake.routing import (
     CONTACT_IMPORT_PATH,
     MEDIA_UPLOAD_PATH,
     META_WEBHOOK_PATH,
     PROVIDER_WEBHOOKS_PREFIX,
-    count_unrouted,
+    count_before_route,
     include_routers,
 )
 from pytake.worker.runtime import provider_session, redis_check, start_for_app, stop_for_app
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             MEDIA_UPLOAD_PATH: settings.max_media_upload_bytes,
         },
         exempt_prefixes=(PROVIDER_WEBHOOKS_PREFIX,),
+        count=count_before_route,
     )
     # Added before the observability middleware so that it runs inside it.
     app.add_middleware(MetaWebhookFastPath, path=META_WEBHOOK_PATH)
@@ -135,6 +136,19 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+async def _count_if_uncounted(request: Request) -> RateLimited | None:
+    """Count a request its route's rate limit never saw: no route matched (404, 405), or
+    FastAPI refused the body (not JSON, a broken form) before running any dependency. The
+    429 to answer instead when that exhausted the limit."""
+    if STATE_KEY in request.scope.get("state", {}):
+        return None
+    try:
+        await count_before_route(request)
+    except RateLimited as limited:
+        return limited
+    return None
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PyTakeError)
     async def pytake_error(request: Request, exc: PyTakeError) -> FastJSONResponse:
@@ -142,6 +156,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> FastJSONResponse:
+        if limited := await _count_if_uncounted(request):
+            return _error_response(request, limited)
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             err: PyTakeError = error_for_status(400, "Request body is not valid JSON")
@@ -158,12 +174,8 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> FastJSONResponse:
         message = exc.detail if isinstance(exc.detail, str) else None
-        unrouted = (exc.status_code == 404 and message == "Not Found") or exc.status_code == 405
-        if unrouted:
-            try:
-                await count_unrouted(request)
-            except RateLimited as limited:
-                return _error_response(request, limited)
+        if limited := await _count_if_uncounted(request):
+            return _error_response(request, limited)
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route for {request.method} {request.url.path}"
         err = error_for_status(exc.status_code, message)

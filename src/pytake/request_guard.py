@@ -12,15 +12,16 @@ answer on either engine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from pytake.errors import PayloadTooLarge, PyTakeError, ValidationFailed, render
+from pytake.errors import PayloadTooLarge, PyTakeError, RateLimited, ValidationFailed, render
 from pytake.observability import request_id_var
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -37,11 +38,16 @@ class RequestGuard:
         default_limit: int,
         limits: dict[str, int],
         exempt_prefixes: tuple[str, ...] = (),
+        count: Callable[[Request], Awaitable[None]] | None = None,
     ) -> None:
         self.app = app
         self.default_limit = default_limit
         self.limits = limits  # exact path -> its own limit
         self.exempt_prefixes = exempt_prefixes
+        # A refusal here is answered before the route's rate limit runs: `count` applies the
+        # surface's policy (its state becomes the response's X-RateLimit-* headers; raising
+        # RateLimited answers 429 instead), so these refusals are throttled and labelled too.
+        self.count = count
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
@@ -52,7 +58,13 @@ class RequestGuard:
             if scope["method"] in _BODY_METHODS:
                 receive = await self._bounded(scope, receive)
         except PyTakeError as err:
-            await _send_error(scope, send, err)
+            answer = err
+            if self.count is not None:
+                try:
+                    await self.count(Request(scope))
+                except RateLimited as limited:
+                    answer = limited
+            await _send_error(scope, send, answer)
             return
         await self.app(scope, receive, send)
 
@@ -166,6 +178,7 @@ async def _send_error(scope: Scope, send: Send, err: PyTakeError) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *((k.lower().encode(), v.encode()) for k, v in (err.headers or {}).items()),
             ],
         }
     )

@@ -79,13 +79,18 @@ async def v1_anonymous_limit(request: Request) -> None:
     await enforce(request, settings.rate_limit_v1_anonymous, "v1-anon", client_address(request))
 
 
-async def count_unrouted(request: Request) -> None:
-    """Count a request no route answered (404, 405) against its surface's policy, so it carries
-    the rate-limit headers like every other response there (and cannot probe unthrottled)."""
+async def count_before_route(request: Request) -> None:
+    """Count a request answered before its route's own limit could run against its surface's
+    policy: no route (404, 405), a body refused unread (413, NUL characters) or one that is not
+    JSON (FastAPI parses the body before any dependency). So it carries the rate-limit headers
+    like every other response there, and a flood of such requests is throttled too. Without the
+    database, an API key's /v1 requests count by address here (its organisation is unknown)."""
+    path = request.url.path
+    if path.startswith(PROVIDER_WEBHOOKS_PREFIX):
+        return  # Meta's and Evolution's traffic is never throttled
     settings: Settings = request.app.state.settings
     credentials = await bearer_scheme(request)
     key = _caller_key(settings, credentials)
-    path = request.url.path
     if is_v1_path(path):
         if key is not None and key.startswith("org:"):
             await enforce(request, settings.rate_limit_v1_per_org, "v1", key.removeprefix("org:"))

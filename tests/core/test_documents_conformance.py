@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 from pytake.auth.scopes import SCOPES
 from pytake.errors import DOCUMENTED_CODES, error_catalogue
 from pytake.openapi import api_doc
-from tests.conftest import Org
+from tests.conftest import Org, client_for, register_org
 
 RATE_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
@@ -55,6 +56,60 @@ async def test_unauthenticated_and_unrouted_responses_carry_rate_limit_headers(
         assert _has_rate_headers(resp), (path, resp.headers)
     resp = await client.put("/v1/auth/login", json={})
     assert resp.status_code == 405 and _has_rate_headers(resp)
+
+
+async def test_bodies_refused_before_the_route_carry_the_headers_and_count(
+    client: httpx.AsyncClient, org: Org
+) -> None:
+    """FastAPI parses a body before any dependency, and the request guard refuses some before
+    the router: neither ever reached the route's limit, yet each is a response of the surface."""
+    as_json = {**org.headers, "Content-Type": "application/json"}
+    refusals: list[tuple[str, str, dict[str, Any], int]] = [
+        ("POST", "/v1/contacts", {"content": b'{"whatsapp_id": "+5511'}, 400),
+        ("POST", "/v1/contacts", {"content": b'{"name": "a\\u0000b"}'}, 422),
+        ("GET", "/v1/contacts?search=a%00b", {}, 422),
+        ("POST", "/v1/contacts", {"content": b'{"name": "' + b"x" * (1 << 20) + b'"}'}, 413),
+    ]
+    before = await client.get("/v1/contacts", headers=org.headers)
+    remaining = int(before.headers["X-RateLimit-Remaining"])
+    for method, path, kw, status in refusals:
+        resp = await client.request(method, path, headers=as_json, **kw)
+        assert resp.status_code == status, (path, resp.text)
+        assert _has_rate_headers(resp), (path, status, resp.headers)
+        # Counted against the organisation like any request of its credential.
+        remaining -= 1
+        assert int(resp.headers["X-RateLimit-Remaining"]) == remaining, (path, status)
+    for path, headers in (
+        ("/v1/auth/login", {"Content-Type": "application/json"}),
+        ("/api/v1/auth/login", {"Content-Type": "application/json"}),
+        ("/api/v1/whatsapp/send", as_json),
+    ):
+        resp = await client.post(path, content=b"{not json", headers=headers)
+        assert resp.status_code == 400, (path, resp.text)
+        assert _has_rate_headers(resp), (path, resp.headers)
+    # Provider webhooks are never limited, malformed or not.
+    resp = await client.post(
+        "/api/v1/whatsapp/webhook/evolution/not-a-uuid",
+        content=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert resp.status_code == 422 and "X-RateLimit-Limit" not in resp.headers
+
+
+async def test_a_flood_of_refused_bodies_is_throttled(start_app, make_settings) -> None:  # type: ignore[no-untyped-def]
+    app = await start_app(make_settings(rate_limit_v1_per_org="3/minute;100/second"))
+    async with client_for(app) as client:
+        org = await register_org(client)  # /api/v1: not the /v1 budget
+        headers = {**org.headers, "Content-Type": "application/json"}
+        for content in (b"{", b'{"name": "\\u0000"}', b"["):
+            refused = await client.post("/v1/contacts", content=content, headers=headers)
+            assert refused.status_code in (400, 422), refused.text
+        for content in (b"{", b'{"name": "\\u0000"}'):
+            limited = await client.post("/v1/contacts", content=content, headers=headers)
+            assert limited.status_code == 429, limited.text
+            assert limited.json()["error"]["code"] == "rate_limit_exceeded"
+            assert limited.headers["X-RateLimit-Remaining"] == "0"
+            assert int(limited.headers["Retry-After"]) >= 1
 
 
 async def test_an_unknown_route_counts_against_the_organisation(
