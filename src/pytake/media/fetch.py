@@ -30,6 +30,7 @@ from pytake.config import Settings
 from pytake.db import unit_of_work
 from pytake.kit.crypto import SecretUnreadable
 from pytake.kit.ssrf import UnsafeUrl
+from pytake.kit.tasks import run_uncancelled
 from pytake.media.events import record_media_updated
 from pytake.media.inbound import FETCH_LOOP, MEDIA
 from pytake.media.limits import LARGEST as LARGEST_MEDIA
@@ -200,34 +201,87 @@ class MediaFetchLoop:
         """Fetch what is due, `concurrency` at a time: a slot freed by a finished fetch is
         refilled at once (no batch waits for its slowest download), and the outcomes are
         written together, one transaction every `FLUSH_SECONDS` at most."""
-        in_flight: set[asyncio.Task[Outcome]] = set()
+        in_flight: dict[asyncio.Task[Outcome], Claimed] = {}
         done: list[Outcome] = []
+        try:
+            await self._drain(in_flight, done)
+        except BaseException:
+            await self._abandon(in_flight, done)
+            raise
+        async with self.factory() as session:
+            due = await next_due_in(session)
+        return self.tuning.poll_seconds if due is None else due
+
+    async def _drain(
+        self, in_flight: dict[asyncio.Task[Outcome], Claimed], done: list[Outcome]
+    ) -> None:
         last_empty = last_flush = -1.0
         loop = asyncio.get_running_loop()
         while True:
             free = self.tuning.concurrency - len(in_flight)
             # After a claim found nothing, look again only now and then while fetches finish.
             if free > 0 and self.claiming and loop.time() - last_empty >= REFILL_SECONDS:
-                async with unit_of_work(self.factory) as session:
-                    claimed = await claim_due(session, free)
-                in_flight.update(asyncio.create_task(self.fetch(item)) for item in claimed)
+                claimed = await run_uncancelled(self._claim(free), self._give_back)
+                for item in claimed:
+                    in_flight[asyncio.create_task(self.fetch(item))] = item
                 if not claimed:
                     last_empty = loop.time()
             if done and (not in_flight or loop.time() - last_flush >= FLUSH_SECONDS):
-                batch, done = done, []
-                await self.record(batch)
+                batch = done[:]
+                done.clear()
+                await run_uncancelled(self.record(batch), _nothing)
                 last_flush = loop.time()
             if not in_flight and not done:
-                break
+                return
             if in_flight:
-                finished, pending = await asyncio.wait(
+                finished, _ = await asyncio.wait(
                     in_flight, timeout=REFILL_SECONDS, return_when=asyncio.FIRST_COMPLETED
                 )
-                done += [task.result() for task in finished]
-                in_flight = set(pending)
-        async with self.factory() as session:
-            due = await next_due_in(session)
-        return self.tuning.poll_seconds if due is None else due
+                for task in finished:
+                    del in_flight[task]
+                    done.append(task.result())
+
+    async def _claim(self, limit: int) -> list[Claimed]:
+        async with unit_of_work(self.factory) as session:
+            return await claim_due(session, limit)
+
+    async def _abandon(
+        self, in_flight: dict[asyncio.Task[Outcome], Claimed], done: list[Outcome]
+    ) -> None:
+        """Cancelled (a stop past its grace): record the fetches that ended, and give back
+        the ones cut short, attempt and lease, so any worker fetches them again at once rather
+        than after the 10-minute lease (a fetch, unlike a send, is safe to repeat)."""
+        for task in in_flight:
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
+        cut_short: list[Claimed] = []
+        for task, item in in_flight.items():
+            if task.cancelled() or task.exception() is not None:
+                cut_short.append(item)
+            else:
+                done.append(task.result())
+        batch = done[:]
+        done.clear()
+
+        async def settle() -> None:
+            if batch:
+                await self.record(batch)
+            await self._give_back(cut_short)
+
+        try:
+            await asyncio.shield(settle())
+        except Exception:
+            log.exception("media fetch: after a cancel, recording what ended failed")
+
+    async def _give_back(self, items: list[Claimed]) -> None:
+        if not items:
+            return
+        async with unit_of_work(self.factory) as session:
+            await session.execute(
+                update(Media)
+                .where(Media.id.in_([item.id for item in items]), Media.status == "pending")
+                .values(claimed_until=None, attempts=Media.attempts - 1, updated_at=utcnow())
+            )
 
     async def fetch(self, item: Claimed) -> Outcome:
         """Download and store one claimed item; a failure is the outcome, never raised."""
@@ -408,6 +462,10 @@ class MediaFetchLoop:
             return base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             return None
+
+
+async def _nothing(_: None) -> None:
+    """A write cut off by a cancel has nothing to undo (run_uncancelled finished it)."""
 
 
 async def _drop_inline_base64(session: AsyncSession, message_id: uuid.UUID | None) -> None:
