@@ -132,6 +132,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         marker = item.get_closest_marker("deadline")
         if marker is None:
+            # pytest-timeout's own marker would give a test longer without a word of why.
+            if item.get_closest_marker("timeout") is not None:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: use @pytest.mark.deadline(seconds, why=...), not timeout"
+                )
             continue
         seconds, why = (*marker.args, None)[:2] if marker.args else (None, None)
         seconds = marker.kwargs.get("seconds", seconds)

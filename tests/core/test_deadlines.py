@@ -99,3 +99,23 @@ def test_a_hanging_test_prints_its_stacks_and_the_next_test_still_runs(tmp_path:
         assert f"FAILED test_hanging.py::{name} - Timeout >2.0s" in out, out
     assert "PASSED test_hanging.py::test_given_longer" in out, out
     assert "PASSED test_hanging.py::test_after_them" in out, out
+
+
+def test_a_longer_deadline_must_say_why(tmp_path: Path) -> None:
+    """pytest-timeout's own marker is refused: `deadline(seconds, why=...)` is the one way."""
+    (tmp_path / "pytest.ini").write_text(INI)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "pytest", "-c", "pytest.ini", "--rootdir", "."]
+    for name, marker in (
+        ("test_raw.py", "@pytest.mark.timeout(600)"),
+        ("test_silent.py", "@pytest.mark.deadline(600)"),
+    ):
+        (tmp_path / name).write_text(
+            f"import pytest\n\n{marker}\ndef test_slow() -> None:\n    pass\n"
+        )
+        run = subprocess.run(
+            [*command, name], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60
+        )
+        out = run.stdout + run.stderr
+        assert run.returncode == 4, out  # a usage error: nothing ran
+        assert f"{name}::test_slow: use @pytest.mark.deadline(seconds, why=...)" in out, out

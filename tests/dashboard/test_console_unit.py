@@ -11,7 +11,9 @@ import pytest
 WEB = Path(__file__).resolve().parents[2] / "web"
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.deadline(
+    180, why="starts Node.js and Vitest, which transforms and runs every unit test"
+)
 def test_vitest_suite_passes() -> None:
     if shutil.which("npx") is None or not (WEB / "node_modules" / ".bin" / "vitest").exists():
         pytest.skip("the console's packages are not installed (python3 dev.py test installs them)")
