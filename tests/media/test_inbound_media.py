@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import uuid
 from pathlib import Path
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from pytake.media.fetch import MediaFetchLoop
-from pytake.models import OutboxEvent
+from pytake.models import Media, OutboxEvent
 from tests.conftest import register_org
 from tests.media.support import customer_sends_media, downloads, message_for, settled_media
 from tests.message.sending.support import Shop, eventually, new_customer
@@ -225,3 +226,38 @@ async def test_the_same_file_is_stored_once_per_organisation(
     assert [p.name for p in root.iterdir()].count(first["sha256"]) == 1
     for media in (first, second):
         assert (await http.get(media["url"], headers=shop.headers)).content == data
+
+
+async def test_a_file_sent_from_the_business_phone_is_fetched_and_stored(
+    http: httpx.AsyncClient, shop: Shop, send_app: FastAPI, fetcher: MediaFetchLoop
+) -> None:
+    customer = new_customer()
+    await shop.customer_writes(customer)
+    data = os.urandom(7000)
+    echo = await shop.sim.business_app_sends(
+        shop.number.pnid,
+        customer,
+        type="image",
+        mime_type="image/jpeg",
+        data_base64=base64.b64encode(data).decode(),
+        caption="our catalogue",
+    )
+    assert echo.webhook_status == 200
+    message = await message_for(http, shop, echo.id)
+    assert message["direction"] == "outbound", message
+    media = message["media"]
+    assert media["caption"] == "our catalogue"
+    info = await settled_media(http, shop, media["id"])
+    assert (info["status"], info["size"], info["mime_type"]) == ("stored", len(data), "image/jpeg")
+    served = await http.get(media["url"], headers=shop.headers)
+    assert served.status_code == 200 and served.content == data
+    shown = await http.get(f"/v1/messages/{message['id']}", headers=shop.headers)
+    assert shown.json()["media"]["status"] == "stored"
+
+    # A text from the phone asks for no fetch.
+    text = await shop.sim.business_app_sends(shop.number.pnid, customer, type="text", text="ok")
+    assert (await message_for(http, shop, text.id)).get("media") is None
+    async with send_app.state.session_factory() as session:
+        rows = await session.scalars(select(Media).where(Media.message_id.is_not(None)))
+        fetched_for = {row.message_id for row in rows}
+    assert uuid.UUID(message["id"]) in fetched_for

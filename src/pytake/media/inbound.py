@@ -1,4 +1,5 @@
-"""The one hook ingest calls: a `pending` media row for each stored inbound media message.
+"""The one hook ingest calls: a `pending` media row for each stored inbound media message (and
+each echo of a file the business sent from its own phone).
 
 In the message's own transaction, so the fetch is as durable as the message (a crash after the
 webhook's 200 loses nothing) and a duplicate webhook, whose message is not stored again, asks
@@ -26,7 +27,8 @@ _NAMESPACE = uuid.UUID("6f1d9c6e-7d43-4f0e-9a55-3b7f2c1e8d20")
 
 
 def inbound_media_id(message_id: uuid.UUID) -> uuid.UUID:
-    """The media id of an inbound message's attachment (a pure function of the message id)."""
+    """The media id of an inbound message's or a phone echo's attachment (a pure function of
+    the message id)."""
     return uuid.uuid5(_NAMESPACE, str(message_id))
 
 
@@ -45,7 +47,7 @@ def media_row(
     kind: str,
     content: dict[str, Any],
 ) -> dict[str, Any]:
-    """The pending media row of one inbound message."""
+    """The pending media row of one inbound message or phone echo."""
     now = utcnow()
     return {
         "id": inbound_media_id(message_id),
@@ -68,12 +70,16 @@ def media_row(
 
 
 async def enqueue_fetches(session: AsyncSession, channel: Any, stored: Any) -> None:
-    """Queue the fetch of every inbound attachment an ingest batch stored
-    (`message.ingest.batch.Stored`; flushes, never commits)."""
+    """Queue the fetch of every attachment an ingest batch stored from WhatsApp: customers'
+    messages, and echoes of what the business sent from its own phone when they name a media
+    id (`message.ingest.batch.Stored`; flushes, never commits)."""
     rows = []
     for row in stored.rows:
         event = row.event
-        if not row.inbound or event.type not in MEDIA_TYPES:
+        if event.type not in MEDIA_TYPES:
+            continue
+        # PyTake never saw the phone's file: without the fetch the thread would show nothing.
+        if not row.inbound and not event.content.get("media_id"):
             continue
         message_id = stored.message_ids[event.provider_message_id]
         rows.append(

@@ -66,16 +66,20 @@ def pending_inbound(message_id: uuid.UUID, content: dict[str, Any]) -> dict[str,
 
 
 def referenced_media_id(message: Message) -> uuid.UUID | None:
-    """The media row a message shows: its own (inbound) or the upload it sends (outbound)."""
+    """The media row a message shows: its own (inbound, or an echo of the business phone's
+    send) or the upload it sends (outbound through PyTake)."""
     if message.type not in MEDIA_TYPES:
         return None
     if message.direction == "inbound":
         return inbound_media_id(message.id)
     ref = (message.content or {}).get("media_id")
-    try:
-        return uuid.UUID(str(ref)) if ref else None
-    except ValueError:
+    if not ref:
         return None
+    try:
+        return uuid.UUID(str(ref))
+    except ValueError:
+        # A provider's id (Meta's digits, an Evolution key): a phone echo, fetched as its own.
+        return inbound_media_id(message.id)
 
 
 async def media_for_messages(

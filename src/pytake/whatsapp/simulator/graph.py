@@ -23,6 +23,7 @@ from pytake.whatsapp.simulator.state import (
     BusinessNumber,
     CustomerMessage,
     ErrorFault,
+    PhoneEcho,
     SentMessage,
     SimState,
     new_numeric_id,
@@ -261,6 +262,27 @@ class GraphApi:
             number.webhook_url, number.app_secret, body
         )
         return record
+
+    async def business_app_sends(
+        self, phone_number_id: str, to: str, spec: dict[str, Any]
+    ) -> PhoneEcho:
+        """Someone at the business sends from the WhatsApp Business app on the number's phone:
+        Meta echoes it to the webhook (`smb_message_echoes`), media by id like a customer's."""
+        number = self.state.numbers[phone_number_id]
+        item, media = customer_message({**spec, "from": to}, new_wamid(), int(self.state.clock()))
+        item["from"], item["to"] = number.display_phone_number, to
+        if media is not None:
+            obj = item[item["type"]]
+            self.state.media[obj["id"]] = (media, obj["mime_type"], phone_number_id)
+        echo = PhoneEcho(item["id"], phone_number_id, to, item["type"], item)
+        contacts = [{"profile": {"name": spec.get("profile_name") or "Customer"}, "wa_id": to}]
+        body = envelope(
+            number, {"contacts": contacts, "message_echoes": [item]}, field="smb_message_echoes"
+        )
+        echo.webhook_status = await self.emitter.post_meta(
+            number.webhook_url, number.app_secret, body
+        )
+        return echo
 
     # -- nodes, media, templates ----------------------------------------------------------
 

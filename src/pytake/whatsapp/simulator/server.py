@@ -23,6 +23,7 @@ from pytake.whatsapp.simulator.state import (
     BusinessNumber,
     CustomerMessage,
     EvolutionInstance,
+    PhoneEcho,
     SimState,
     SimTemplate,
     SimulatorSettings,
@@ -208,6 +209,12 @@ class Simulator:
         if sender is not None:
             spec["from"] = sender
         return await self.graph.customer_sends(phone_number_id, spec)
+
+    async def business_app_sends(self, phone_number_id: str, to: str, **spec: Any) -> PhoneEcho:
+        """The business writes to `to` from the WhatsApp Business app on the number's phone
+        (a coexistence number); the signed `smb_message_echoes` webhook is delivered before
+        return. `spec` as for `customer_sends`."""
+        return await self.graph.business_app_sends(phone_number_id, to, spec)
 
     async def customer_reads(self, message_id: str) -> None:
         """The customer opens a message the business sent (with `auto_read` off, nothing else

@@ -157,6 +157,19 @@ class SentMessage:
 
 
 @dataclass(slots=True)
+class PhoneEcho:
+    """A message the business sent from the WhatsApp Business app on its own phone (a
+    coexistence number), echoed to the webhook as `smb_message_echoes`."""
+
+    id: str
+    channel: str
+    to: str
+    type: str
+    item: dict[str, Any]
+    webhook_status: int | None = None
+
+
+@dataclass(slots=True)
 class CustomerMessage:
     """A message a simulated customer sent (the provider's webhook item verbatim)."""
 
