@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.chatbot.runtime import Step, StepResult
 from pytake.chatbot.tasks import ChatbotConsumer
 from pytake.config import Settings
 from pytake.db import create_engine, create_session_factory, unit_of_work
-from pytake.models import ChatbotInbox, Message
+from pytake.models import ChatbotInbox, Contact, Conversation, Message
 from pytake.models.base import utcnow
 from pytake.whatsapp.simulator import Simulator, SimulatorSettings
 from tests.chatbot.support import new_customer, open_shop, own_database, world, world_settings
@@ -145,7 +147,7 @@ async def test_a_failing_step_is_retried_later_not_in_a_hot_loop(
             raise RuntimeError("a bug")
 
         with monkeypatch.context() as patch:
-            patch.setattr(Step, "run", broken)
+            patch.setattr(Step, "take", broken)
             assert await consumer.run_once() == 0
             due_in = await consumer.run_once()  # nothing due now: it waits
             assert due_in is not None and 20 < due_in <= 30
@@ -194,14 +196,14 @@ async def test_messages_behind_a_deferred_one_do_not_make_the_worker_spin(
         for text in ("hello?", "anyone?", "hi"):
             await shop.says(customer, text)
         runs = []
-        real_run = Step.run
+        real_take = Step.take
 
         async def counted(self: Step, event: object = None) -> StepResult:
-            result = await real_run(self, event)  # type: ignore[arg-type]
+            result = await real_take(self, event)  # type: ignore[arg-type]
             runs.append(result.worked)
             return result
 
-        monkeypatch.setattr(Step, "run", counted)
+        monkeypatch.setattr(Step, "take", counted)
         assert await consumer.run_once() == 0
         assert runs == [True, False]  # the oldest deferred; nothing else due
         for _ in range(3):
@@ -212,3 +214,108 @@ async def test_messages_behind_a_deferred_one_do_not_make_the_worker_spin(
             due = list(await s.scalars(select(ChatbotInbox.due_at).order_by(ChatbotInbox.id)))
         now = utcnow()
         assert len(due) == 3 and due[0] > now and due[1] <= now  # only the oldest put off
+
+
+async def waiting_for(session: AsyncSession, customers: list[str]) -> list[datetime]:
+    """When the inbox rows of these customers' conversations are due."""
+    return list(
+        await session.scalars(
+            select(ChatbotInbox.due_at)
+            .join(Conversation, Conversation.id == ChatbotInbox.conversation_id)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .where(Contact.whatsapp_id.in_([f"+{c}" for c in customers]))
+        )
+    )
+
+
+SIGN_UP = {
+    "name": "Sign up", "trigger": {"type": "keyword", "keywords": ["join"]}, "entry": "name",
+    "nodes": [
+        {"id": "name", "type": "question", "text": "Your name?", "variable": "name",
+         "next": "email"},
+        {"id": "email", "type": "question", "text": "Your e-mail, {{name}}?", "variable": "email",
+         "input": {"type": "email"}, "retry_text": "Not an e-mail", "next": "bye"},
+        {"id": "bye", "type": "end", "text": "Welcome {{name}} <{{email}}>"},
+    ],
+}  # fmt: skip
+
+
+async def test_a_conversations_messages_in_one_batch_are_answered_in_order(
+    the_sim: Simulator, make_settings: Callable[..., Settings], database: str
+) -> None:
+    settings = make_settings(
+        database_url=database, meta_graph_url=the_sim.graph_url, run_background_loops=False
+    )
+    async with world(settings, the_sim) as w:
+        shop = await open_shop(w)
+        await shop.bot(SIGN_UP)
+        customers = [new_customer() for _ in range(3)]
+        for c in customers:  # everything waits before the consumer runs once
+            for text in ("join", "Ana", "nope", f"{c}@example.com"):
+                await shop.says(c, text)
+        factory = w.app.state.session_factory
+        consumer = ChatbotConsumer(factory, None, allow_private=True,
+                                   postgres=database.startswith("postgresql"))  # fmt: skip
+        assert await consumer.run_once() == 0
+        assert consumer.steps == 12  # one round: every message, each conversation's in order
+        async with factory() as s:
+            assert await waiting_for(s, customers) == []
+            rows = (
+                await s.execute(
+                    select(Message.recipient, Message.content, Message.next_attempt_at)
+                    .where(Message.direction == "outbound")
+                    .order_by(Message.created_at, Message.id)
+                )
+            ).all()
+    for c in customers:
+        mine = [(content["body"], at) for to, content, at in rows if to.lstrip("+") == c]
+        assert [body for body, _ in mine] == [
+            "Your name?", "Your e-mail, Ana?", "Not an e-mail",
+            f"Welcome Ana <{c}@example.com>",
+        ]  # fmt: skip
+        times = [at for _, at in mine]
+        assert times == sorted(times) and len(set(times)) == 4  # sent one after the other
+
+
+async def test_one_failing_conversation_does_not_hold_up_the_others(
+    the_sim: Simulator,
+    make_settings: Callable[..., Settings],
+    database: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = make_settings(
+        database_url=database, meta_graph_url=the_sim.graph_url, run_background_loops=False
+    )
+    async with world(settings, the_sim) as w:
+        shop = await open_shop(w)
+        await shop.bot(PING)
+        good, bad = [new_customer() for _ in range(3)], new_customer()
+        for c in [*good[:2], bad, good[2]]:
+            await shop.says(c, f"ping {c}")
+        factory = w.app.state.session_factory
+        consumer = ChatbotConsumer(factory, None, allow_private=True,
+                                   postgres=database.startswith("postgresql"))  # fmt: skip
+        real_take = Step.take
+
+        async def broken_for_one(self: Step, event: object = None) -> StepResult:
+            contact = self.loaded.contact
+            if contact is not None and contact.whatsapp_id.lstrip("+") == bad:
+                raise RuntimeError("a bug that only this conversation meets")
+            return await real_take(self, event)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Step, "take", broken_for_one)
+        assert await consumer.run_once() == 0
+        assert consumer.steps == 3
+        everyone = [f"+{c}" for c in [*good, bad]]
+        async with factory() as s:
+            answered = list(
+                await s.scalars(
+                    select(Message.recipient).where(
+                        Message.direction == "outbound", Message.recipient.in_(everyone)
+                    )
+                )
+            )
+            waiting = await waiting_for(s, [*good, bad])
+        assert sorted(a.lstrip("+") for a in answered) == sorted(good)
+        [due] = waiting  # the bad one's message, retried later (not lost, not answered)
+        assert (due - utcnow()).total_seconds() > 20

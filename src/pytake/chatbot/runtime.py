@@ -1,35 +1,34 @@
-"""One bot step for one conversation, in one transaction: lock the conversation, take its next
-piece of work (a due timer, else its oldest inbound message), run the interpreter, and save
-the session together with what it caused (queued replies, handoff, contact changes,
+"""Bot steps: for a batch of conversations in one transaction (the consumer's way), or for one
+conversation with an event (a manual start, an HTTP answer). A step takes the conversation's
+next piece of work (a due timer, else its oldest inbound message), runs the interpreter, and
+saves the session together with what it caused (queued replies, handoff, contact changes,
 counters) while deleting the inbox row it answered.
 
 Exactly once: the inbox row is deleted in the transaction that saves the answer, so a crash
 before the commit leaves both undone and the message is answered later; after the commit
-the row is gone. In order: the step holds the conversation's lock (a transaction-scoped
-advisory lock on PostgreSQL, the database's single write lock on SQLite) and only ever takes
-the conversation's oldest row, so no two workers run one conversation at once and a later
-message never overtakes an earlier one.
+the row is gone. In order: the transaction holds the conversation's lock (see
+pytake.chatbot.loading) and a conversation's steps only ever take its oldest row, one after
+the other, so no two workers run one conversation at once and a later message never
+overtakes an earlier one — within a batch too, where one conversation may take several steps.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
-from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, bindparam, select, text, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.chatbot.actions import change_contact, count_nodes, hand_off, queue_replies
+from pytake.chatbot.actions import change_contact, hand_off
+from pytake.chatbot.bots import BotRow, BotsCache, answering_bots, flow_version
 from pytake.chatbot.engine import (
     DEFERRED,
     RESTARTED,
     Bot,
-    BotSettings,
     CallHttp,
     Context,
     Count,
@@ -46,29 +45,15 @@ from pytake.chatbot.engine import (
 )
 from pytake.chatbot.engine.model import Event
 from pytake.chatbot.engine.text import fold
-from pytake.chatbot.service import DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_MINUTES
+from pytake.chatbot.loading import InboxItem, Loaded, load, lock_conversation, lock_conversations
+from pytake.chatbot.writes import Writes
 from pytake.contact.tags import tag_names_of
 from pytake.errors import PyTakeError
-from pytake.kit.sql import is_postgresql, statement
-from pytake.models import (
-    Chatbot,
-    ChatbotFlow,
-    ChatbotFlowVersion,
-    ChatbotInbox,
-    ChatbotSession,
-    Contact,
-    Conversation,
-    Message,
-    WhatsAppConfig,
-)
+from pytake.models import ChatbotInbox, ChatbotSession, Contact, Conversation
 from pytake.models.base import utcnow
 from pytake.template.service import check_send_parameters, sendable_template, template_message
 
 log = logging.getLogger(__name__)
-
-# Published versions never change: kept per process once read.
-_VERSIONS: OrderedDict[tuple[str, int], FlowVersion] = OrderedDict()
-_VERSIONS_KEPT = 2_000
 
 
 @dataclass
@@ -78,47 +63,6 @@ class StepResult:
     worked: bool
     http: dict[str, Any] | None = None
     session_id: uuid.UUID | None = None
-    # Whether the conversation may have more work now (another inbox row behind this one):
-    # without, the consumer moves on instead of opening a transaction to find nothing.
-    more: bool = True
-
-
-def lock_key(conversation_id: uuid.UUID) -> int:
-    """A signed 64-bit advisory-lock key for a conversation."""
-    digest = hashlib.blake2b(conversation_id.bytes, digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
-
-
-_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
-_LOCK = text("SELECT pg_advisory_xact_lock(:key) IS NULL")
-
-
-async def lock_conversation(
-    session: AsyncSession, conversation_id: uuid.UUID, *, wait: bool = False
-) -> bool:
-    """Take the conversation for this transaction; False: another worker has it now (only
-    without `wait`: an HTTP answer or a manual start waits its turn instead)."""
-    if is_postgresql(session):
-        got = await session.scalar(_LOCK if wait else _TRY_LOCK, {"key": lock_key(conversation_id)})
-        return bool(got) or wait
-    # SQLite: a write first takes the database's one write lock, so every read after it sees
-    # the latest commit (a read-first transaction could not write after another commit).
-    result = await session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id)
-        .values(updated_at=Conversation.updated_at)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-async def active_session(
-    session: AsyncSession, conversation_id: uuid.UUID
-) -> ChatbotSession | None:
-    return await session.scalar(
-        select(ChatbotSession).where(
-            ChatbotSession.conversation_id == conversation_id, ChatbotSession.status == "active"
-        )
-    )
 
 
 def state_of(row: ChatbotSession) -> SessionState:
@@ -162,153 +106,6 @@ def inbound_event(
     return Inbound(body if isinstance(body, str) else None, None, kind, new_conversation)
 
 
-@dataclass(frozen=True, slots=True)
-class BotRow:
-    """What a step needs of a chatbot row (plain data: it may outlive its transaction)."""
-
-    id: uuid.UUID
-    settings: dict[str, Any]
-    welcome_message: str | None
-    fallback_message: str | None
-    handoff_enabled: bool
-
-
-# Answering bots by (organisation, the one bot asked for): one consumer round's memory.
-BotsCache = dict[tuple[uuid.UUID, uuid.UUID | None], list[tuple[BotRow, Bot]]]
-
-
-def bot_settings(bot: BotRow) -> BotSettings:
-    extra = bot.settings or {}
-    return BotSettings(
-        welcome_message=bot.welcome_message,
-        fallback_message=bot.fallback_message,
-        handoff_enabled=bot.handoff_enabled,
-        session_timeout_seconds=int(extra.get("session_timeout_minutes") or DEFAULT_TIMEOUT_MINUTES)
-        * 60,
-        expiry_message=extra.get("expiry_message"),
-        max_steps=int(extra.get("max_steps") or DEFAULT_MAX_STEPS),
-    )
-
-
-async def flow_version(
-    session: AsyncSession, flow_id: uuid.UUID | str, version: int
-) -> FlowVersion | None:
-    key = (str(flow_id), version)
-    found = _VERSIONS.get(key)
-    if found is not None:
-        return found
-    definition = await session.scalar(
-        select(ChatbotFlowVersion.definition).where(
-            ChatbotFlowVersion.flow_id == uuid.UUID(str(flow_id)),
-            ChatbotFlowVersion.version == version,
-        )
-    )
-    if definition is None:
-        return None
-    found = FlowVersion.of(key[0], version, definition)
-    _VERSIONS[key] = found
-    while len(_VERSIONS) > _VERSIONS_KEPT:
-        _VERSIONS.popitem(last=False)
-    return found
-
-
-def _bots_statement(one: bool) -> Any:
-    """The organisation's active chatbots (or the one named), oldest first, each with its
-    active published flows (one row per flow; a bot without one has a row of NULLs)."""
-    stmt = (
-        select(
-            Chatbot.id,
-            Chatbot.settings,
-            Chatbot.welcome_message,
-            Chatbot.fallback_message,
-            Chatbot.handoff_enabled,
-            ChatbotFlow.id,
-            ChatbotFlow.published_version,
-        )
-        .outerjoin(
-            ChatbotFlow,
-            and_(
-                ChatbotFlow.chatbot_id == Chatbot.id,
-                ChatbotFlow.is_active.is_(True),
-                ChatbotFlow.published_version.is_not(None),
-            ),
-        )
-        .where(Chatbot.organization_id == bindparam("org"), Chatbot.is_active.is_(True))
-        .order_by(Chatbot.created_at, Chatbot.id)
-    )
-    return stmt.where(Chatbot.id == bindparam("bot")) if one else stmt
-
-
-async def named_chatbot(session: AsyncSession, channel_id: uuid.UUID | None) -> uuid.UUID | None:
-    """The chatbot a WhatsApp number names to answer on it, if any."""
-    if channel_id is None:
-        return None
-    return await session.scalar(
-        select(WhatsAppConfig.chatbot_id).where(WhatsAppConfig.id == channel_id)
-    )
-
-
-async def answering_bots(
-    session: AsyncSession,
-    conversation: Conversation,
-    only: uuid.UUID | None = None,
-    *,
-    named: uuid.UUID | Literal[False] | None = False,
-    cache: BotsCache | None = None,
-) -> list[tuple[BotRow, Bot]]:
-    """The chatbots that answer on the conversation's number (the one its config names, else
-    every active one of the organisation, oldest first), each with its active flows.
-    `named`: the number's chatbot when the caller has read it already; `cache`: the answer
-    for the same question earlier in this consumer round (changes to chatbots apply from
-    the next round)."""
-    if only is None:
-        if named is False:
-            named = await named_chatbot(session, conversation.channel_id)
-        only = named or None
-    key = (conversation.organization_id, only)
-    if cache is not None and key in cache:
-        return cache[key]
-    stmt = statement(session, f"chatbot.bots.{only is not None}",
-                     lambda: _bots_statement(only is not None))  # fmt: skip
-    params: dict[str, Any] = {"org": conversation.organization_id}
-    if only is not None:
-        params["bot"] = only
-    bots: dict[uuid.UUID, tuple[BotRow, dict[str, FlowVersion]]] = {}
-    for *columns, flow_id, version in (await session.execute(stmt, params)).all():
-        bot = BotRow(columns[0], dict(columns[1] or {}), *columns[2:])
-        flows = bots.setdefault(bot.id, (bot, {}))[1]
-        if flow_id is not None:
-            found = await flow_version(session, flow_id, int(version or 0))
-            if found is not None:
-                flows[str(flow_id)] = found
-    answer = [(bot, Bot(bot_settings(bot), flows)) for bot, flows in bots.values()]
-    if cache is not None:
-        cache[key] = answer
-    return answer
-
-
-def _inbox_statement() -> Any:
-    """The conversation's two oldest inbox rows, with the first's message (the second only
-    tells whether more waits)."""
-    return (
-        select(ChatbotInbox, Message.type, Message.content)
-        .outerjoin(Message, Message.id == ChatbotInbox.message_id)
-        .where(ChatbotInbox.conversation_id == bindparam("conversation"))
-        .order_by(ChatbotInbox.id)
-        .limit(2)
-    )
-
-
-def _conversation_statement() -> Any:
-    """The conversation, its contact, and its number's provider and named chatbot."""
-    return (
-        select(Conversation, Contact, WhatsAppConfig.provider, WhatsAppConfig.chatbot_id)
-        .join(Contact, Contact.id == Conversation.contact_id)
-        .outerjoin(WhatsAppConfig, WhatsAppConfig.id == Conversation.channel_id)
-        .where(Conversation.id == bindparam("conversation"))
-    )
-
-
 def _reads_tags(bots: list[tuple[BotRow, Bot]], pinned: FlowVersion | None) -> bool:
     versions = [v for _, view in bots for v in view.flows.values()]
     return any(v.reads_tags for v in [*versions, *([pinned] if pinned else [])])
@@ -342,7 +139,8 @@ async def contact_view(
 
 
 class Step:
-    """One step for one conversation, inside the caller's transaction."""
+    """A conversation's steps inside the caller's transaction: alone (`run`), or as one of
+    the conversations of a batch (`take`, from what the batch read and into its writes)."""
 
     def __init__(
         self,
@@ -350,13 +148,17 @@ class Step:
         conversation_id: uuid.UUID,
         now: datetime,
         bots: BotsCache | None = None,
+        *,
+        loaded: Loaded | None = None,
+        writes: Writes | None = None,
     ) -> None:
         self.session = session
-        self.bots = bots
+        self.bots: BotsCache = {} if bots is None else bots
         self.conversation_id = conversation_id
         self.now = now
-        self.inbox: ChatbotInbox | None = None
-        self.more = True
+        self.loaded = loaded or Loaded()
+        self.writes = writes or Writes()
+        self.inbox: InboxItem | None = None
         self.only_bot: uuid.UUID | None = None
         self._expected: tuple[uuid.UUID, dict[str, Any]] | None = None
 
@@ -365,14 +167,24 @@ class Step:
         self._expected = (session_id, request)
 
     async def run(self, event: Event | None = None) -> StepResult:
-        """Take the next work (or run `event`: a manual start, an HTTP answer)."""
+        """One step alone: lock the conversation, read, run its next work (or `event`: a
+        manual start, an HTTP answer), write."""
         s = self.session
         if not await lock_conversation(s, self.conversation_id, wait=event is not None):
             return StepResult(False)
-        # The clock is read under the lock: on SQLite a step may have waited for it, and the
-        # replies' times must follow the order the steps actually ran in.
-        self.now = utcnow()
-        live = await active_session(s, self.conversation_id)
+        self.loaded = (await load(s, [self.conversation_id], per_conversation=1))[
+            self.conversation_id
+        ]
+        result = await self.take(event)
+        await self.writes.flush(s)
+        return result
+
+    async def take(self, event: Event | None = None) -> StepResult:
+        """The conversation's next step from what is loaded (locked by the caller)."""
+        # The clock is read under the lock (on SQLite a step may have waited for it), and it
+        # moves on between one conversation's steps: the replies' times follow their order.
+        self.now = max(utcnow(), self.now + timedelta(microseconds=1))
+        loaded, live = self.loaded, self.loaded.live
         if self._expected is not None and (
             live is None
             or live.id != self._expected[0]
@@ -381,51 +193,37 @@ class Step:
         ):
             return StepResult(False)  # answered already (a lease ran out), or moved on
         if event is None:
-            event = await self._next_work(live)
+            event = self._next_work(live)
             if event is None:
                 return StepResult(False)
-        found = (
-            await s.execute(
-                statement(s, "chatbot.conversation", _conversation_statement),
-                {"conversation": self.conversation_id},
-            )
-        ).first()
-        if found is None:
-            await self._consume()
-            return self._done()
-        conversation, contact, provider, named = found
+        conversation, contact = loaded.conversation, loaded.contact
+        if conversation is None or contact is None:
+            self._consume()
+            return StepResult(True)
         if isinstance(event, Inbound) and not await self._bot_may_answer(
-            conversation, contact, event, named
+            conversation, contact, event, loaded.named
         ):
             if live is not None:
                 _end(live, "bot_paused", self.now)
-            await self._consume()
-            return self._done()
-        return await self._interpret(conversation, contact, live, event, provider, named)
+                loaded.live = None
+            self._consume()
+            return StepResult(True)
+        return await self._interpret(conversation, contact, live, event)
 
-    def _done(self, http: dict[str, Any] | None = None, session_id: uuid.UUID | None = None
-              ) -> StepResult:  # fmt: skip
-        return StepResult(True, http, session_id, self.more)
-
-    async def _next_work(self, live: ChatbotSession | None) -> Event | None:
+    def _next_work(self, live: ChatbotSession | None) -> Event | None:
         if live is not None and live.wake_at is not None and live.wake_at <= self.now:
             return Wake()
-        s = self.session
-        rows = (
-            await s.execute(
-                statement(s, "chatbot.next_inbox", _inbox_statement),
-                {"conversation": self.conversation_id},
-            )
-        ).all()
-        if not rows or rows[0][0].due_at > self.now:
+        waiting = self.loaded.inbox
+        if not waiting or waiting[0].due_at > self.now:
             return None
-        self.inbox, kind, content = rows[0]
-        self.more = len(rows) > 1
-        return inbound_event(kind, content, self.inbox.new_conversation)
+        self.inbox = item = waiting[0]
+        return inbound_event(item.kind, item.content, item.new_conversation)
 
-    async def _consume(self) -> None:
+    def _consume(self) -> None:
         if self.inbox is not None:
-            await self.session.delete(self.inbox)
+            self.writes.consume(self.inbox.id)
+            self.loaded.inbox.remove(self.inbox)
+            self.inbox = None
 
     async def _bot_may_answer(
         self, conversation: Conversation, contact: Contact, event: Inbound, named: Any
@@ -451,31 +249,50 @@ class Step:
         contact: Contact,
         live: ChatbotSession | None,
         event: Event,
-        provider: str | None,
-        named: uuid.UUID | None,
     ) -> StepResult:
-        s = self.session
-        bots = await answering_bots(s, conversation, self.only_bot, named=named, cache=self.bots)
+        s, loaded = self.session, self.loaded
+        bots = await answering_bots(
+            s, conversation, self.only_bot, named=loaded.named, cache=self.bots
+        )
         by_id = {bot.id: (bot, view) for bot, view in bots}
         if live is not None and live.chatbot_id not in by_id:
             _end(live, "chatbot_inactive", self.now)
-            live = None
+            live = loaded.live = None
         pinned = await flow_version(s, live.flow_id, live.version) if live is not None else None
         timezone = str(((bots[0][0].settings or {}).get("timezone")) or "UTC") if bots else "UTC"
         ctx = Context(
             now=self.now,
             contact=await contact_view(s, contact, with_tags=_reads_tags(bots, pinned)),
             timezone=timezone,
-            window_open=window_open(conversation, provider, self.now),
+            window_open=window_open(conversation, loaded.provider, self.now),
         )
         outcome, chosen = self._choose(bots, by_id, live, pinned, event, ctx)
         if outcome is None or chosen is None:
-            await self._consume()
-            return self._done()
+            self._consume()
+            return StepResult(True)
         if outcome.note == DEFERRED and self.inbox is not None and live is not None:
-            self.inbox.due_at = live.wake_at or self.now
-            return self._done()
+            await self._put_off(self.inbox, live.wake_at or self.now)
+            return StepResult(True)
         return await self._apply(conversation, contact, chosen, live, event, outcome)
+
+    async def _put_off(self, item: InboxItem, until: datetime) -> None:
+        """The message waits for the session's timer or HTTP call (the ones behind it wait
+        behind it: the conversation's next work is this row again)."""
+        await self.session.execute(
+            update(ChatbotInbox).where(ChatbotInbox.id == item.id).values(due_at=until)
+        )
+        item.due_at, self.inbox = until, None
+
+    async def _release_put_off(self, conversation_id: uuid.UUID) -> None:
+        """Messages put off during the delay or the call are due now, in their order."""
+        now = self.now
+        await self.session.execute(
+            update(ChatbotInbox)
+            .where(ChatbotInbox.conversation_id == conversation_id, ChatbotInbox.due_at > now)
+            .values(due_at=now)
+        )
+        for item in self.loaded.inbox:
+            item.due_at = min(item.due_at, now)
 
     def _choose(
         self,
@@ -510,17 +327,12 @@ class Step:
         was_waiting = live is not None and live.waiting in ("timer", "http")
         row = await self._session_row(conversation, contact, bot, live, outcome)
         if was_waiting and (row is None or row.waiting not in ("timer", "http")):
-            # Messages put off during the delay or the call are due now, in their order.
-            await s.execute(
-                update(ChatbotInbox)
-                .where(ChatbotInbox.conversation_id == conversation.id, ChatbotInbox.due_at > now)
-                .values(due_at=now)
-            )
+            await self._release_put_off(conversation.id)
         replies, refused = await self._resolve_templates(conversation, contact, row, outcome)
-        if row is not None:  # before the statements below flush it: one write of the session
+        if row is not None:  # before the batch's flush: one write of the session
             row.messages_in += 1 if isinstance(event, Inbound) else 0
             row.messages_out += len(replies) if conversation.channel_id is not None else 0
-        await queue_replies(s, conversation, contact, replies, now)
+        self.writes.queue_replies(conversation, contact, replies, now)
         for action in outcome.actions:
             if isinstance(action, UpdateContact):
                 await change_contact(s, contact, action)
@@ -532,17 +344,15 @@ class Step:
                 row.status = "handed_off"
         if handoffs:
             await hand_off(s, conversation, handoffs[-1], now)
-        await self._consume()
-        await s.flush()
-        # Last: every conversation in the flow writes these rows, so their lock is held only
-        # until the commit that follows.
-        await count_nodes(
-            s, conversation.organization_id, [a for a in outcome.actions if isinstance(a, Count)]
+        self._consume()
+        self.writes.count(
+            conversation.organization_id, [a for a in outcome.actions if isinstance(a, Count)]
         )
+        self.loaded.live = row if row is not None and row.status == "active" else None
         calls = [a for a in outcome.actions if isinstance(a, CallHttp)]
         if calls and row is not None and row.pending_http is not None:
-            return self._done(dict(row.pending_http), row.id)
-        return self._done()
+            return StepResult(True, dict(row.pending_http), row.id)
+        return StepResult(True)
 
     async def _resolve_templates(
         self,
@@ -604,7 +414,7 @@ class Step:
             created_at=self.now,
         )
         _save_state(row, state, self.now)
-        self.session.add(row)  # written with the step's next statement (autoflush)
+        self.session.add(row)  # written with the next statement, or the batch's flush
         return row
 
 
@@ -641,3 +451,40 @@ def _end(row: ChatbotSession, reason: str, now: datetime) -> None:
     row.status, row.end_reason, row.ended_at = "ended", reason, now
     row.waiting, row.wake_at, row.pending_http = None, None, None
     row.updated_at = now
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: the steps taken, and the HTTP calls to make after its commit."""
+
+    steps: int = 0
+    calls: list[tuple[uuid.UUID, StepResult]] = field(default_factory=list)
+
+
+async def run_batch(
+    session: AsyncSession,
+    conversation_ids: list[uuid.UUID],
+    bots: BotsCache,
+    *,
+    per_conversation: int,
+) -> BatchResult:
+    """The due steps of many conversations in the caller's transaction: the ones it can lock
+    (the others are another worker's now), read together, each conversation's steps in its
+    order (at most `per_conversation` of its messages), written together."""
+    locked = await lock_conversations(session, conversation_ids)
+    loaded = await load(session, locked, per_conversation=per_conversation)
+    writes, result = Writes(), BatchResult()
+    for conversation_id in locked:
+        step = Step(
+            session, conversation_id, utcnow(), bots, loaded=loaded[conversation_id],
+            writes=writes,
+        )  # fmt: skip
+        for _ in range(per_conversation + 1):  # its messages, and a timer due before them
+            done = await step.take()
+            if not done.worked:
+                break
+            result.steps += 1
+            if done.http is not None:
+                result.calls.append((conversation_id, done))
+    await writes.flush(session)
+    return result

@@ -1,9 +1,12 @@
 """The chatbots' durable consumer: a background loop on the worker runner.
 
 Each round finds conversations with due work (inbox rows ingest wrote, sessions whose timer,
-input wait or HTTP lease is due) and runs their steps (pytake.chatbot.runtime). Any number of
-workers may run it: a conversation's step holds that conversation's lock, and a worker that
-cannot take it moves on. HTTP nodes are called after their step commits, never inside a
+input wait or HTTP lease is due) and runs their steps in batches, many conversations per
+transaction (pytake.chatbot.runtime.run_batch): a few statements read and write a whole
+batch, where a transaction per step cost ten. Any number of workers may run it: a batch holds
+its conversations' locks, and a worker that cannot take one leaves it to the one that has it.
+A batch that fails is run again one conversation at a time, so one conversation's failure
+(a bug, a bad row) puts off only that conversation. HTTP nodes are called after their step commits, never inside a
 transaction; the answer is fed back in a step of its own, and a worker that died mid-call
 leaves a lease that makes another worker call again.
 """
@@ -22,8 +25,9 @@ from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
+from pytake.chatbot.bots import BotsCache
 from pytake.chatbot.engine import HttpResponse
-from pytake.chatbot.runtime import BotsCache, Step, StepResult
+from pytake.chatbot.runtime import Step, StepResult, run_batch
 from pytake.db import unit_of_work
 from pytake.kit.net_guard import BlockedAddress, check_target
 from pytake.kit.ssrf import UnsafeUrl
@@ -34,8 +38,11 @@ log = logging.getLogger(__name__)
 
 NAME = "chatbots"
 MAX_RESPONSE_BYTES = 1_000_000
-# Steps one conversation may take in a row before others get their turn.
+# Steps one conversation may take in one batch before others get their turn.
 STEPS_PER_TURN = 20
+# Conversations per transaction: the batch's statements are shared by this many, while its
+# replies wait for its commit (the dispatcher sends them only then).
+PER_TRANSACTION = 50
 # A step that failed (a bug, a database error) is tried again after this.
 RETRY_AFTER = timedelta(seconds=30)
 
@@ -53,15 +60,17 @@ class ChatbotConsumer:
         allow_private: bool,
         postgres: bool,
         batch: int = 200,
-        concurrency: int = 16,
+        concurrency: int = 4,
+        per_transaction: int = PER_TRANSACTION,
     ) -> None:
         self.factory = factory
         self.http = http
         self.allow_private = allow_private
         self.postgres = postgres
         self.batch = batch
-        # SQLite has one writer: its steps run one after the other.
+        # Batches in flight at once (their round trips overlap); SQLite has one writer.
         self.concurrency = concurrency if postgres else 1
+        self.per_transaction = per_transaction
         self.calls: set[asyncio.Task[None]] = set()
         self.steps = 0
 
@@ -73,29 +82,37 @@ class ChatbotConsumer:
                 return await next_due(session, now)
         limit = asyncio.Semaphore(self.concurrency)
         bots: BotsCache = {}  # read once per organisation this round
+        size = self.per_transaction
 
-        async def turn(conversation_id: uuid.UUID) -> None:
+        async def turn(conversation_ids: list[uuid.UUID]) -> None:
             async with limit:
-                await self.drain(conversation_id, bots)
+                await self.work(conversation_ids, bots)
 
-        await asyncio.gather(*(turn(c) for c in due))
+        await asyncio.gather(*(turn(due[i : i + size]) for i in range(0, len(due), size)))
         return 0
 
-    async def drain(self, conversation_id: uuid.UUID, bots: BotsCache | None = None) -> None:
-        """Run the conversation's due steps (a few at most), starting HTTP calls they ask."""
-        for _ in range(STEPS_PER_TURN):
-            try:
-                async with unit_of_work(self.factory) as session:
-                    result = await Step(session, conversation_id, utcnow(), bots).run()
-            except Exception:
-                log.exception("chatbot step failed for conversation %s", conversation_id)
-                await self._postpone(conversation_id)
+    async def work(self, conversation_ids: list[uuid.UUID], bots: BotsCache | None = None) -> None:
+        """Run these conversations' due steps in one transaction, starting the HTTP calls
+        they ask for after its commit; a failed batch is run again a conversation at a time."""
+        try:
+            async with unit_of_work(self.factory) as session:
+                result = await run_batch(
+                    session, conversation_ids, {} if bots is None else bots,
+                    per_conversation=STEPS_PER_TURN,
+                )  # fmt: skip
+        except Exception:
+            if len(conversation_ids) == 1:
+                log.exception("chatbot step failed for conversation %s", conversation_ids[0])
+                await self._postpone(conversation_ids[0])
                 return
-            self.steps += result.worked
-            if result.http is not None:
-                self._call_later(conversation_id, result)
-            if not result.worked or not result.more:
-                return  # (a timer the step set is found by the next round)
+            log.warning("a batch of %d conversations failed; one at a time now",
+                        len(conversation_ids), exc_info=True)  # fmt: skip
+            for conversation_id in conversation_ids:
+                await self.work([conversation_id], bots)
+            return
+        self.steps += result.steps
+        for conversation_id, step in result.calls:
+            self._call_later(conversation_id, step)
 
     def _call_later(self, conversation_id: uuid.UUID, result: StepResult) -> None:
         assert result.http is not None and result.session_id is not None
@@ -118,7 +135,7 @@ class ChatbotConsumer:
             return
         if result.http is not None:
             self._call_later(conversation_id, result)
-        await self.drain(conversation_id)  # messages that waited for the answer
+        await self.work([conversation_id])  # messages that waited for the answer
 
     async def _postpone(self, conversation_id: uuid.UUID) -> None:
         """Retry a failing conversation later instead of at once (its later messages wait:
