@@ -267,8 +267,28 @@ class Console:
         await page.set_viewport_size(PHONE)
         await page.wait_for_timeout(150)  # let the layout settle at the new width
         await page.screenshot(path=str(ARTIFACTS / f"{name}-390x844.png"))
+        # Works on a phone: nothing pushes the page sideways (a wide table scrolls inside its
+        # own box), and the phone layout's controls are named too.
+        wider: list[str] = await page.evaluate(_WIDER_THAN_THE_SCREEN)
+        unnamed = await self.unnamed_controls()
         await page.set_viewport_size(DESKTOP)
+        assert wider == [], f"{name}: at {PHONE['width']} px the page scrolls sideways: {wider}"
+        assert unnamed == [], f"{name}: at phone width, controls without a name: {unnamed}"
 
+
+# The page's own horizontal overflow, and the outermost elements reaching past the screen.
+_WIDER_THAN_THE_SCREEN = """() => {
+  const width = document.documentElement.clientWidth;
+  if (document.documentElement.scrollWidth <= width) return [];
+  const out = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.right <= width + 1 || getComputedStyle(el).position === 'fixed') continue;
+    if (out.some((outer) => outer.contains(el))) continue;
+    out.push(el);
+  }
+  return out.slice(0, 5).map((el) => el.outerHTML.slice(0, 160));
+}"""
 
 _UNNAMED_CONTROLS = """() => {
   const selector = 'button, a[href], input:not([type=hidden]), select, textarea, [role=button],'
