@@ -107,6 +107,68 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """Every PostgreSQL process's CPU (the server is shared: other benches' backends too)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() in ("postgres", "postmaster"):
+                total += cpu_seconds(int(entry.name))
+        except (OSError, ValueError):
+            continue  # ended meanwhile
+    return total
+
+
+async def commits(db: str) -> int:
+    """Transactions committed in the bench's database so far (pg_stat_database)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(_pg(db))
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            )
+        )
+    finally:
+        await conn.close()
+
+
+class CpuMeter:
+    """CPU seconds of each process of the bench over a phase (and PostgreSQL's), and the
+    transactions the bench's database committed."""
+
+    def __init__(self, pids: dict[str, int], db: str) -> None:
+        self.pids = pids
+        self.db = db
+        self.start: dict[str, float] = {}
+        self.start_commits = 0
+
+    def snapshot(self) -> dict[str, float]:
+        taken = {role: cpu_seconds(pid) for role, pid in self.pids.items()}
+        taken["postgres"] = postgres_cpu_seconds()
+        return taken
+
+    async def begin(self) -> None:
+        self.start = self.snapshot()
+        self.start_commits = await commits(self.db)
+
+    async def report(self, label: str, texts: int, images: int) -> None:
+        now = self.snapshot()
+        # pg_stat_database lags by up to PostgreSQL's stats interval; a rough count.
+        committed = await commits(self.db) - self.start_commits
+        spent = {role: now[role] - self.start[role] for role in now}
+        parts = ", ".join(f"{role} {seconds:.1f}" for role, seconds in spent.items())
+        per_text = spent["serve"] * 1000 / max(1, texts + images)
+        print(
+            f"    CPU s ({label}): {parts}; serve {per_text:.2f} ms per webhook "
+            f"({texts} text + {images} image); {committed} commits; "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -294,8 +356,17 @@ async def main() -> None:
             await wait_healthy(media_sim, "/_sim/numbers")
             pnid, _ = await setup(base, sim, media_sim)
             await asyncio.sleep(2.0)  # the worker's start-up
+            meter = CpuMeter(
+                {
+                    "serve": serve.pid,
+                    "worker": worker.pid,
+                    "media-sim": sim_process.pid,
+                    "bench": os.getpid(),
+                },
+                args.db,
+            )
             async with aiohttp.ClientSession() as http:
-                await run(args, sim, http, media_sim, pnid, worker.pid)
+                await run(args, sim, http, media_sim, pnid, worker.pid, meter)
         finally:
             for proc in (worker, serve, sim_process):
                 if proc is not None:
@@ -319,10 +390,18 @@ async def wait_healthy(base: str, path: str = "/health") -> None:
 
 
 async def run(
-    args: Any, sim: Simulator, http: Any, media_sim: str, pnid: str, worker_pid: int
+    args: Any,
+    sim: Simulator,
+    http: Any,
+    media_sim: str,
+    pnid: str,
+    worker_pid: int,
+    meter: CpuMeter,
 ) -> None:
     await text_load(sim, pnid, args.text_clients, 1.0)  # warm-up
+    await meter.begin()
     done, lat = await text_load(sim, pnid, args.text_clients, args.seconds)
+    await meter.report("text alone", done, 0)
     alone = done / args.seconds
     print(
         f"text alone: {alone:.0f} webhooks/s, p50 {pct(lat, 0.5) * 1000:.1f} ms, "
@@ -340,10 +419,12 @@ async def run(
     sampler = Sampler(worker_pid)
     sampler.start()
     text_seconds = args.images / args.rate
+    await meter.begin()
     (answered, (tdone, tlat)) = await asyncio.gather(
         media_load(http, media_sim, pnid, args.images, args.rate, args.size),
         text_load(sim, pnid, args.text_clients, text_seconds),
     )
+    await meter.report("live: image webhooks + fetch", tdone, len(answered))
     stored = await stored_times(args.db, set(answered), 300.0)
     first, peak, last = sampler.stop()
     ok = {w: t for w, (status, t) in stored.items() if status == "stored"}
@@ -363,13 +444,16 @@ async def run(
     # worker fetching that backlog (SIGCONT) with no image webhooks arriving.
     os.kill(worker_pid, signal.SIGSTOP)
     try:
+        await meter.begin()
         (answered, (tdone, tlat)) = await asyncio.gather(
             media_load(http, media_sim, pnid, args.images, args.rate, args.size),
             text_load(sim, pnid, args.text_clients, text_seconds),
         )
+        await meter.report("image webhooks only", tdone, len(answered))
     finally:
         os.kill(worker_pid, signal.SIGCONT)
     beside("image webhooks only (worker stopped)", tdone, text_seconds, tlat)
+    await meter.begin()
     fetch_started, cpu_before = time.monotonic(), cpu_seconds(worker_pid)
     backlog = asyncio.create_task(stored_times(args.db, set(answered), 300.0))
     tdone, tlat, spent = 0, [], 0.0
@@ -378,6 +462,7 @@ async def run(
         tdone, spent = tdone + n, spent + 1.0
         tlat += more
     stored = backlog.result()
+    await meter.report("the backlog's fetch only", tdone, 0)
     drained = time.monotonic() - fetch_started
     worker_cpu = cpu_seconds(worker_pid) - cpu_before
     ok_count = sum(1 for status, _ in stored.values() if status == "stored")

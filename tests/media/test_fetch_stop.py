@@ -1,6 +1,7 @@
 """SIGTERM to a real `pytake worker` with media downloads in flight: the fetch loop claims
-nothing more, lets its downloads finish and records them, then exits; past the grace, the
-downloads cut short are given back (attempt and lease) for any worker to fetch at once."""
+nothing more, gives back what it claimed ahead but had not started, lets its downloads finish
+and records them, then exits; past the grace, the downloads cut short are given back too
+(attempt and lease) for any worker to fetch at once."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ async def _until_claimed(app: FastAPI, shop: Shop, worker: Worker) -> None:
     async def claimed() -> bool:
         await worker.alive()
         rows = await _rows(app, shop.org.id)
-        return sum(1 for r in rows if r.claimed_until is not None) == CONCURRENCY
+        # It claims ahead (twice its concurrency) and starts `CONCURRENCY` of them.
+        return sum(1 for r in rows if r.claimed_until is not None) >= CONCURRENCY
 
     await eventually(claimed, timeout=60, every=0.05)
 

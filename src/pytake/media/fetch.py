@@ -17,6 +17,7 @@ import binascii
 import logging
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,7 +46,9 @@ log = logging.getLogger("pytake.media.fetch")
 LEASE = timedelta(minutes=10)
 REFILL_SECONDS = 0.05
 PROVIDER_CACHE_SECONDS = 30.0
-FLUSH_SECONDS = 0.05
+# Each write is a commit, and its events a bus message that wakes other loops: a few a second
+# is enough for the console to see files arrive.
+FLUSH_SECONDS = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,39 +202,57 @@ class MediaFetchLoop:
 
     async def run_once(self) -> float | None:
         """Fetch what is due, `concurrency` at a time: a slot freed by a finished fetch is
-        refilled at once (no batch waits for its slowest download), and the outcomes are
+        refilled at once from rows claimed ahead (no batch waits for its slowest download,
+        and a claim takes several rows, not one per freed slot), and the outcomes are
         written together, one transaction every `FLUSH_SECONDS` at most."""
         in_flight: dict[asyncio.Task[Outcome], Claimed] = {}
+        ready: deque[Claimed] = deque()
         done: list[Outcome] = []
         try:
-            await self._drain(in_flight, done)
+            await self._drain(in_flight, ready, done)
         except BaseException:
-            await self._abandon(in_flight, done)
+            await self._abandon(in_flight, ready, done)
             raise
         async with self.factory() as session:
             due = await next_due_in(session)
         return self.tuning.poll_seconds if due is None else due
 
     async def _drain(
-        self, in_flight: dict[asyncio.Task[Outcome], Claimed], done: list[Outcome]
+        self,
+        in_flight: dict[asyncio.Task[Outcome], Claimed],
+        ready: deque[Claimed],
+        done: list[Outcome],
     ) -> None:
+        concurrency = self.tuning.concurrency
         last_empty = last_flush = -1.0
         loop = asyncio.get_running_loop()
         while True:
-            free = self.tuning.concurrency - len(in_flight)
-            # After a claim found nothing, look again only now and then while fetches finish.
-            if free > 0 and self.claiming and loop.time() - last_empty >= REFILL_SECONDS:
-                claimed = await run_uncancelled(self._claim(free), self._give_back)
-                for item in claimed:
-                    in_flight[asyncio.create_task(self.fetch(item))] = item
+            held = len(in_flight) + len(ready)
+            # Claim ahead (up to twice the concurrency) once half of that is used up: one
+            # claim transaction per `concurrency` fetches or so, where claiming each freed
+            # slot cost one per fetch (a commit each, on the database ingest writes to). After
+            # a claim found nothing, look again only now and then while fetches finish.
+            if self.claiming and held <= concurrency and loop.time() - last_empty >= REFILL_SECONDS:
+                claimed = await run_uncancelled(
+                    self._claim(2 * concurrency - held), self._give_back
+                )
+                ready.extend(claimed)
                 if not claimed:
                     last_empty = loop.time()
+            if not self.claiming and ready:
+                # Stopping: rows claimed but not started go back at once, for another worker.
+                unstarted = list(ready)
+                ready.clear()
+                await run_uncancelled(self._give_back(unstarted), _nothing)
+            while ready and len(in_flight) < concurrency:
+                item = ready.popleft()
+                in_flight[asyncio.create_task(self.fetch(item))] = item
             if done and (not in_flight or loop.time() - last_flush >= FLUSH_SECONDS):
                 batch = done[:]
                 done.clear()
                 await run_uncancelled(self.record(batch), _nothing)
                 last_flush = loop.time()
-            if not in_flight and not done:
+            if not in_flight and not done and not ready:
                 return
             if in_flight:
                 finished, _ = await asyncio.wait(
@@ -246,15 +267,19 @@ class MediaFetchLoop:
             return await claim_due(session, limit)
 
     async def _abandon(
-        self, in_flight: dict[asyncio.Task[Outcome], Claimed], done: list[Outcome]
+        self,
+        in_flight: dict[asyncio.Task[Outcome], Claimed],
+        ready: deque[Claimed],
+        done: list[Outcome],
     ) -> None:
         """Cancelled (a stop past its grace): record the fetches that ended, and give back
-        the ones cut short, attempt and lease, so any worker fetches them again at once rather
-        than after the 10-minute lease (a fetch, unlike a send, is safe to repeat)."""
+        the ones cut short and the ones not started, attempt and lease, so any worker fetches
+        them again at once rather than after the 10-minute lease (a fetch, unlike a send, is
+        safe to repeat)."""
         for task in in_flight:
             task.cancel()
         await asyncio.gather(*in_flight, return_exceptions=True)
-        cut_short: list[Claimed] = []
+        cut_short: list[Claimed] = list(ready)
         for task, item in in_flight.items():
             if task.cancelled() or task.exception() is not None:
                 cut_short.append(item)

@@ -16,12 +16,16 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = os.path.abspath(root)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if self.root.resolve() not in path.parents:
+        # Lexically, not `resolve()`: that is a stat per path component, twice, on every
+        # fetch, put and read. Keys are PyTake's own (`<org>/<sha256>`); this only refuses one
+        # that would climb out of the root.
+        path = os.path.normpath(os.path.join(self._root, key))
+        if os.path.dirname(path) == path or not path.startswith(self._root + os.sep):
             raise ValueError(f"bad storage key {key!r}")
-        return path
+        return Path(path)
 
     def path_of(self, key: str) -> Path:
         """The file of a key (for uploads to a provider, which stream it from disk)."""
