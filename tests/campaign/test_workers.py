@@ -19,10 +19,14 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from pytake.campaign.dispatch import CampaignLoop
 from pytake.config import Settings
-from pytake.models import OutboxEvent
+from pytake.db import unit_of_work
+from pytake.models import Message, OutboxEvent
+from pytake.models.base import utcnow
+from pytake.models.campaign import CampaignRecipient
 from pytake.whatsapp.simulator import Simulator, SimulatorSettings
 from tests.campaign.support import Campaigns
 from tests.campaign.workers import CAMPAIGN_TEST_SETTINGS, WORKER_TUNING, worker
@@ -129,6 +133,73 @@ async def test_130429_slows_the_number_down_and_the_campaign_completes(setup: Se
     assert done["sent_count"] == 40 and done["failed_count"] == 0
     assert min(rates) < 40  # slowed down by itself, below the campaign's own limit
     assert _sent(camps) == Counter({n: 1 for n in numbers})
+
+
+async def test_a_130429_slows_the_number_for_every_campaign_on_it(setup: Setup) -> None:
+    """130429 is Meta's limit on the number: the campaign whose message got it does not hand
+    its share to the others (as a per-campaign throttle did: its halved ask still filled an
+    equal share, and the number kept its pace); every campaign on the number slows down."""
+    camps = setup.camps
+    resp = await camps.http.patch(
+        f"/v1/whatsapp-configs/{camps.shop.number.id}",
+        json={"throughput": 8},
+        headers=camps.headers,
+    )
+    assert resp.status_code == 200, resp.text
+    template = await camps.template(body="Oi {{1}}")
+    created = []
+    for tag in ("first", "second"):
+        for i in range(10):
+            await camps.contact(f"{tag} {i}", tags=[tag])
+        body = {
+            "name": tag,
+            "target_type": "tags",
+            "target_filters": {"tags": [tag]},
+            "template_id": str(template.id),
+            "message_content": {"variables": {"1": "{{contact.name}}"}},
+        }
+        created.append((await camps.create(body))["id"])
+        await camps.act(created[-1], "start")
+    # One campaign loop and no message dispatcher: handed-off messages stay queued.
+    settings = setup.settings.model_copy(
+        update={"campaign_settle_every_seconds": 0.0, "campaign_throttle_recover_seconds": 3600}
+    )
+    loop = CampaignLoop(setup.app.state.session_factory, settings)
+    await loop.run_once()
+
+    async def paces() -> list[float]:
+        return [(await camps.get(c))["current_rate"] for c in created]
+
+    assert await paces() == [4.0, 4.0]  # an equal share each of the number's 8/s
+    async with unit_of_work(setup.app.state.session_factory) as session:
+        # What the send pipeline writes for a 130429: back to the queue, the error kept.
+        await session.execute(
+            update(Message)
+            .where(
+                Message.id
+                == select(CampaignRecipient.message_id)
+                .where(
+                    CampaignRecipient.campaign_id == uuid.UUID(created[0]),
+                    CampaignRecipient.message_id.is_not(None),
+                )
+                .limit(1)
+                .scalar_subquery()
+            )
+            .values(error_code=130429, updated_at=utcnow())
+        )
+    await loop.run_once()
+    assert await paces() == [2.0, 2.0]  # the number at half: 4/s for both together
+    await loop.run_once()
+    assert await paces() == [2.0, 2.0]  # that answer is counted once
+    recovering = CampaignLoop(
+        setup.app.state.session_factory,
+        settings.model_copy(update={"campaign_throttle_recover_seconds": 0.0}),
+    )
+    await recovering.run_once()
+    # The number recovers (a quarter a step; each campaign's pass may take a step here, with
+    # no recovery period), for both alike.
+    first, second = await paces()
+    assert first == second and 2.0 < first <= 4.0
 
 
 async def test_a_worker_killed_mid_campaign_and_restarted_sends_each_recipient_once(

@@ -7,15 +7,15 @@ Each pass:
    so workers take turns; SQLite has one writer):
    - settles recipients from their messages' states (sent, delivered, read, failed), counting
      runs of 131048 / 131049 (a run pauses the campaign with the reason) and noticing 130429
-     answers (which halve the campaign's pace; it recovers step by step);
+     answers (which halve the number's pace, every campaign on it; it recovers step by step);
    - completes the campaign when nothing is pending or in flight;
    - hands the next recipients to the durable send pipeline: for each, a `queued` outbound
      message in the contact's live conversation, due at its paced slot.
 
 Pacing is a GCRA on the campaign row (`paced_until`): message i of a hand-off is due at
 `paced_until + i / rate`, rate = the campaign's share of its number's throughput
-(pytake.campaign.pacing: min(send_rate_limit, throughput) × throttle factor, split fairly
-between the campaigns running on the number), and hand-offs run at most
+(pytake.campaign.pacing: min(send_rate_limit, throughput), the number's throughput × its
+throttle factor split fairly between the campaigns running on it), and hand-offs run at most
 `campaign_handoff_ahead_seconds` ahead. The message
 dispatcher (pytake.message.sending) claims messages as they fall due — across any number of
 workers — sends them, retries 130429 with backoff, and reconciles a worker's crash from status
@@ -36,7 +36,7 @@ from typing import Any, cast
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from pytake.campaign import handoff, lifecycle, settling
+from pytake.campaign import handoff, lifecycle, pacing, settling
 from pytake.campaign.pacing import running_rates
 from pytake.config import Settings
 from pytake.db import unit_of_work
@@ -51,7 +51,6 @@ from pytake.template.parameters import template_message
 log = logging.getLogger(__name__)
 
 POLICY_ERRORS = (131048, 131049)
-_MIN_FACTOR = 0.05
 
 
 @dataclass
@@ -130,13 +129,11 @@ class CampaignLoop:
             campaign = await _lock_running(session, campaign_id)
             if campaign is None:
                 return
-            factor = campaign.throttle_factor or 1.0
             settled = self._settle_due(campaign_id)
             if settled:
-                await self.settle(session, campaign)
-            # A 130429 seen now slows this hand-off already; a recovery waits for the next
-            # pass's share (other campaigns on the number may have taken what this one left).
-            rate *= min(1.0, (campaign.throttle_factor or 1.0) / factor)
+                # A 130429 seen now slows this hand-off already; a recovery waits for the
+                # next pass's share (read with every campaign's on the number).
+                rate *= await self.settle(session, campaign)
             if campaign.status != "running":
                 return
             if settled and not await _has_unsettled(session, campaign_id):
@@ -188,18 +185,19 @@ class CampaignLoop:
 
     # -- settling ---------------------------------------------------------------------------
 
-    async def settle(self, session: AsyncSession, campaign: Campaign) -> None:
+    async def settle(self, session: AsyncSession, campaign: Campaign) -> float:
         """Move in-flight recipients to sent / failed from their messages; pause on a run of
-        policy errors; slow down on 130429 and recover."""
+        policy errors; report 130429 answers to the number (or let it recover). Returns by
+        how much the number's pace changed now (1.0: not slowed)."""
         now = utcnow()
         settle_before = now - timedelta(seconds=self.settings.campaign_settle_after_seconds)
         rows = await settling.settled_messages(session, campaign, settle_before)
         settled: list[dict[str, Any]] = []
-        throttled = False
+        throttled: datetime | None = None
         streak, last_policy = campaign.policy_error_streak, None
         for row in rows:
             if row.status == "queued":  # a 130429 answer not seen before (see settling)
-                throttled = True
+                throttled = max(throttled or row.updated_at, row.updated_at)
             elif row.status == "failed":
                 settled.append(settling.failed(row, now))
                 if row.error_code in POLICY_ERRORS:
@@ -211,7 +209,7 @@ class CampaignLoop:
                     streak = 0
         await settling.write(session, campaign.id, settled, now)
         campaign.policy_error_streak = streak
-        self._pace_feedback(campaign, throttled, now)
+        change = await self._pace_feedback(session, campaign, throttled, now)
         threshold = self.settings.campaign_pause_after_policy_errors
         if streak >= threshold and last_policy is not None:
             reason = (
@@ -220,26 +218,30 @@ class CampaignLoop:
             )
             log.warning("campaign %s paused: %s", campaign.id, reason)
             await lifecycle.pause(session, campaign, reason[:500])
+        return change
 
-    def _pace_feedback(self, campaign: Campaign, throttled: bool, now: datetime) -> None:
-        factor = campaign.throttle_factor or 1.0
-        last = campaign.throttled_at
-        # At most one halving a second: the answers of messages sent at the old pace (and
-        # their retries, which the pipeline sends with backoff) arrive after the first one.
-        if throttled and (last is None or now - last >= timedelta(seconds=1)):
-            campaign.throttle_factor = max(_MIN_FACTOR, factor / 2)
-            campaign.throttled_at = now
-            # Messages already paced at the old rate keep their slots; new ones start after.
-            log.info(
-                "campaign %s: 130429 from the provider, pace now %.2f of its share",
-                campaign.id,
-                campaign.throttle_factor,
-            )
-        elif not throttled and factor < 1.0 and last is not None:
-            recover = timedelta(seconds=self.settings.campaign_throttle_recover_seconds)
-            if now - last >= recover:
-                campaign.throttle_factor = min(1.0, factor * 1.25)
-                campaign.throttled_at = now
+    async def _pace_feedback(
+        self, session: AsyncSession, campaign: Campaign, throttled: datetime | None, now: datetime
+    ) -> float:
+        """130429 is Meta's limit on the number, not on a campaign: the answers slow the
+        number (every campaign on it), and its recovery is the number's too."""
+        if campaign.channel_id is None:
+            return 1.0
+        if throttled is None:
+            recover = self.settings.campaign_throttle_recover_seconds
+            await pacing.recover(session, campaign.channel_id, now, recover)
+            return 1.0
+        campaign.throttled_at = throttled  # these answers are reported once
+        factor = await pacing.slow_down(session, campaign.channel_id, now)
+        if factor is None:  # halved less than a second ago (for these answers' elders)
+            return 1.0
+        # Messages already paced at the old rate keep their slots; new ones start after.
+        log.info(
+            "campaign %s: 130429 from the provider, its number now at %.2f of its throughput",
+            campaign.id,
+            factor,
+        )
+        return 0.5 if factor > pacing.MIN_FACTOR else 1.0
 
     # -- hand-off ---------------------------------------------------------------------------
 
@@ -254,11 +256,11 @@ class CampaignLoop:
         budget = int((ahead - slot).total_seconds() * rate)
         if budget <= 0:
             return 0
-        # Back-pressure: no more than two hand-offs' worth waiting for the send pipeline. When
-        # it falls behind (a slow provider, a busy machine) the slots pass unused, rather than
-        # the whole audience piling up as `queued` (which every settle would then read).
-        room = math.ceil(2 * rate * self.settings.campaign_handoff_ahead_seconds) + 1
-        budget = min(budget, room - await handoff.waiting(session, campaign, room))
+        # Back-pressure: no more than a hand-off's worth overdue and still waiting for the
+        # send pipeline. When it falls behind (a slow provider, a busy machine) the slots pass
+        # unused, rather than the whole audience piling up as `queued`.
+        room = math.ceil(rate * self.settings.campaign_handoff_ahead_seconds) + 1
+        budget = min(budget, room - await handoff.waiting(session, campaign, room, now))
         if budget <= 0:
             return 0
         limit = min(budget, self.settings.campaign_batch_size)

@@ -194,7 +194,6 @@ async def create_campaign(
         total_recipients=total,
         skipped=skipped,
         created_by_id=principal.user_id,
-        throttle_factor=1.0,
         policy_error_streak=0,
     )
     session.add(campaign)

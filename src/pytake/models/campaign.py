@@ -66,8 +66,9 @@ class Campaign(IdMixin, TenantMixin, TimestampMixin, Base):
     # Pacing (GCRA): the theoretical time the next message may be due; shared by every worker
     # through this row, which a hand-off locks.
     paced_until: Mapped[datetime | None]
-    # 1.0, halved by each 130429 the number gets, recovering step by step.
-    throttle_factor: Mapped[float] = mapped_column(default=1.0)
+    # The newest 130429 answer to this campaign's messages already reported to its number
+    # (whose throttle factor it halved: WhatsAppConfig.throttle_factor); older ones are not
+    # counted again.
     throttled_at: Mapped[datetime | None]
     # Consecutive 131048 / 131049 failures (a success resets it); pauses at the threshold.
     policy_error_streak: Mapped[int] = mapped_column(default=0)

@@ -66,6 +66,11 @@ class WhatsAppConfig(IdMixin, TenantMixin, TimestampMixin, Base):
         default=DEFAULT_THROUGHPUT, server_default=str(DEFAULT_THROUGHPUT),
         comment="messages per second",
     )  # fmt: skip
+    # Meta's 130429 (throughput hit) is about the number, whichever campaign's message got
+    # it: 1.0, halved by each 130429 (at most once a second), recovering step by step; the
+    # campaigns on the number share throughput × this (pytake.campaign.pacing).
+    throttle_factor: Mapped[float] = mapped_column(default=1.0, server_default="1")
+    throttled_at: Mapped[datetime | None]
     # The chatbot that answers on this number; none: every active chatbot of the organisation.
     chatbot_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("chatbots.id", ondelete="SET NULL")

@@ -35,7 +35,9 @@ class WebhookEmitter:
     async def start(self) -> None:
         """Open the client session."""
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            limit = self.state.settings.webhook_connections
+            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+            self._session = aiohttp.ClientSession(connector=connector)
 
     async def close(self) -> None:
         """Cancel pending deliveries and close the session."""

@@ -41,6 +41,11 @@ class SimulatorSettings:
     webhook_retries: int = 3
     retry_backoff: float = 1.0
     webhook_timeout: float = 10.0
+    # Webhook requests in flight at once (the client pool). Meta delivers with far more than
+    # aiohttp's default 100: with 100, each waiting its receiver's commit (group commit: ~0.1-
+    # 0.5 s on a loaded machine), a number sending 1,000/s with three statuses each queued
+    # its webhooks in the pool until they timed out, were retried, and were dropped.
+    webhook_connections: int = 1000
     window_mode: Literal["sync", "async"] = "sync"  # how 131047 surfaces
     default_mps: int = 80
     mps_period: float = 1.0
