@@ -257,6 +257,15 @@ class Console:
         found: list[str] = await self.page.evaluate(_UNNAMED_CONTROLS)
         return found
 
+    async def tab_through(self, presses: int) -> list[dict[str, Any]]:
+        """Press Tab `presses` times; what had the focus after each press, and whether its
+        focus indicator shows (an outline or a ring of box-shadow, as the browser draws it)."""
+        seen: list[dict[str, Any]] = []
+        for _ in range(presses):
+            await self.page.keyboard.press("Tab")
+            seen.append(await self.page.evaluate(_FOCUSED))
+        return seen
+
     async def screenshot(self, name: str) -> None:
         """The page at desktop and phone widths, into test-artifacts/browser/; every visible
         control must have an accessible name."""
@@ -275,6 +284,24 @@ class Console:
         assert wider == [], f"{name}: at {PHONE['width']} px the page scrolls sideways: {wider}"
         assert unnamed == [], f"{name}: at phone width, controls without a name: {unnamed}"
 
+
+_FOCUSED = """() => {
+  const el = document.activeElement;
+  if (!el || el === document.body) return {control: null, visible: false};
+  // The ring may be drawn on the box around the field (a tags input's pills and its input).
+  const shows = (node) => {
+    const style = getComputedStyle(node);
+    const outline = style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) > 0;
+    return outline || (style.boxShadow && style.boxShadow !== 'none');
+  };
+  let visible = false;
+  for (let node = el, up = 0; node && node !== document.body && up < 3; node = node.parentElement, up++) {
+    visible = visible || shows(node);
+  }
+  const name = (el.getAttribute('aria-label') || (el.labels && el.labels[0]
+    && el.labels[0].innerText) || el.innerText || el.getAttribute('title') || '').trim();
+  return {control: `${el.tagName.toLowerCase()} "${name.slice(0, 40)}"`, visible};
+}"""
 
 # The page's own horizontal overflow, and the outermost elements reaching past the screen.
 _WIDER_THAN_THE_SCREEN = """() => {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.browser.conftest import ACCESS_TOKEN_TTL, DEMO_EMAIL, Console
+from tests.browser.conftest import ACCESS_TOKEN_TTL, DEMO_EMAIL, DEMO_PASSWORD, Console
 
 
 async def test_a_wrong_password_shows_the_apis_message(console: Console) -> None:
@@ -51,3 +51,33 @@ async def test_signed_in_the_token_is_refreshed_in_the_background_then_sign_out(
     assert await page.evaluate("localStorage.getItem('pytake.session')") is None
     await page.reload()
     await page.get_by_role("button", name="Sign in").wait_for()
+
+
+async def test_keyboard_alone_signs_in_and_moves_through_the_console_with_focus_shown(
+    console: Console,
+) -> None:
+    page = console.page
+    await page.goto(console.url("/"))
+    await page.get_by_label("Email").wait_for()
+    # From the top of the page: Tab reaches the form's fields, typing fills them, Enter sends.
+    for label, value in (("Email", DEMO_EMAIL), ("Password", DEMO_PASSWORD)):
+        for _ in range(5):
+            [focused] = await console.tab_through(1)
+            if focused["control"] and label in focused["control"]:
+                break
+        else:
+            raise AssertionError(f"Tab never reached the {label} field")
+        assert focused["visible"], f"no visible focus on {focused['control']}"
+        await page.keyboard.type(value)
+    await page.keyboard.press("Enter")
+    await page.get_by_role("button", name="Sign out").wait_for()
+    await page.wait_for_url("**/app/inbox")
+    for path, link in (("/inbox", "Inbox"), ("/contacts", "Contacts"), ("/settings", "Settings")):
+        await page.get_by_role("link", name=link).click()  # in the app: nothing left loading
+        await page.wait_for_url(f"**/app{path}*")
+        await page.get_by_role("main").get_by_role("heading").first.wait_for(state="attached")
+        seen = await console.tab_through(12)
+        controls = [f["control"] for f in seen]
+        assert len(set(controls)) >= 6, (path, controls)  # focus moves on, it is not trapped
+        hidden = [f["control"] for f in seen if f["control"] and not f["visible"]]
+        assert hidden == [], f"{path}: focus not visible on {hidden}"
