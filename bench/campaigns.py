@@ -139,7 +139,7 @@ async def seed(db: str, spec: dict[str, Any], recipients: int) -> dict[str, Any]
     from pytake.contact.search import contact_search_text
     from pytake.db import create_engine, create_session_factory
     from pytake.kit.crypto import secret_box
-    from pytake.models import MessageTemplate, Organization, Tag, WhatsAppConfig
+    from pytake.models import Channel, MessageTemplate, Organization, Tag
     from pytake.models.contact import contact_tags_table, contacts_table
 
     settings = Settings(_env_file=None, secret_key=SECRET_KEY)  # type: ignore[call-arg]
@@ -153,7 +153,7 @@ async def seed(db: str, spec: dict[str, Any], recipients: int) -> dict[str, Any]
         for index, number in enumerate(spec["numbers"]):
             number["id"] = uuid.uuid4()
             session.add(
-                WhatsAppConfig(
+                Channel(
                     id=number["id"],
                     organization_id=org_id,
                     name=f"Number {index}",

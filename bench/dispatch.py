@@ -222,7 +222,7 @@ async def seed_shop(db: str, shop: Shop, graph_url: str) -> None:
     """The organisation, its number and its customers (few rows: the ORM is fine here)."""
     from pytake.db import create_engine, create_session_factory
     from pytake.kit.crypto import secret_box
-    from pytake.models import Contact, Conversation, Organization, WhatsAppConfig
+    from pytake.models import Channel, Contact, Conversation, Organization
 
     box = secret_box(settings_for(db, graph_url))
     engine = create_engine(db)
@@ -230,7 +230,7 @@ async def seed_shop(db: str, shop: Shop, graph_url: str) -> None:
         session.add(Organization(id=shop.organization_id, name="Dispatch bench"))
         await session.flush()
         session.add(
-            WhatsAppConfig(
+            Channel(
                 id=shop.channel_id,
                 organization_id=shop.organization_id,
                 name="Bench number",

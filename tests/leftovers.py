@@ -94,6 +94,12 @@ def check_redis(url: str, name_prefix: str) -> None:
         )
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """Under pytest-xdist, the controller collects what each worker found (see below)."""
+    LEFTOVERS.found.extend(getattr(node, "workeroutput", {}).get("leftovers", []))
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Every fixture has been torn down: fail the run if it left connections behind."""
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -103,6 +109,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         except Exception as exc:  # Redis gone by now: nothing of ours can be connected to it
             if reporter is not None:
                 reporter.write_line(f"could not list Redis clients at the end: {exc!r}")
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        # An xdist worker: its terminal is not shown and its exit status not used, so what it
+        # found travels to the controller, which reports it and fails the run.
+        workeroutput["leftovers"] = list(LEFTOVERS.found)
+        return
     if not LEFTOVERS.found:
         return
     if reporter is not None:

@@ -18,7 +18,7 @@ from pytake.config import Settings
 from pytake.db import create_engine, create_session_factory, unit_of_work
 from pytake.kit.crypto import secret_box
 from pytake.migrate import upgrade_to_head
-from pytake.models import User, WhatsAppConfig
+from pytake.models import Channel, User
 from pytake.models.base import utcnow
 from pytake.organization.service import create_organization
 
@@ -44,7 +44,7 @@ async def seed(settings: Settings) -> None:
             )
             box = secret_box(settings)
             session.add(
-                WhatsAppConfig(
+                Channel(
                     organization_id=org.id,
                     name="Simulated number",
                     provider="official",

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from pytake.config import Settings
-from pytake.models import Contact, Conversation, Message, PendingStatus, WhatsAppConfig
+from pytake.models import Channel, Contact, Conversation, Message, PendingStatus
 from pytake.whatsapp.simulator import BusinessNumber, Simulator, SimulatorSettings
 from tests.conftest import LiveServer, Org, register_org
 
@@ -200,7 +200,7 @@ _MODELS = {
     "conversations": Conversation,
     "messages": Message,
     "pending": PendingStatus,
-    "configs": WhatsAppConfig,
+    "configs": Channel,
 }
 
 

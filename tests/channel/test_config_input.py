@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import update
 
 from pytake.kit.crypto import secret_box
-from pytake.models import WhatsAppConfig
+from pytake.models import Channel
 from tests.conftest import Org
 
 
@@ -73,8 +73,8 @@ async def test_a_stored_unsendable_token_fails_the_test_not_the_server(
     config = await _official(client, org)
     async with app.state.session_factory() as session:
         await session.execute(
-            update(WhatsAppConfig)
-            .where(WhatsAppConfig.id == uuid.UUID(config["id"]))
+            update(Channel)
+            .where(Channel.id == uuid.UUID(config["id"]))
             .values(access_token_encrypted=secret_box(app.state.settings).encrypt("tøken"))
         )
         await session.commit()

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from pytake.models import WhatsAppConfig
+from pytake.models import Channel
 from pytake.whatsapp.simulator import Simulator
 from tests.channel.support import create_evolution, create_official
 from tests.conftest import Org, create_api_key, register_org
@@ -40,9 +40,7 @@ async def test_create_official_never_echoes_secrets(
     assert got.json()["business_account_id"] == number.waba
     # Encrypted at rest: the plaintext appears in no column.
     async with wa_app.state.session_factory() as session:
-        row = await session.scalar(
-            select(WhatsAppConfig).where(WhatsAppConfig.id == uuid.UUID(number.id))
-        )
+        row = await session.scalar(select(Channel).where(Channel.id == uuid.UUID(number.id)))
     assert row is not None and row.access_token_encrypted and row.app_secret_encrypted
     assert number.token not in row.access_token_encrypted
     assert number.app_secret not in row.app_secret_encrypted

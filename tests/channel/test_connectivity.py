@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from pytake.channel.health import ChannelHealthLoop, check_due_configs
+from pytake.channel.health import ChannelHealthLoop, check_due_channels
 from pytake.kit.crypto import SecretBox, SecretUnreadable
 from pytake.kit.ssrf import UnsafeUrl, check_url
 from pytake.whatsapp.simulator import Simulator
@@ -71,7 +71,7 @@ async def test_periodic_check_updates_health(
     await api.put(
         f"/api/v1/whatsapp-configs/{off.id}", json={"is_active": False}, headers=wa_org.headers
     )
-    checked = await check_due_configs(
+    checked = await check_due_channels(
         wa_app.state.session_factory, wa_app.state.settings, wa_app.state.http
     )
     assert {good.id, bad.id, off.id} <= {str(i) for i in checked}
@@ -86,11 +86,11 @@ async def test_two_workers_check_each_due_number_once(
 ) -> None:
     numbers = [await create_official(api, wa_org, sim, wa_url) for _ in range(4)]
     args = (wa_app.state.session_factory, wa_app.state.settings, wa_app.state.http)
-    first, second = await asyncio.gather(check_due_configs(*args), check_due_configs(*args))
+    first, second = await asyncio.gather(check_due_channels(*args), check_due_channels(*args))
     assert not set(first) & set(second), "a number was checked by both workers"
     assert {n.id for n in numbers} <= {str(i) for i in [*first, *second]}
     # Checked just now: not due again for CHECK_INTERVAL.
-    assert not {n.id for n in numbers} & {str(i) for i in await check_due_configs(*args)}
+    assert not {n.id for n in numbers} & {str(i) for i in await check_due_channels(*args)}
 
 
 async def test_the_worker_runs_the_health_check(wa_app: FastAPI) -> None:

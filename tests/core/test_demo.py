@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from pytake.config import Settings
 from pytake.db import create_engine, create_session_factory
 from pytake.demo import DEMO_EMAIL, DEMO_PNID, seed
-from pytake.models import User, WhatsAppConfig
+from pytake.models import Channel, User
 
 
 async def test_seed_is_idempotent(tmp_path: Path) -> None:
@@ -22,7 +22,7 @@ async def test_seed_is_idempotent(tmp_path: Path) -> None:
             users = await session.scalar(
                 select(func.count()).select_from(User).where(User.email == DEMO_EMAIL)
             )
-            numbers = list(await session.scalars(select(WhatsAppConfig)))
+            numbers = list(await session.scalars(select(Channel)))
     finally:
         await engine.dispose()
     assert users == 1

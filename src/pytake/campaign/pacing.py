@@ -21,13 +21,13 @@ from typing import cast
 from sqlalchemy import Table, case, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.models import WhatsAppConfig
+from pytake.models import Channel
 from pytake.models.campaign import Campaign
 from pytake.models.channel import DEFAULT_THROUGHPUT
 
 MIN_RATE = 0.2  # messages per second: a campaign throttled to nothing still makes progress
 MIN_FACTOR = 0.05
-_numbers = cast(Table, WhatsAppConfig.__table__)
+_numbers = cast(Table, Channel.__table__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +36,7 @@ class Ask:
     channel_id: uuid.UUID | None
     send_rate_limit: int | None
     throughput: int
-    # The number's throttle factor (WhatsAppConfig.throttle_factor), the same for every
+    # The number's throttle factor (Channel.throttle_factor), the same for every
     # campaign on it.
     number_factor: float = 1.0
 
@@ -74,7 +74,7 @@ async def running_rates(
     session: AsyncSession, channel_ids: Iterable[uuid.UUID] | None = None
 ) -> dict[uuid.UUID, float]:
     """Running campaign id → the rate it is paced at now (on the given numbers, or all)."""
-    c, w = Campaign, WhatsAppConfig
+    c, w = Campaign, Channel
     stmt = (
         select(c.id, c.channel_id, c.send_rate_limit, w.throughput, w.throttle_factor)
         .outerjoin(w, w.id == c.channel_id)

@@ -28,7 +28,7 @@ from pytake.errors import FieldError, NotFound, ValidationFailed
 from pytake.events import wake_after_commit
 from pytake.kit.pagination import PageParams
 from pytake.message.sending.enqueue import resolve_channel
-from pytake.models import MessageTemplate, WhatsAppConfig
+from pytake.models import Channel, MessageTemplate
 from pytake.models.base import utcnow
 from pytake.models.campaign import Campaign, campaigns_table
 from pytake.template.parameters import missing_variables
@@ -62,7 +62,7 @@ async def _template(
     organization_id: uuid.UUID,
     template_id: uuid.UUID | None,
     content: MessageContent,
-    channel: WhatsAppConfig,
+    channel: Channel,
 ) -> MessageTemplate:
     """The APPROVED template the campaign names, covering its variables (422 naming each)."""
     if template_id is not None:
@@ -110,7 +110,7 @@ async def _template_by_name(
     session: AsyncSession,
     organization_id: uuid.UUID,
     content: MessageContent,
-    channel: WhatsAppConfig,
+    channel: Channel,
 ) -> MessageTemplate:
     stmt = select(MessageTemplate).where(
         MessageTemplate.organization_id == organization_id,
@@ -138,13 +138,13 @@ async def _template_by_name(
 
 async def _channel(
     session: AsyncSession, principal: Principal, channel_id: uuid.UUID | None
-) -> WhatsAppConfig:
-    config = await resolve_channel(session, principal, channel_id)
-    if config.provider != "official":
+) -> Channel:
+    channel = await resolve_channel(session, principal, channel_id)
+    if channel.provider != "official":
         raise ValidationFailed.on(
             "channel_id", "Campaigns send Meta templates: use a Cloud API number"
         )
-    return config
+    return channel
 
 
 async def _audience_total(

@@ -68,8 +68,8 @@ async def legacy_list(
     provider: ProviderFilter = None,
 ) -> ConfigListOut:
     """The organisation's WhatsApp numbers; secrets are never included."""
-    configs, total = await service.list_configs(session, principal, active, provider)
-    return ConfigListOut(configs=[service.to_out(c) for c in configs], total=total)
+    channels, total = await service.list_channels(session, principal, active, provider)
+    return ConfigListOut(configs=[service.to_out(c) for c in channels], total=total)
 
 
 @legacy_router.post("", status_code=201, response_model=ConfigOut)
@@ -81,8 +81,8 @@ async def create_config(
     session: DbSession,
 ) -> ConfigOut:
     """Add a number (`official`: Meta Cloud API; `evolution`: an Evolution API instance)."""
-    config = await service.create_config(session, principal, _settings(request), body)
-    return service.to_out(config)
+    channel = await service.create_channel(session, principal, _settings(request), body)
+    return service.to_out(channel)
 
 
 @legacy_router.get("/default", response_model=ConfigOut)
@@ -95,7 +95,7 @@ async def get_default(principal: Reader, session: DbSession) -> ConfigOut:
 @legacy_router.get("/{config_id}", response_model=ConfigOut)
 @v1_router.get("/{config_id}", response_model=ConfigOut)
 async def get_config(config_id: uuid.UUID, principal: Reader, session: DbSession) -> ConfigOut:
-    return service.to_out(await service.get_config(session, principal, config_id))
+    return service.to_out(await service.get_channel(session, principal, config_id))
 
 
 @legacy_router.put("/{config_id}", response_model=ConfigOut)
@@ -108,15 +108,15 @@ async def update_config(
     session: DbSession,
 ) -> ConfigOut:
     """Partial update: only the fields sent change; omitted secrets are kept."""
-    config = await service.update_config(session, principal, _settings(request), config_id, body)
-    return service.to_out(config)
+    channel = await service.update_channel(session, principal, _settings(request), config_id, body)
+    return service.to_out(channel)
 
 
 @legacy_router.delete("/{config_id}", response_model=ConfigDeletedOut)
 async def legacy_delete(
     config_id: uuid.UUID, principal: Writer, session: DbSession
 ) -> ConfigDeletedOut:
-    await service.delete_config(session, principal, config_id)
+    await service.delete_channel(session, principal, config_id)
     return ConfigDeletedOut(config_id=config_id)
 
 
@@ -132,7 +132,7 @@ async def legacy_test(
     session: DbSession,
 ) -> Response:
     """Call the provider with the stored credentials; the outcome becomes the health status."""
-    result = await service.test_config(
+    result = await service.test_channel(
         session, principal, _settings(request), _http(request), config_id, _base_url(request)
     )
     # A failed test is still a completed test: its health status is recorded (committed).
@@ -145,8 +145,10 @@ async def legacy_test(
 async def legacy_set_default(
     config_id: uuid.UUID, principal: Writer, session: DbSession
 ) -> SetDefaultOut:
-    config = await service.set_default(session, principal, config_id)
-    return SetDefaultOut(config=DefaultConfigBrief(id=config.id, name=config.name, is_default=True))
+    channel = await service.set_default(session, principal, config_id)
+    return SetDefaultOut(
+        config=DefaultConfigBrief(id=channel.id, name=channel.name, is_default=True)
+    )
 
 
 # ---- /api/v1/whatsapp/instance --------------------------------------------------------------
@@ -195,13 +197,15 @@ async def v1_list(
     active: ActiveFilter = None,
     provider: ProviderFilter = None,
 ) -> Page[ConfigOut]:
-    configs, total = await service.list_configs(session, principal, active, provider, params)
-    return Page[ConfigOut](data=[service.to_out(c) for c in configs], meta=page_meta(params, total))
+    channels, total = await service.list_channels(session, principal, active, provider, params)
+    return Page[ConfigOut](
+        data=[service.to_out(c) for c in channels], meta=page_meta(params, total)
+    )
 
 
 @v1_router.delete("/{config_id}", status_code=204)
 async def v1_delete(config_id: uuid.UUID, principal: Writer, session: DbSession) -> Response:
-    await service.delete_config(session, principal, config_id)
+    await service.delete_channel(session, principal, config_id)
     return Response(status_code=204)
 
 
@@ -213,7 +217,7 @@ async def v1_test(
     session: DbSession,
 ) -> ConfigTestOut:
     """Run a connectivity test; the answer is 200 either way, `success` tells the outcome."""
-    return await service.test_config(
+    return await service.test_channel(
         session, principal, _settings(request), _http(request), config_id, _base_url(request)
     )
 

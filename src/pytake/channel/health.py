@@ -25,7 +25,7 @@ from pytake.db import unit_of_work
 from pytake.kit.crypto import SecretUnreadable
 from pytake.kit.sql import is_postgresql
 from pytake.kit.ssrf import UnsafeUrl
-from pytake.models import WhatsAppConfig
+from pytake.models import Channel
 from pytake.models.base import utcnow
 from pytake.whatsapp.provider import ProviderError
 
@@ -67,11 +67,11 @@ def _provider_failure(exc: ProviderError) -> CheckResult:
 
 
 async def check_connectivity(
-    config: WhatsAppConfig, settings: Settings, http: aiohttp.ClientSession
+    channel: Channel, settings: Settings, http: aiohttp.ClientSession
 ) -> CheckResult:
     """Ask the provider about the number; a success proves credentials and ids are valid."""
     try:
-        provider = await provider_for(config, settings, http)
+        provider = await provider_for(channel, settings, http)
         info = await provider.phone_number_info()
     except UnsafeUrl as exc:
         return _failure(f"Refusing to call the Evolution URL: {exc}", reason="unsafe_url")
@@ -79,13 +79,13 @@ async def check_connectivity(
         return _failure("Stored credentials cannot be decrypted; enter them again")
     except ProviderError as exc:
         return _provider_failure(exc)
-    details: dict[str, Any] = {"provider": config.provider}
-    if config.provider == "official":
-        details.update(phone_number_id=config.phone_number_id, status="connected")
+    details: dict[str, Any] = {"provider": channel.provider}
+    if channel.provider == "official":
+        details.update(phone_number_id=channel.phone_number_id, status="connected")
         healthy = True
     else:
         details.update(
-            instance_name=config.instance_name,
+            instance_name=channel.instance_name,
             status=_STATE_WORDS.get(info.status or "", info.status),
         )
         healthy = info.status == "open"
@@ -95,46 +95,46 @@ async def check_connectivity(
         quality_rating=info.quality_rating,
     )
     result = CheckResult(True, "Configuration test successful", details, healthy)
-    _remember(config, info.verified_name, info.display_phone_number, info.status)
+    _remember(channel, info.verified_name, info.display_phone_number, info.status)
     return result
 
 
 def _remember(
-    config: WhatsAppConfig, verified: str | None, display: str | None, state: str | None
+    channel: Channel, verified: str | None, display: str | None, state: str | None
 ) -> None:
     if verified:
-        config.verified_name = verified
+        channel.verified_name = verified
     if display:
-        config.display_phone_number = display
-    if config.provider == "evolution" and state:
-        if state == "open" and config.connection_state != "open":
-            config.connected_at = utcnow()
-        config.connection_state = state
+        channel.display_phone_number = display
+    if channel.provider == "evolution" and state:
+        if state == "open" and channel.connection_state != "open":
+            channel.connected_at = utcnow()
+        channel.connection_state = state
 
 
 async def register_evolution_webhook(
-    config: WhatsAppConfig, settings: Settings, http: aiohttp.ClientSession, base_url: str
+    channel: Channel, settings: Settings, http: aiohttp.ClientSession, base_url: str
 ) -> None:
-    """`webhook/set` on the config's instance: our URL and its secret header."""
-    client = await evolution_client_for(config, settings, http)
+    """`webhook/set` on the channel's instance: our URL and its secret header."""
+    client = await evolution_client_for(channel, settings, http)
     await client.set_webhook(
-        config.instance_name or "",
-        evolution_webhook_url(base_url, config),
-        evolution_webhook_headers(config, settings),
+        channel.instance_name or "",
+        evolution_webhook_url(base_url, channel),
+        evolution_webhook_headers(channel, settings),
     )
 
 
-def apply_result(config: WhatsAppConfig, result: CheckResult) -> None:
-    """Record a check on the config: health_status, detail and time."""
-    config.last_health_check = utcnow()
-    if not config.is_active:
-        config.health_status = "inactive"
+def apply_result(channel: Channel, result: CheckResult) -> None:
+    """Record a check on the channel: health_status, detail and time."""
+    channel.last_health_check = utcnow()
+    if not channel.is_active:
+        channel.health_status = "inactive"
     else:
-        config.health_status = "healthy" if result.ok and result.healthy else "unhealthy"
+        channel.health_status = "healthy" if result.ok and result.healthy else "unhealthy"
     if result.ok and not result.healthy:
-        config.health_detail = f"not connected (state {config.connection_state})"
+        channel.health_detail = f"not connected (state {channel.connection_state})"
     else:
-        config.health_detail = None if result.ok else result.message[:500]
+        channel.health_detail = None if result.ok else result.message[:500]
 
 
 _RECORDED = (
@@ -148,7 +148,7 @@ _RECORDED = (
 )
 
 
-async def check_due_configs(
+async def check_due_channels(
     factory: async_sessionmaker[AsyncSession], settings: Settings, http: aiohttp.ClientSession
 ) -> list[uuid.UUID]:
     """Check every number whose last check is older than CHECK_INTERVAL; returns their ids.
@@ -158,14 +158,12 @@ async def check_due_configs(
     at once; no transaction stays open while providers answer: claim, check, then write.
     """
     cutoff = utcnow() - CHECK_INTERVAL
-    is_due = or_(
-        WhatsAppConfig.last_health_check.is_(None), WhatsAppConfig.last_health_check < cutoff
-    )
+    is_due = or_(Channel.last_health_check.is_(None), Channel.last_health_check < cutoff)
     async with unit_of_work(factory) as session:
         due = (
-            select(WhatsAppConfig)
+            select(Channel)
             .where(is_due)
-            .order_by(WhatsAppConfig.last_health_check.nulls_first())
+            .order_by(Channel.last_health_check.nulls_first())
             .limit(_BATCH)
         )
         if is_postgresql(session):
@@ -175,34 +173,32 @@ async def check_due_configs(
         claimed = (
             set(
                 await session.scalars(
-                    update(WhatsAppConfig)
-                    .where(WhatsAppConfig.id.in_(list(candidates)), is_due)
+                    update(Channel)
+                    .where(Channel.id.in_(list(candidates)), is_due)
                     .values(last_health_check=utcnow())
-                    .returning(WhatsAppConfig.id)
+                    .returning(Channel.id)
                 )
             )
             if candidates
             else set()
         )
-        configs = [c for cid, c in candidates.items() if cid in claimed]
+        channels = [c for cid, c in candidates.items() if cid in claimed]
         session.expunge_all()
     gate = asyncio.Semaphore(_CONCURRENCY)
 
-    async def check(config: WhatsAppConfig) -> None:
-        if not config.is_active:
-            apply_result(config, CheckResult(True, "inactive"))
+    async def check(channel: Channel) -> None:
+        if not channel.is_active:
+            apply_result(channel, CheckResult(True, "inactive"))
             return
         async with gate:
-            apply_result(config, await check_connectivity(config, settings, http))
+            apply_result(channel, await check_connectivity(channel, settings, http))
 
-    await asyncio.gather(*(check(c) for c in configs))
+    await asyncio.gather(*(check(c) for c in channels))
     async with unit_of_work(factory) as session:
-        for config in configs:
-            values = {name: getattr(config, name) for name in _RECORDED}
-            await session.execute(
-                update(WhatsAppConfig).where(WhatsAppConfig.id == config.id).values(**values)
-            )
-    return [config.id for config in configs]
+        for channel in channels:
+            values = {name: getattr(channel, name) for name in _RECORDED}
+            await session.execute(update(Channel).where(Channel.id == channel.id).values(**values))
+    return [channel.id for channel in channels]
 
 
 class ChannelHealthLoop:
@@ -228,7 +224,7 @@ class ChannelHealthLoop:
         wait = self._next_at - time.monotonic()
         if wait > 0:
             return wait
-        checked = await check_due_configs(self.factory, self.settings, self.http)
+        checked = await check_due_channels(self.factory, self.settings, self.http)
         if len(checked) == _BATCH:
             return 0
         self._next_at = time.monotonic() + LOOP_TICK_SECONDS

@@ -27,7 +27,7 @@ from pytake.config import Settings
 from pytake.errors import BadRequest, Conflict, NotFound, PyTakeError, ValidationFailed
 from pytake.kit.crypto import secret_box
 from pytake.kit.ssrf import UnsafeUrl
-from pytake.models import WhatsAppConfig
+from pytake.models import Channel
 from pytake.models.base import utcnow
 from pytake.tenancy import get_scoped, scoped
 from pytake.whatsapp.evolution import BAILEYS, QrCode, WebhookConfig
@@ -59,33 +59,29 @@ def _provider_failed(exc: ProviderError | UnsafeUrl) -> PyTakeError:
     )
 
 
-async def _by_instance(
-    session: AsyncSession, principal: Principal, name: str
-) -> WhatsAppConfig | None:
-    stmt = scoped(select(WhatsAppConfig), WhatsAppConfig, principal).where(
-        WhatsAppConfig.provider == "evolution", WhatsAppConfig.instance_name == name
+async def _by_instance(session: AsyncSession, principal: Principal, name: str) -> Channel | None:
+    stmt = scoped(select(Channel), Channel, principal).where(
+        Channel.provider == "evolution", Channel.instance_name == name
     )
     return await session.scalar(stmt.limit(1))
 
 
-async def _server_config(
+async def _server_channel(
     session: AsyncSession, principal: Principal, data: InstanceCreateIn
-) -> WhatsAppConfig:
+) -> Channel:
     if data.config_id is not None:
-        config = await get_scoped(
-            session, WhatsAppConfig, data.config_id, principal, what="Configuration"
+        channel = await get_scoped(
+            session, Channel, data.config_id, principal, what="Configuration"
         )
-        if config.provider != "evolution":
+        if channel.provider != "evolution":
             raise ValidationFailed.on("config_id", "is not an Evolution configuration")
-        return config
+        return channel
     named = await _by_instance(session, principal, data.instance_name)
     if named is not None:
         return named
-    stmt = scoped(select(WhatsAppConfig), WhatsAppConfig, principal).where(
-        WhatsAppConfig.provider == "evolution"
-    )
+    stmt = scoped(select(Channel), Channel, principal).where(Channel.provider == "evolution")
     server = await session.scalar(
-        stmt.order_by(WhatsAppConfig.is_default.desc(), WhatsAppConfig.created_at.desc()).limit(1)
+        stmt.order_by(Channel.is_default.desc(), Channel.created_at.desc()).limit(1)
     )
     if server is None:
         raise ValidationFailed.on(
@@ -94,13 +90,13 @@ async def _server_config(
     return server
 
 
-def _instance_config(server: WhatsAppConfig, name: str, settings: Settings) -> WhatsAppConfig:
-    """The config the new instance's webhooks belong to: the server's own if it has no
-    instance yet (or is this one), else a new config on the same server."""
+def _instance_channel(server: Channel, name: str, settings: Settings) -> Channel:
+    """The channel the new instance's webhooks belong to: the server's own if it has no
+    instance yet (or is this one), else a new channel on the same server."""
     if server.instance_name in (None, "", name):
         server.instance_name = name
         return server
-    return WhatsAppConfig(
+    return Channel(
         id=uuid.uuid4(),
         organization_id=server.organization_id,
         name=name,
@@ -119,10 +115,10 @@ def _instance_config(server: WhatsAppConfig, name: str, settings: Settings) -> W
     )
 
 
-def _keep_qr(config: WhatsAppConfig, qr: QrCode | None) -> None:
+def _keep_qr(channel: Channel, qr: QrCode | None) -> None:
     if qr is not None and qr.base64:
-        config.qr_code = qr.base64
-        config.qr_code_expires_at = utcnow() + QR_LIFETIME
+        channel.qr_code = qr.base64
+        channel.qr_code_expires_at = utcnow() + QR_LIFETIME
 
 
 async def create_instance(
@@ -134,11 +130,11 @@ async def create_instance(
     base_url: str,
 ) -> InstanceCreatedOut:
     """Create an instance on the Evolution server, wired to post its webhooks to PyTake."""
-    server = await _server_config(session, principal, data)
-    config = _instance_config(server, data.instance_name, settings)
+    server = await _server_channel(session, principal, data)
+    channel = _instance_channel(server, data.instance_name, settings)
     webhook = WebhookConfig(
-        url=evolution_webhook_url(base_url, config),
-        headers=evolution_webhook_headers(config, settings),
+        url=evolution_webhook_url(base_url, channel),
+        headers=evolution_webhook_headers(channel, settings),
     )
     try:
         client = await evolution_client_for(server, settings, http)
@@ -147,39 +143,39 @@ async def create_instance(
         )
     except (ProviderError, UnsafeUrl) as exc:
         raise _provider_failed(exc) from exc
-    config.evolution_integration = created.integration or BAILEYS
-    config.connection_state = created.status or "close"
-    _keep_qr(config, created.qrcode)
-    config.updated_at = utcnow()
-    if config is not server:
-        session.add(config)
+    channel.evolution_integration = created.integration or BAILEYS
+    channel.connection_state = created.status or "close"
+    _keep_qr(channel, created.qrcode)
+    channel.updated_at = utcnow()
+    if channel is not server:
+        session.add(channel)
     await session.flush()
     return InstanceCreatedOut(
         instance=InstanceOut(
             instance_name=created.name,
             status="created",
-            qr_code=config.qr_code if created.qrcode else None,
-            config_id=config.id,
-            connection_state=config.connection_state,
+            qr_code=channel.qr_code if created.qrcode else None,
+            config_id=channel.id,
+            connection_state=channel.connection_state,
         )
     )
 
 
 async def instance_name_of(
-    session: AsyncSession, principal: Principal, config_id: uuid.UUID
+    session: AsyncSession, principal: Principal, channel_id: uuid.UUID
 ) -> str:
     """The Evolution instance of a configuration (409 for a Cloud API number or none set)."""
-    config = await get_scoped(session, WhatsAppConfig, config_id, principal, what="Configuration")
-    if config.provider != "evolution" or not config.instance_name:
+    channel = await get_scoped(session, Channel, channel_id, principal, what="Configuration")
+    if channel.provider != "evolution" or not channel.instance_name:
         raise Conflict("Only an Evolution number with an instance name has a QR code to scan")
-    return config.instance_name
+    return channel.instance_name
 
 
-async def _named_config(session: AsyncSession, principal: Principal, name: str) -> WhatsAppConfig:
-    config = await _by_instance(session, principal, name)
-    if config is None:
+async def _named_channel(session: AsyncSession, principal: Principal, name: str) -> Channel:
+    channel = await _by_instance(session, principal, name)
+    if channel is None:
         raise NotFound(f"No Evolution instance named {name!r} is configured")
-    return config
+    return channel
 
 
 async def instance_status(
@@ -190,9 +186,9 @@ async def instance_status(
     name: str,
 ) -> InstanceStatusOut:
     """The instance's live connection state (also kept on its configuration)."""
-    config = await _named_config(session, principal, name)
+    channel = await _named_channel(session, principal, name)
     try:
-        client = await evolution_client_for(config, settings, http)
+        client = await evolution_client_for(channel, settings, http)
         state = await client.connection_state(name)
         owner = None
         if state == "open":
@@ -201,25 +197,25 @@ async def instance_status(
             owner = str(row.get("ownerJid") or "").split("@")[0].split(":")[0] or None
     except (ProviderError, UnsafeUrl) as exc:
         raise _provider_failed(exc) from exc
-    _record_state(config, state)
+    _record_state(channel, state)
     if owner:
-        config.display_phone_number = "+" + owner
+        channel.display_phone_number = "+" + owner
     await session.flush()
     return InstanceStatusOut(
         instance_name=name,
         status=_STATUS_WORDS.get(state, "refused"),
-        phone_number=config.display_phone_number if state == "open" else None,
-        connected_at=config.connected_at if state == "open" else None,
+        phone_number=channel.display_phone_number if state == "open" else None,
+        connected_at=channel.connected_at if state == "open" else None,
     )
 
 
-def _record_state(config: WhatsAppConfig, state: str) -> None:
-    if state == "open" and config.connection_state != "open":
-        config.connected_at = utcnow()
+def _record_state(channel: Channel, state: str) -> None:
+    if state == "open" and channel.connection_state != "open":
+        channel.connected_at = utcnow()
     if state == "open":
-        config.qr_code, config.qr_code_expires_at = None, None
-    config.connection_state = state
-    config.updated_at = utcnow()
+        channel.qr_code, channel.qr_code_expires_at = None, None
+    channel.connection_state = state
+    channel.updated_at = utcnow()
 
 
 async def instance_qrcode(
@@ -230,26 +226,26 @@ async def instance_qrcode(
     name: str,
 ) -> QrCodeOut:
     """A QR code to scan: the one a webhook delivered if still fresh, else a new one."""
-    config = await _named_config(session, principal, name)
-    if config.qr_code and _fresh(config.qr_code_expires_at):
-        return QrCodeOut(qr_code=config.qr_code, expires_at=config.qr_code_expires_at)
+    channel = await _named_channel(session, principal, name)
+    if channel.qr_code and _fresh(channel.qr_code_expires_at):
+        return QrCodeOut(qr_code=channel.qr_code, expires_at=channel.qr_code_expires_at)
     try:
-        client = await evolution_client_for(config, settings, http)
+        client = await evolution_client_for(channel, settings, http)
         result = await client.connect(name)
     except (ProviderError, UnsafeUrl) as exc:
         raise _provider_failed(exc) from exc
     if result.qrcode is None:
         if result.state:
-            _record_state(config, result.state)
+            _record_state(channel, result.state)
             await session.flush()
         raise Conflict("The instance is already connected; no QR code to scan", keep_changes=True)
-    _keep_qr(config, result.qrcode)
-    config.connection_state = result.state or "connecting"
+    _keep_qr(channel, result.qrcode)
+    channel.connection_state = result.state or "connecting"
     await session.flush()
     return QrCodeOut(
-        qr_code=config.qr_code,
+        qr_code=channel.qr_code,
         pairing_code=result.qrcode.pairing_code,
-        expires_at=config.qr_code_expires_at,
+        expires_at=channel.qr_code_expires_at,
     )
 
 

@@ -16,11 +16,11 @@ from pytake.chatbot.engine import Bot, BotSettings, FlowVersion
 from pytake.chatbot.service import DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_MINUTES
 from pytake.kit.sql import statement
 from pytake.models import (
+    Channel,
     Chatbot,
     ChatbotFlow,
     ChatbotFlowVersion,
     Conversation,
-    WhatsAppConfig,
 )
 
 # Published versions never change: kept per process once read.
@@ -109,9 +109,7 @@ async def named_chatbot(session: AsyncSession, channel_id: uuid.UUID | None) -> 
     """The chatbot a WhatsApp number names to answer on it, if any."""
     if channel_id is None:
         return None
-    return await session.scalar(
-        select(WhatsAppConfig.chatbot_id).where(WhatsAppConfig.id == channel_id)
-    )
+    return await session.scalar(select(Channel.chatbot_id).where(Channel.id == channel_id))
 
 
 async def answering_bots(
@@ -122,7 +120,7 @@ async def answering_bots(
     named: uuid.UUID | Literal[False] | None = False,
     cache: BotsCache | None = None,
 ) -> list[tuple[BotRow, Bot]]:
-    """The chatbots that answer on the conversation's number (the one its config names, else
+    """The chatbots that answer on the conversation's number (the one its channel names, else
     every active one of the organisation, oldest first), each with its active flows.
     `named`: the number's chatbot when the caller has read it already; `cache`: the answer
     for the same question earlier in this consumer round (changes to chatbots apply from

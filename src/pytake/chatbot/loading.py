@@ -21,12 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.kit.sql import among, is_postgresql, statement
 from pytake.models import (
+    Channel,
     ChatbotInbox,
     ChatbotSession,
     Contact,
     Conversation,
     Message,
-    WhatsAppConfig,
 )
 
 
@@ -164,9 +164,9 @@ def _inbox(session: AsyncSession) -> Any:
 def _conversations(session: AsyncSession) -> Any:
     """The conversations, their contacts, and their numbers' providers and named chatbots."""
     return (
-        select(Conversation, Contact, WhatsAppConfig.provider, WhatsAppConfig.chatbot_id)
+        select(Conversation, Contact, Channel.provider, Channel.chatbot_id)
         .join(Contact, Contact.id == Conversation.contact_id)
-        .outerjoin(WhatsAppConfig, WhatsAppConfig.id == Conversation.channel_id)
+        .outerjoin(Channel, Channel.id == Conversation.channel_id)
         .where(among(session, Conversation.id, "ids"))
         .order_by(Conversation.id)
     )

@@ -36,7 +36,7 @@ from pytake.media.events import record_media_updated
 from pytake.media.inbound import FETCH_LOOP, MEDIA
 from pytake.media.limits import LARGEST as LARGEST_MEDIA
 from pytake.media.storage import MediaStorage, Staged, TooLarge, content_key, staging_dir
-from pytake.models import Media, Message, WhatsAppConfig
+from pytake.models import Channel, Media, Message
 from pytake.models.base import utcnow
 from pytake.whatsapp.cloud import CloudProvider
 from pytake.whatsapp.provider import ProviderError, WhatsAppProvider
@@ -391,11 +391,11 @@ class MediaFetchLoop:
 
     async def _build_provider(self, item: Claimed) -> WhatsAppProvider:
         async with self.factory() as session:
-            config = await session.get(WhatsAppConfig, item.channel_id) if item.channel_id else None
-        if config is None:
+            channel = await session.get(Channel, item.channel_id) if item.channel_id else None
+        if channel is None:
             raise FetchFailed("the message's WhatsApp number was deleted", retryable=False)
         try:
-            return await provider_for(config, self.settings, self.http)
+            return await provider_for(channel, self.settings, self.http)
         except (UnsafeUrl, SecretUnreadable) as exc:
             raise FetchFailed(
                 f"the WhatsApp number cannot be used: {exc}", retryable=False

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.config import Settings
 from pytake.errors import AuthenticationFailed, BadRequest, FieldError, NotFound, PayloadTooLarge
-from pytake.message.ingest import Channel, IngestResult, ingest_events
+from pytake.message.ingest import ChannelRef, IngestResult, ingest_events
 from pytake.message.signatures import check_evolution_secret
 from pytake.message.writer import IngestWriter, MetaDelivery
-from pytake.models import WhatsAppConfig
+from pytake.models import Channel
 from pytake.whatsapp.cloud import parse_webhook, verify_challenge
 from pytake.whatsapp.events import MalformedWebhook, ProviderEvent, by_channel
 from pytake.whatsapp.evolution import parse_evolution_webhook
@@ -64,7 +64,7 @@ async def handle_meta_webhook(
 async def handle_evolution_webhook(
     session: AsyncSession,
     settings: Settings,
-    config_id: uuid.UUID,
+    channel_id: uuid.UUID,
     chunks: AsyncIterator[bytes],
     headers: Mapping[str, str],
 ) -> IngestResult:
@@ -72,20 +72,18 @@ async def handle_evolution_webhook(
     raw = await read_limited(
         chunks, headers.get("content-length", ""), settings.max_webhook_body_bytes
     )
-    config = await session.scalar(
-        select(WhatsAppConfig).where(
-            WhatsAppConfig.id == config_id, WhatsAppConfig.provider == "evolution"
-        )
+    channel = await session.scalar(
+        select(Channel).where(Channel.id == channel_id, Channel.provider == "evolution")
     )
-    if config is None:
+    if channel is None:
         raise NotFound("No Evolution configuration with this id")
-    check_evolution_secret(settings, config.evolution_webhook_secret_encrypted, headers)
+    check_evolution_secret(settings, channel.evolution_webhook_secret_encrypted, headers)
     try:
         events = parse_evolution_webhook(_json(raw))
     except MalformedWebhook as exc:
         raise _malformed(exc.reason) from exc
-    channel = Channel(config.id, config.organization_id, config.provider)
-    return await ingest_events(session, settings, channel, events)
+    ref = ChannelRef(channel.id, channel.organization_id, channel.provider)
+    return await ingest_events(session, settings, ref, events)
 
 
 def parse_meta(raw: bytes) -> dict[str, list[ProviderEvent]]:
@@ -102,12 +100,10 @@ async def meta_challenge(session: AsyncSession, params: Mapping[str, str]) -> st
     token = params.get("hub.verify_token")
     if not token:
         return None
-    configs = await session.scalars(
-        select(WhatsAppConfig.webhook_verify_token).where(
-            WhatsAppConfig.webhook_verify_token == token
-        )
+    tokens = await session.scalars(
+        select(Channel.webhook_verify_token).where(Channel.webhook_verify_token == token)
     )
-    for verify_token in configs:
+    for verify_token in tokens:
         answer = verify_challenge(params, verify_token or "")
         if answer is not None:
             return answer

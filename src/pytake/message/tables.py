@@ -9,12 +9,12 @@ from typing import cast
 from sqlalchemy import Table
 
 from pytake.models import (
+    Channel,
     ChannelEvent,
     Contact,
     Conversation,
     Message,
     PendingStatus,
-    WhatsAppConfig,
 )
 
 contacts = cast(Table, Contact.__table__)
@@ -22,4 +22,4 @@ conversations = cast(Table, Conversation.__table__)
 messages = cast(Table, Message.__table__)
 pending_statuses = cast(Table, PendingStatus.__table__)
 channel_events = cast(Table, ChannelEvent.__table__)
-whatsapp_configs = cast(Table, WhatsAppConfig.__table__)
+whatsapp_configs = cast(Table, Channel.__table__)

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from pytake.config import Settings
 from pytake.errors import AuthenticationFailed, NotFound, PyTakeError
 from pytake.kit.sql import among, statement
-from pytake.message.ingest import Channel, IngestResult, ingest_parts
+from pytake.message.ingest import ChannelRef, IngestResult, ingest_parts
 from pytake.message.signatures import MetaSignatures
 from pytake.message.tables import whatsapp_configs
 from pytake.whatsapp.events import (
@@ -79,7 +79,7 @@ def _touched(number: str, event: ProviderEvent) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Config:
+class _ChannelRoute:
     id: uuid.UUID
     organization_id: uuid.UUID
     phone_number_id: str | None
@@ -87,8 +87,8 @@ class _Config:
     app_secret_encrypted: str | None
 
     @property
-    def channel(self) -> Channel:
-        return Channel(self.id, self.organization_id, "official")
+    def ref(self) -> ChannelRef:
+        return ChannelRef(self.id, self.organization_id, "official")
 
 
 @dataclass
@@ -220,21 +220,21 @@ class IngestWriter:
     async def _store(self, batch: list[MetaDelivery]) -> list[IngestResult | PyTakeError]:
         async with self._factory() as session, session.begin():
             keys = {key for delivery in batch for key in delivery.grouped}
-            configs = await _configs_for(session, keys)
+            routes = await _channels_for(session, keys)
             outcomes: list[IngestResult | PyTakeError] = []
-            work: dict[_Config, list[tuple[int, list[ProviderEvent]]]] = {}
+            work: dict[_ChannelRoute, list[tuple[int, list[ProviderEvent]]]] = {}
             for index, delivery in enumerate(batch):
-                targets = self._targets(delivery, configs)
+                targets = self._targets(delivery, routes)
                 if isinstance(targets, PyTakeError):
                     outcomes.append(targets)
                     continue
                 outcomes.append(IngestResult())
-                for config, events in targets:
-                    work.setdefault(config, []).append((index, events))
-            # In config id order, like every lock this transaction takes.
-            for config, parts in sorted(work.items(), key=lambda item: item[0].id):
+                for route, events in targets:
+                    work.setdefault(route, []).append((index, events))
+            # In channel id order, like every lock this transaction takes.
+            for route, parts in sorted(work.items(), key=lambda item: item[0].id):
                 results = await ingest_parts(
-                    session, self._settings, config.channel, [events for _, events in parts]
+                    session, self._settings, route.ref, [events for _, events in parts]
                 )
                 for (index, _), result in zip(parts, results, strict=True):
                     outcome = outcomes[index]
@@ -243,12 +243,12 @@ class IngestWriter:
         return outcomes
 
     def _targets(
-        self, delivery: MetaDelivery, configs: list[_Config]
-    ) -> list[tuple[_Config, list[ProviderEvent]]] | PyTakeError:
+        self, delivery: MetaDelivery, routes: list[_ChannelRoute]
+    ) -> list[tuple[_ChannelRoute, list[ProviderEvent]]] | PyTakeError:
         """The numbers a body's events go to; every number it names must be configured and
         the body signed with the app secret of one of them (as Meta signs per app)."""
         keys = set(delivery.grouped)
-        mine = [c for c in configs if {c.phone_number_id, c.business_account_id} & keys]
+        mine = [c for c in routes if {c.phone_number_id, c.business_account_id} & keys]
         if not mine and delivery.signature and _account_level_only(delivery):
             # Meta retries anything but a 200 for days: a Business Account nobody here has
             # configured (any more) is acknowledged and its template news dropped.
@@ -266,21 +266,23 @@ class IngestWriter:
             serving = [c for c in verified if _serves(c, key, events)]
             if not serving:
                 log.warning("webhook events for unconfigured number %s dropped", key)
-            targets += [(config, events) for config in serving]
+            targets += [(route, events) for route in serving]
         return targets
 
-    def _authenticate(self, delivery: MetaDelivery, numbers: list[_Config]) -> list[_Config]:
+    def _authenticate(
+        self, delivery: MetaDelivery, numbers: list[_ChannelRoute]
+    ) -> list[_ChannelRoute]:
         """The edge's signature check: the numbers whose app secret signed the body."""
         return [
-            config
-            for config in numbers
+            route
+            for route in numbers
             if self._signatures.signed_with(
-                config.id, config.app_secret_encrypted, delivery.raw, delivery.signature
+                route.id, route.app_secret_encrypted, delivery.raw, delivery.signature
             )
         ]
 
 
-async def _configs_for(session: AsyncSession, keys: Iterable[str]) -> list[_Config]:
+async def _channels_for(session: AsyncSession, keys: Iterable[str]) -> list[_ChannelRoute]:
     c = whatsapp_configs.c
     stmt = statement(
         session,
@@ -304,7 +306,7 @@ async def _configs_for(session: AsyncSession, keys: Iterable[str]) -> list[_Conf
         ),
     )
     rows = await session.execute(stmt, {"keys": list(set(keys))})
-    return [_Config(*row) for row in rows.all()]
+    return [_ChannelRoute(*row) for row in rows.all()]
 
 
 def _account_level_only(delivery: MetaDelivery) -> bool:
@@ -313,10 +315,10 @@ def _account_level_only(delivery: MetaDelivery) -> bool:
     )
 
 
-def _serves(config: _Config, key: str, events: list[ProviderEvent]) -> bool:
+def _serves(route: _ChannelRoute, key: str, events: list[ProviderEvent]) -> bool:
     if all(isinstance(e, TemplateStatusUpdate) for e in events):
-        return config.business_account_id == key
-    return config.phone_number_id == key
+        return route.business_account_id == key
+    return route.phone_number_id == key
 
 
 def _resolve(delivery: MetaDelivery, outcome: IngestResult | PyTakeError) -> None:

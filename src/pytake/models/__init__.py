@@ -2,7 +2,7 @@
 
 from pytake.models.base import Base
 from pytake.models.campaign import Campaign, CampaignRecipient
-from pytake.models.channel import ChannelEvent, WhatsAppConfig
+from pytake.models.channel import Channel, ChannelEvent
 from pytake.models.chatbot import (
     Chatbot,
     ChatbotFlow,
@@ -27,6 +27,7 @@ __all__ = [
     "Base",
     "Campaign",
     "CampaignRecipient",
+    "Channel",
     "ChannelEvent",
     "Chatbot",
     "ChatbotFlow",
@@ -51,5 +52,4 @@ __all__ = [
     "User",
     "WebhookDelivery",
     "WebhookEndpoint",
-    "WhatsAppConfig",
 ]

@@ -67,7 +67,7 @@ class Campaign(IdMixin, TenantMixin, TimestampMixin, Base):
     # through this row, which a hand-off locks.
     paced_until: Mapped[datetime | None]
     # The newest 130429 answer to this campaign's messages already reported to its number
-    # (whose throttle factor it halved: WhatsAppConfig.throttle_factor); older ones are not
+    # (whose throttle factor it halved: Channel.throttle_factor); older ones are not
     # counted again.
     throttled_at: Mapped[datetime | None]
     # Consecutive 131048 / 131049 failures (a success resets it); pauses at the threshold.

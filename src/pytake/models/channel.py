@@ -17,8 +17,11 @@ DEFAULT_THROUGHPUT = 80  # Meta's default messages per second per number
 MAX_THROUGHPUT = 1000
 
 
-class WhatsAppConfig(IdMixin, TenantMixin, TimestampMixin, Base):
-    """One connected WhatsApp number; secrets are stored encrypted (see pytake.kit.crypto)."""
+class Channel(IdMixin, TenantMixin, TimestampMixin, Base):
+    """One connected WhatsApp number; secrets are stored encrypted (see pytake.kit.crypto).
+
+    The table keeps its first name, from the /api/v1 document's "WhatsApp config"; code says
+    channel (docs/architecture.md, "Words")."""
 
     __tablename__ = "whatsapp_configs"
     __table_args__ = (

@@ -12,7 +12,7 @@ The public API other domains call (campaigns, chatbots, sending):
 - `send_components(template, variables)` → just its `components` (422 on missing variables).
 - `variable_names(template)`, `missing_variables(template, variables)`.
 - `check_send_parameters(template, components)` → a hand-built send matches (422 otherwise).
-- `check_template_send(session, config, graph_template)` → what sending calls before queueing.
+- `check_template_send(session, channel, graph_template)` → what sending calls before queueing.
 - `render_preview(template, variables)` → the text the customer sees.
 
 Variables map onto parameters as pytake.template.parameters describes: NAMED by name,
@@ -45,7 +45,7 @@ from pytake.errors import (
 )
 from pytake.kit.crypto import SecretUnreadable
 from pytake.kit.pagination import PageParams
-from pytake.models import MessageTemplate, WhatsAppConfig
+from pytake.models import Channel, MessageTemplate
 from pytake.models.base import utcnow
 from pytake.template.parameters import (
     check_send_parameters,
@@ -130,9 +130,9 @@ async def find_template(
     )
     if channel_id is not None and business_account_id is None:
         business_account_id = await session.scalar(
-            select(WhatsAppConfig.business_account_id).where(
-                WhatsAppConfig.id == channel_id,
-                WhatsAppConfig.organization_id == organization_id,
+            select(Channel.business_account_id).where(
+                Channel.id == channel_id,
+                Channel.organization_id == organization_id,
             )
         )
         if business_account_id is None:
@@ -191,13 +191,13 @@ async def sendable_template(
 
 
 async def check_template_send(
-    session: AsyncSession, config: WhatsAppConfig, template: Mapping[str, Any]
+    session: AsyncSession, channel: Channel, template: Mapping[str, Any]
 ) -> None:
     """Before a send that names a template (`{name, language: {code}, components}`, the Graph
     object): when PyTake knows it in the number's Business Account it must be APPROVED (422
     `template_not_approved`) and the parameters must match it (422 naming each missing or
     extra one). A template PyTake does not know is left to Meta (132001 and friends)."""
-    if config.provider != "official" or not config.business_account_id:
+    if channel.provider != "official" or not channel.business_account_id:
         return
     language = template.get("language")
     code = language.get("code") if isinstance(language, Mapping) else language
@@ -206,10 +206,10 @@ async def check_template_send(
         return
     known = await find_template(
         session,
-        config.organization_id,
+        channel.organization_id,
         name,
         code,
-        business_account_id=config.business_account_id,
+        business_account_id=channel.business_account_id,
     )
     if known is None:
         return
@@ -223,41 +223,41 @@ async def check_template_send(
 
 async def template_channel(
     session: AsyncSession, principal: Principal, channel_id: uuid.UUID | None
-) -> WhatsAppConfig:
+) -> Channel:
     """The Cloud API number whose Business Account holds the templates (default: the
     organisation's default number)."""
     if channel_id is None:
-        config = await session.scalar(
-            select(WhatsAppConfig).where(
-                WhatsAppConfig.organization_id == principal.organization_id,
-                WhatsAppConfig.is_default.is_(True),
+        channel = await session.scalar(
+            select(Channel).where(
+                Channel.organization_id == principal.organization_id,
+                Channel.is_default.is_(True),
             )
         )
-        if config is None:
+        if channel is None:
             raise ValidationFailed.on(
                 "channel_id", "the organisation has no default WhatsApp number; give channel_id"
             )
     else:
-        config = await get_scoped(session, WhatsAppConfig, channel_id, principal, what="Channel")
-    if config.provider != "official":
+        channel = await get_scoped(session, Channel, channel_id, principal, what="Channel")
+    if channel.provider != "official":
         raise ValidationFailed.on(
             "channel_id", "templates live in a Meta Business Account: use a Cloud API number"
         )
-    if not config.business_account_id:
+    if not channel.business_account_id:
         raise ValidationFailed.on(
             "channel_id",
             "the number has no business_account_id (its WhatsApp Business Account id); "
             "set it on the WhatsApp configuration",
         )
-    return config
+    return channel
 
 
 async def template_provider(
-    config: WhatsAppConfig, settings: Settings, http: aiohttp.ClientSession
+    channel: Channel, settings: Settings, http: aiohttp.ClientSession
 ) -> WhatsAppProvider:
     """The provider port of the number (503 when its token cannot be decrypted)."""
     try:
-        return await provider_for(config, settings, http)
+        return await provider_for(channel, settings, http)
     except SecretUnreadable as exc:
         raise ServiceUnavailable(
             "The number's access token cannot be decrypted; enter it again"
@@ -353,14 +353,14 @@ async def _insert_pending(
     components: list[dict[str, Any]],
 ) -> tuple[MessageTemplate, WhatsAppProvider]:
     async with unit_of_work(factory) as session:
-        config = await template_channel(session, principal, data.channel_id)
-        await _refuse_duplicate(session, principal.organization_id, config, data)
-        provider = await template_provider(config, settings, http)
+        channel = await template_channel(session, principal, data.channel_id)
+        await _refuse_duplicate(session, principal.organization_id, channel, data)
+        provider = await template_provider(channel, settings, http)
         template = MessageTemplate(
             id=uuid.uuid4(),
             organization_id=principal.organization_id,
-            channel_id=config.id,
-            business_account_id=config.business_account_id,
+            channel_id=channel.id,
+            business_account_id=channel.business_account_id,
             name=data.name,
             language=data.language,
             category=data.category,
@@ -375,13 +375,13 @@ async def _insert_pending(
 async def _refuse_duplicate(
     session: AsyncSession,
     organization_id: uuid.UUID,
-    config: WhatsAppConfig,
+    channel: Channel,
     data: TemplateCreateIn,
 ) -> None:
     clash = await session.scalar(
         select(MessageTemplate.id).where(
             MessageTemplate.organization_id == organization_id,
-            MessageTemplate.business_account_id == config.business_account_id,
+            MessageTemplate.business_account_id == channel.business_account_id,
             MessageTemplate.name == data.name,
             MessageTemplate.language == data.language,
         )
@@ -416,8 +416,8 @@ async def list_templates(
     if status is not None:
         stmt = stmt.where(MessageTemplate.status == status)
     if channel_id is not None:
-        config = await get_scoped(session, WhatsAppConfig, channel_id, principal, what="Channel")
-        stmt = stmt.where(MessageTemplate.business_account_id == config.business_account_id)
+        channel = await get_scoped(session, Channel, channel_id, principal, what="Channel")
+        stmt = stmt.where(MessageTemplate.business_account_id == channel.business_account_id)
     total = await session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = await session.scalars(
         stmt.order_by(MessageTemplate.name, MessageTemplate.language, MessageTemplate.id)
@@ -434,19 +434,19 @@ async def get_scoped_template(
     return await get_scoped(session, MessageTemplate, template_id, principal, what="Template")
 
 
-async def _channel_of(session: AsyncSession, template: MessageTemplate) -> WhatsAppConfig | None:
+async def _channel_of(session: AsyncSession, template: MessageTemplate) -> Channel | None:
     """A Cloud API number of the organisation in the template's Business Account."""
-    config = await session.get(WhatsAppConfig, template.channel_id) if template.channel_id else None
-    if config is not None and config.business_account_id == template.business_account_id:
-        return config
+    channel = await session.get(Channel, template.channel_id) if template.channel_id else None
+    if channel is not None and channel.business_account_id == template.business_account_id:
+        return channel
     return await session.scalar(
-        select(WhatsAppConfig)
+        select(Channel)
         .where(
-            WhatsAppConfig.organization_id == template.organization_id,
-            WhatsAppConfig.provider == "official",
-            WhatsAppConfig.business_account_id == template.business_account_id,
+            Channel.organization_id == template.organization_id,
+            Channel.provider == "official",
+            Channel.business_account_id == template.business_account_id,
         )
-        .order_by(WhatsAppConfig.is_default.desc(), WhatsAppConfig.created_at)
+        .order_by(Channel.is_default.desc(), Channel.created_at)
         .limit(1)
     )
 
@@ -460,9 +460,9 @@ async def delete_template(
 ) -> None:
     """Delete the template at Meta (this language only, by its id) and then here."""
     template = await get_scoped_template(session, principal, template_id)
-    config = await _channel_of(session, template)
-    if template.meta_template_id and config is not None:
-        provider = await template_provider(config, settings, http)
+    channel = await _channel_of(session, template)
+    if template.meta_template_id and channel is not None:
+        provider = await template_provider(channel, settings, http)
         try:
             await provider.delete_template(template.name, template.meta_template_id)
         except ProviderError as exc:

@@ -19,7 +19,7 @@ from pytake.auth.principal import Principal
 from pytake.config import Settings
 from pytake.errors import ValidationFailed
 from pytake.kit.sql import serialise
-from pytake.models import MessageTemplate, WhatsAppConfig
+from pytake.models import Channel, MessageTemplate
 from pytake.models.base import utcnow
 from pytake.template.rules import normalize_language, normalized
 from pytake.template.schemas import SyncOut
@@ -38,23 +38,21 @@ def _second(moment: datetime) -> datetime:
     return moment.replace(microsecond=0)
 
 
-async def account_channels(
-    session: AsyncSession, organization_id: uuid.UUID
-) -> list[WhatsAppConfig]:
+async def account_channels(session: AsyncSession, organization_id: uuid.UUID) -> list[Channel]:
     """One Cloud API number per Business Account of the organisation (the default first)."""
-    configs = await session.scalars(
-        select(WhatsAppConfig)
+    channels = await session.scalars(
+        select(Channel)
         .where(
-            WhatsAppConfig.organization_id == organization_id,
-            WhatsAppConfig.provider == "official",
-            WhatsAppConfig.business_account_id.is_not(None),
-            WhatsAppConfig.is_active.is_(True),
+            Channel.organization_id == organization_id,
+            Channel.provider == "official",
+            Channel.business_account_id.is_not(None),
+            Channel.is_active.is_(True),
         )
-        .order_by(WhatsAppConfig.is_default.desc(), WhatsAppConfig.created_at)
+        .order_by(Channel.is_default.desc(), Channel.created_at)
     )
-    seen: dict[str, WhatsAppConfig] = {}
-    for config in configs:
-        seen.setdefault(config.business_account_id or "", config)
+    seen: dict[str, Channel] = {}
+    for channel in channels:
+        seen.setdefault(channel.business_account_id or "", channel)
     return list(seen.values())
 
 
@@ -67,22 +65,22 @@ async def sync_organization(
 ) -> SyncOut:
     """Sync one number's Business Account, or every account of the organisation."""
     if channel_id is not None:
-        configs = [await template_channel(session, principal, channel_id)]
+        channels = [await template_channel(session, principal, channel_id)]
     else:
-        configs = await account_channels(session, principal.organization_id)
-        if not configs:
+        channels = await account_channels(session, principal.organization_id)
+        if not channels:
             raise ValidationFailed.on(
                 "channel_id",
                 "the organisation has no Cloud API number with a business_account_id to sync",
             )
     result = SyncOut(channels=0, fetched=0, created=0, updated=0, unchanged=0)
-    for config in configs:
+    for channel in channels:
         try:
-            counts = await sync_channel(session, settings, http, config)
+            counts = await sync_channel(session, settings, http, channel)
         except ProviderError as exc:
             if channel_id is not None:
                 raise meta_refusal(exc, "list the templates") from exc
-            result.errors.append({"channel_id": str(config.id), "error": exc.plain_explanation})
+            result.errors.append({"channel_id": str(channel.id), "error": exc.plain_explanation})
             continue
         result.channels += 1
         for key, value in counts.items():
@@ -91,17 +89,17 @@ async def sync_organization(
 
 
 async def sync_channel(
-    session: AsyncSession, settings: Settings, http: aiohttp.ClientSession, config: WhatsAppConfig
+    session: AsyncSession, settings: Settings, http: aiohttp.ClientSession, channel: Channel
 ) -> dict[str, int]:
     """Read every template of the number's Business Account (all pages) and apply them;
     raises ProviderError when Meta cannot be read (nothing is changed then)."""
-    provider = await template_provider(config, settings, http)
+    provider = await template_provider(channel, settings, http)
     remote = await provider.list_templates()
-    return await apply_listing(session, config, remote)
+    return await apply_listing(session, channel, remote)
 
 
 async def apply_listing(
-    session: AsyncSession, config: WhatsAppConfig, remote: list[Template]
+    session: AsyncSession, channel: Channel, remote: list[Template]
 ) -> dict[str, int]:
     """Create or update a copy for each listed template; mark the unlisted ones DELETED.
 
@@ -109,15 +107,15 @@ async def apply_listing(
     copies only once the previous one has committed, so none inserts a template twice."""
     await serialise(
         session,
-        f"template-sync:{config.organization_id}:{config.business_account_id}",
+        f"template-sync:{channel.organization_id}:{channel.business_account_id}",
         cast(Table, MessageTemplate.__table__),
     )
     now = utcnow()
     rows = list(
         await session.scalars(
             select(MessageTemplate).where(
-                MessageTemplate.organization_id == config.organization_id,
-                MessageTemplate.business_account_id == config.business_account_id,
+                MessageTemplate.organization_id == channel.organization_id,
+                MessageTemplate.business_account_id == channel.business_account_id,
             )
         )
     )
@@ -129,11 +127,11 @@ async def apply_listing(
         language = normalize_language(item.language)
         row = by_id.get(item.id) or by_key.get((item.name, language))
         if row is None:
-            row = _new_row(config, item, language, now)
+            row = _new_row(channel, item, language, now)
             session.add(row)
             by_key[(item.name, language)] = row
             counts["created"] += 1
-        elif _update(row, item, config, now):
+        elif _update(row, item, channel, now):
             counts["updated"] += 1
         else:
             counts["unchanged"] += 1
@@ -146,14 +144,12 @@ async def apply_listing(
     return counts
 
 
-def _new_row(
-    config: WhatsAppConfig, item: Template, language: str, now: datetime
-) -> MessageTemplate:
+def _new_row(channel: Channel, item: Template, language: str, now: datetime) -> MessageTemplate:
     return MessageTemplate(
         id=uuid.uuid4(),
-        organization_id=config.organization_id,
-        channel_id=config.id,
-        business_account_id=config.business_account_id,
+        organization_id=channel.organization_id,
+        channel_id=channel.id,
+        business_account_id=channel.business_account_id,
         meta_template_id=item.id or None,
         name=item.name,
         language=language,
@@ -186,7 +182,7 @@ def _quality(raw: dict[str, Any]) -> str | None:
     return str(quality) if quality else None
 
 
-def _update(row: MessageTemplate, item: Template, config: WhatsAppConfig, now: datetime) -> bool:
+def _update(row: MessageTemplate, item: Template, channel: Channel, now: datetime) -> bool:
     """Apply Meta's view of a template to our copy; True when something changed."""
     wanted: dict[str, Any] = {
         "meta_template_id": item.id or row.meta_template_id,
@@ -211,7 +207,7 @@ def _update(row: MessageTemplate, item: Template, config: WhatsAppConfig, now: d
         row.status_updated_at = _second(now)
         changed = True
     if row.channel_id is None:
-        row.channel_id = config.id
+        row.channel_id = channel.id
     if changed:
         row.updated_at = now
     return changed

@@ -22,7 +22,7 @@ from pytake.config import Settings
 from pytake.db import unit_of_work
 from pytake.errors import PyTakeError
 from pytake.kit.sql import is_postgresql
-from pytake.models import TemplateSyncState, WhatsAppConfig
+from pytake.models import Channel, TemplateSyncState
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.template.sync import sync_channel
 from pytake.whatsapp.provider import ProviderError
@@ -38,20 +38,18 @@ RETRY_AFTER = timedelta(minutes=15)
 
 def _syncable() -> list[object]:
     return [
-        WhatsAppConfig.provider == "official",
-        WhatsAppConfig.business_account_id.is_not(None),
-        WhatsAppConfig.is_active.is_(True),
+        Channel.provider == "official",
+        Channel.business_account_id.is_not(None),
+        Channel.is_active.is_(True),
     ]
 
 
 async def add_missing_states(session: AsyncSession) -> None:
     """A due state row for every syncable number that has none (safe to race)."""
     now = utcnow()
-    missing = select(
-        WhatsAppConfig.id, WhatsAppConfig.organization_id, literal(now, UTCDateTime())
-    ).where(
+    missing = select(Channel.id, Channel.organization_id, literal(now, UTCDateTime())).where(
         *_syncable(),  # type: ignore[arg-type]
-        ~exists().where(TemplateSyncState.channel_id == WhatsAppConfig.id),
+        ~exists().where(TemplateSyncState.channel_id == Channel.id),
     )
     dialect = postgresql if is_postgresql(session) else sqlite
     stmt = (
@@ -114,18 +112,18 @@ class TemplateSyncLoop:
         """Sync a claimed number and set its next due time (sooner after a failure)."""
         error: str | None = None
         async with unit_of_work(self.factory) as session:
-            config = await session.scalar(
-                select(WhatsAppConfig).where(
-                    and_(WhatsAppConfig.id == channel_id, *_syncable())  # type: ignore[arg-type]
+            channel = await session.scalar(
+                select(Channel).where(
+                    and_(Channel.id == channel_id, *_syncable())  # type: ignore[arg-type]
                 )
             )
-            if config is None:  # deleted, deactivated or no longer a Cloud API number
+            if channel is None:  # deleted, deactivated or no longer a Cloud API number
                 await session.execute(
                     delete(TemplateSyncState).where(TemplateSyncState.channel_id == channel_id)
                 )
                 return
             try:
-                await sync_channel(session, self.settings, self.http, config)
+                await sync_channel(session, self.settings, self.http, channel)
             except ProviderError as exc:
                 error = exc.plain_explanation[:500]
             except PyTakeError as exc:  # e.g. the access token cannot be decrypted

@@ -10,7 +10,7 @@ from pytake.whatsapp.events import InboundMessage, MessageEcho
 
 
 @dataclass(frozen=True, slots=True)
-class Channel:
+class ChannelRef:
     """What ingest needs to know of the WhatsApp number the events arrived on."""
 
     id: uuid.UUID

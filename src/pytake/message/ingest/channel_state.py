@@ -11,7 +11,7 @@ from sqlalchemy import case, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.kit.sql import insert_for
-from pytake.message.ingest.batch import Channel
+from pytake.message.ingest.batch import ChannelRef
 from pytake.message.tables import channel_events, whatsapp_configs
 from pytake.models.base import utcnow
 from pytake.template.updates import apply_account_update
@@ -26,7 +26,7 @@ QR_LIFETIME = timedelta(seconds=60)
 
 
 async def record_channel_event(
-    session: AsyncSession, channel: Channel, kind: str, payload: dict[str, Any]
+    session: AsyncSession, channel: ChannelRef, kind: str, payload: dict[str, Any]
 ) -> None:
     """Keep a provider event of the number for the record (channel_events)."""
     await session.execute(
@@ -42,7 +42,7 @@ async def record_channel_event(
 
 
 async def apply_channel_event(
-    session: AsyncSession, channel: Channel, event: ProviderEvent
+    session: AsyncSession, channel: ChannelRef, event: ProviderEvent
 ) -> None:
     """Connection and QR code changes are kept on the config, template changes on the
     template (pytake.template.updates); everything is recorded."""
@@ -74,7 +74,7 @@ async def apply_channel_event(
         )
 
 
-async def _apply_qr_code(session: AsyncSession, channel: Channel, event: QrCodeUpdate) -> None:
+async def _apply_qr_code(session: AsyncSession, channel: ChannelRef, event: QrCodeUpdate) -> None:
     now = utcnow()
     code = event.base64 or event.code
     await session.execute(
@@ -92,7 +92,7 @@ async def _apply_qr_code(session: AsyncSession, channel: Channel, event: QrCodeU
 
 
 async def _apply_connection(
-    session: AsyncSession, channel: Channel, event: ConnectionUpdate
+    session: AsyncSession, channel: ChannelRef, event: ConnectionUpdate
 ) -> None:
     cfg = whatsapp_configs.c
     now = utcnow()

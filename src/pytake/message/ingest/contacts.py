@@ -13,7 +13,7 @@ from pytake.contact.rows import new_contact_row
 from pytake.kit.phone import from_wa_id
 from pytake.kit.sql import among, insert_for, is_postgresql, statement
 from pytake.kit.text import without_nul
-from pytake.message.ingest.batch import BatchMessage, Channel
+from pytake.message.ingest.batch import BatchMessage, ChannelRef
 from pytake.message.tables import contacts
 from pytake.models.base import utcnow
 from pytake.whatsapp.events import InboundMessage
@@ -21,7 +21,7 @@ from pytake.whatsapp.events import InboundMessage
 
 async def contacts_for(
     session: AsyncSession,
-    channel: Channel,
+    channel: ChannelRef,
     rows: list[BatchMessage],
     created: set[uuid.UUID],
     people: dict[uuid.UUID, dict[str, Any]],
@@ -48,7 +48,7 @@ async def contacts_for(
     return {key: row.id for key, row in found.items()}
 
 
-def _new_contact(channel: Channel, row: BatchMessage, now: Any) -> dict[str, Any]:
+def _new_contact(channel: ChannelRef, row: BatchMessage, now: Any) -> dict[str, Any]:
     profile = without_nul(row.event.profile_name) if isinstance(row.event, InboundMessage) else None
     return new_contact_row(
         channel.organization_id,

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.conversation.rows import new_conversation_row
 from pytake.kit.sql import among, insert_for, statement
-from pytake.message.ingest.batch import BatchMessage, Channel
+from pytake.message.ingest.batch import BatchMessage, ChannelRef
 from pytake.message.tables import conversations
 from pytake.models.base import utcnow
 from pytake.models.conversation import LIVE_CONVERSATION_STATUSES
@@ -18,7 +18,7 @@ from pytake.models.conversation import LIVE_CONVERSATION_STATUSES
 
 async def conversations_for(
     session: AsyncSession,
-    channel: Channel,
+    channel: ChannelRef,
     rows: list[BatchMessage],
     contact_ids: dict[str, uuid.UUID],
     created: set[uuid.UUID],
@@ -55,7 +55,7 @@ async def conversations_for(
 
 
 async def _newest(
-    session: AsyncSession, channel: Channel, contact_ids: set[uuid.UUID]
+    session: AsyncSession, channel: ChannelRef, contact_ids: set[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[uuid.UUID, str]]:
     """(conversation id, status) of each contact's newest live or resolved conversation."""
     c = conversations.c

@@ -16,12 +16,12 @@ from pytake.events.payloads import (
 )
 from pytake.kit.text import without_nul
 from pytake.media.views import pending_inbound
-from pytake.message.ingest.batch import BatchMessage, Channel, Stored
+from pytake.message.ingest.batch import BatchMessage, ChannelRef, Stored
 from pytake.whatsapp.provider import MEDIA_TYPES
 
 
 def ingest_events_of(
-    channel: Channel,
+    channel: ChannelRef,
     stored: Stored,
     people: dict[uuid.UUID, dict[str, Any]],
     new_contacts: set[uuid.UUID],

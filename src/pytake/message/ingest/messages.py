@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.kit.rows import RowBuilder
 from pytake.kit.sql import BatchSource, among, insert_for, statement
 from pytake.kit.text import without_nul
-from pytake.message.ingest.batch import BatchMessage, Channel
+from pytake.message.ingest.batch import BatchMessage, ChannelRef
 from pytake.message.tables import messages
 from pytake.models.base import utcnow
 from pytake.whatsapp.events import InboundMessage
@@ -21,7 +21,7 @@ message_rows = RowBuilder(messages)
 
 
 async def without_known(
-    session: AsyncSession, channel: Channel, rows: list[BatchMessage]
+    session: AsyncSession, channel: ChannelRef, rows: list[BatchMessage]
 ) -> list[BatchMessage]:
     """The rows whose messages are not stored yet, each message once."""
     m = messages.c
@@ -44,7 +44,7 @@ async def without_known(
 
 
 def message_row(
-    channel: Channel,
+    channel: ChannelRef,
     row: BatchMessage,
     contact_id: uuid.UUID,
     conversation_id: uuid.UUID,
@@ -84,7 +84,7 @@ def message_row(
 
 async def insert_messages(
     session: AsyncSession,
-    channel: Channel,
+    channel: ChannelRef,
     rows: list[BatchMessage],
     contact_ids: dict[str, uuid.UUID],
     conversation_ids: dict[uuid.UUID, uuid.UUID],

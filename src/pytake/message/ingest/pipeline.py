@@ -25,7 +25,7 @@ from pytake.config import Settings
 from pytake.events import record_many
 from pytake.kit.sql import is_postgresql
 from pytake.media.inbound import enqueue_fetches
-from pytake.message.ingest.batch import BatchMessage, Channel, IngestResult, Stored
+from pytake.message.ingest.batch import BatchMessage, ChannelRef, IngestResult, Stored
 from pytake.message.ingest.channel_state import apply_channel_event, record_channel_event
 from pytake.message.ingest.contacts import apply_opt_outs, contacts_for, lock_contacts
 from pytake.message.ingest.conversations import conversations_for
@@ -37,7 +37,7 @@ from pytake.whatsapp.events import InboundMessage, MessageEcho, ProviderEvent, S
 
 
 async def ingest_events(
-    session: AsyncSession, settings: Settings, channel: Channel, events: list[ProviderEvent]
+    session: AsyncSession, settings: Settings, channel: ChannelRef, events: list[ProviderEvent]
 ) -> IngestResult:
     """Store every event of one webhook body for one channel (flushes, never commits)."""
     [result] = await ingest_parts(session, settings, channel, [events])
@@ -45,7 +45,7 @@ async def ingest_events(
 
 
 async def ingest_parts(
-    session: AsyncSession, settings: Settings, channel: Channel, parts: list[list[ProviderEvent]]
+    session: AsyncSession, settings: Settings, channel: ChannelRef, parts: list[list[ProviderEvent]]
 ) -> list[IngestResult]:
     """Store the events of several webhook bodies for one channel with one set of multi-row
     statements; returns what each body changed, in order (flushes, never commits).
@@ -92,7 +92,7 @@ async def ingest_parts(
 async def _store_messages(
     session: AsyncSession,
     settings: Settings,
-    channel: Channel,
+    channel: ChannelRef,
     rows: list[BatchMessage],
     results: list[IngestResult],
 ) -> None:

@@ -39,7 +39,7 @@ from pytake.kit.tasks import run_uncancelled, sleep_until_woken
 from pytake.media.outbound import OutboundMedia, uses_stored_media
 from pytake.message.sending import queue
 from pytake.message.sending.queue import RetryPolicy, SendJob, SendOutcome
-from pytake.models import WhatsAppConfig
+from pytake.models import Channel
 from pytake.models.base import utcnow
 from pytake.whatsapp.provider import ProviderError, WhatsAppProvider
 
@@ -96,7 +96,7 @@ def worker_id(role: str = "worker") -> str:
 
 
 class ProviderCache:
-    """Providers per WhatsApp number, rebuilt every few seconds (config edits show up)."""
+    """Providers per WhatsApp number, rebuilt every few seconds (channel edits show up)."""
 
     def __init__(
         self,
@@ -131,17 +131,15 @@ class ProviderCache:
 
     async def _build(self, channel_id: uuid.UUID) -> WhatsAppProvider | ProviderError:
         async with self._factory() as session:
-            config = await session.scalar(
-                select(WhatsAppConfig).where(WhatsAppConfig.id == channel_id)
-            )
-        if config is None:
+            channel = await session.scalar(select(Channel).where(Channel.id == channel_id))
+        if channel is None:
             return _unusable("the message's WhatsApp number was deleted")
-        if not config.is_active:
-            return _unusable(f"the WhatsApp number '{config.name}' is inactive")
+        if not channel.is_active:
+            return _unusable(f"the WhatsApp number '{channel.name}' is inactive")
         try:
-            return await provider_for(config, self._settings, self._http)
+            return await provider_for(channel, self._settings, self._http)
         except (UnsafeUrl, SecretUnreadable) as exc:
-            return _unusable(f"the WhatsApp number '{config.name}' cannot be used: {exc}")
+            return _unusable(f"the WhatsApp number '{channel.name}' cannot be used: {exc}")
 
 
 def _unusable(reason: str) -> ProviderError:

@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.auth.principal import Principal
-from pytake.channel.service import default_config
+from pytake.channel.service import default_channel
 from pytake.contact.events import record_contact_event
 from pytake.contact.rows import new_contact_row
 from pytake.contact.service import find_by_phone, valid_whatsapp_id
@@ -39,7 +39,7 @@ from pytake.message.sending.schemas import (
     check_lengths,
 )
 from pytake.message.tables import contacts
-from pytake.models import Contact, Conversation, Message, WhatsAppConfig
+from pytake.models import Channel, Contact, Conversation, Message
 from pytake.models.base import utcnow
 from pytake.models.conversation import LIVE_CONVERSATION_STATUSES
 from pytake.template.service import check_template_send
@@ -69,39 +69,35 @@ async def enqueue(
             session, Conversation, target.conversation_id, principal, what="Conversation"
         )
         contact = await session.get(Contact, conversation.contact_id)
-        config = await _conversation_channel(session, conversation)
+        channel = await _conversation_channel(session, conversation)
         if contact is None or contact.deleted_at is not None:
             raise ValidationFailed.on("conversation_id", "The conversation's contact was deleted")
     else:
         to = valid_whatsapp_id(target.to or "", "to")
-        config = await resolve_channel(session, principal, target.channel_id, target.instance_name)
+        channel = await resolve_channel(session, principal, target.channel_id, target.instance_name)
         contact = await contact_for_number(session, principal.organization_id, to)
         conversation = None
     _check_reachable(contact)
-    if draft.type != "template" and config.provider != "evolution":
-        await _check_window(session, contact, config)
+    if draft.type != "template" and channel.provider != "evolution":
+        await _check_window(session, contact, channel)
     content = _rendered(draft, contact)
     if draft.type == "template":
-        await check_template_send(session, config, content)
+        await check_template_send(session, channel, content)
     if conversation is None:
-        conversation = await live_conversation(session, contact, config)
-    return await _insert_message(session, conversation, contact, config, draft, content)
+        conversation = await live_conversation(session, contact, channel)
+    return await _insert_message(session, conversation, contact, channel, draft, content)
 
 
-async def _conversation_channel(
-    session: AsyncSession, conversation: Conversation
-) -> WhatsAppConfig:
-    config = (
-        await session.get(WhatsAppConfig, conversation.channel_id)
-        if conversation.channel_id
-        else None
+async def _conversation_channel(session: AsyncSession, conversation: Conversation) -> Channel:
+    channel = (
+        await session.get(Channel, conversation.channel_id) if conversation.channel_id else None
     )
-    if config is None:
+    if channel is None:
         raise ValidationFailed.on(
             "conversation_id", "The conversation's WhatsApp number no longer exists"
         )
-    _check_active(config, "conversation_id")
-    return config
+    _check_active(channel, "conversation_id")
+    return channel
 
 
 async def resolve_channel(
@@ -109,47 +105,47 @@ async def resolve_channel(
     principal: Principal,
     channel_id: uuid.UUID | None,
     instance_name: str | None = None,
-) -> WhatsAppConfig:
+) -> Channel:
     """The number to send from: by id, by name (legacy `instance_name`), else the default."""
     if channel_id is not None:
         try:
-            config = await get_scoped(session, WhatsAppConfig, channel_id, principal)
+            channel = await get_scoped(session, Channel, channel_id, principal)
         except NotFound as exc:
             raise ValidationFailed.on("channel_id", "No such WhatsApp number") from exc
         field_name = "channel_id"
     elif instance_name and instance_name != "default":
-        config_or_none = await session.scalar(
-            select(WhatsAppConfig)
+        channel_or_none = await session.scalar(
+            select(Channel)
             .where(
-                WhatsAppConfig.organization_id == principal.organization_id,
+                Channel.organization_id == principal.organization_id,
                 or_(
-                    WhatsAppConfig.name == instance_name,
-                    WhatsAppConfig.instance_name == instance_name,
+                    Channel.name == instance_name,
+                    Channel.instance_name == instance_name,
                 ),
             )
-            .order_by(WhatsAppConfig.is_default.desc(), WhatsAppConfig.created_at)
+            .order_by(Channel.is_default.desc(), Channel.created_at)
             .limit(1)
         )
-        if config_or_none is None:
+        if channel_or_none is None:
             raise ValidationFailed.on(
                 "instance_name", f"No WhatsApp configuration named '{instance_name}'"
             )
-        config, field_name = config_or_none, "instance_name"
+        channel, field_name = channel_or_none, "instance_name"
     else:
         try:
-            config = await default_config(session, principal.organization_id)
+            channel = await default_channel(session, principal.organization_id)
         except NotFound as exc:
             raise ValidationFailed.on(
                 "channel_id", "The organisation has no default WhatsApp number; configure one"
             ) from exc
         field_name = "channel_id"
-    _check_active(config, field_name)
-    return config
+    _check_active(channel, field_name)
+    return channel
 
 
-def _check_active(config: WhatsAppConfig, field_name: str) -> None:
-    if not config.is_active:
-        raise ValidationFailed.on(field_name, f"The WhatsApp number '{config.name}' is inactive")
+def _check_active(channel: Channel, field_name: str) -> None:
+    if not channel.is_active:
+        raise ValidationFailed.on(field_name, f"The WhatsApp number '{channel.name}' is inactive")
 
 
 async def contact_for_number(
@@ -176,10 +172,10 @@ def _check_reachable(contact: Contact) -> None:
         raise ContactOptedOut()
 
 
-async def _check_window(session: AsyncSession, contact: Contact, config: WhatsAppConfig) -> None:
+async def _check_window(session: AsyncSession, contact: Contact, channel: Channel) -> None:
     expires = await session.scalar(
         select(func.max(Conversation.window_expires_at)).where(
-            Conversation.contact_id == contact.id, Conversation.channel_id == config.id
+            Conversation.contact_id == contact.id, Conversation.channel_id == channel.id
         )
     )
     if expires is None or expires <= utcnow():
@@ -213,14 +209,14 @@ def _rendered(draft: Draft, contact: Contact) -> dict[str, Any]:
 
 
 async def live_conversation(
-    session: AsyncSession, contact: Contact, config: WhatsAppConfig
+    session: AsyncSession, contact: Contact, channel: Channel
 ) -> Conversation:
     """The contact's newest live conversation on this number, or a new open one."""
     conversation = await session.scalar(
         select(Conversation)
         .where(
             Conversation.contact_id == contact.id,
-            Conversation.channel_id == config.id,
+            Conversation.channel_id == channel.id,
             Conversation.status.in_(LIVE_CONVERSATION_STATUSES),
         )
         .order_by(Conversation.created_at.desc())
@@ -230,7 +226,7 @@ async def live_conversation(
         conversation = Conversation(
             organization_id=contact.organization_id,
             contact_id=contact.id,
-            channel_id=config.id,
+            channel_id=channel.id,
             status="open",
             tags=[],
             message_count=0,
@@ -246,7 +242,7 @@ async def _insert_message(
     session: AsyncSession,
     conversation: Conversation,
     contact: Contact,
-    config: WhatsAppConfig,
+    channel: Channel,
     draft: Draft,
     content: dict[str, Any],
 ) -> Message:
@@ -257,7 +253,7 @@ async def _insert_message(
         organization_id=contact.organization_id,
         conversation_id=conversation.id,
         contact_id=contact.id,
-        channel_id=config.id,
+        channel_id=channel.id,
         direction="outbound",
         type=draft.type,
         content=content,
