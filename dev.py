@@ -3,6 +3,7 @@
 
     python3 dev.py serve [pytake serve options]   # install if needed, then start on SQLite
     python3 dev.py test  [pytest options]         # install if needed, then run the whole suite
+                                                  # (on every core; PYTAKE_TEST_WORKERS=N)
     python3 dev.py api-types                      # regenerate web/src/api/schema.d.ts
     python3 dev.py console                        # build the web console (web/) now
 
@@ -116,6 +117,18 @@ def api_types() -> int:
     return subprocess.call([_python(), "-m", "pytake.dashboard.api_types", str(WEB)])
 
 
+def _parallel(args: list[str]) -> list[str]:
+    """pytest-xdist options for the suite: one worker per core, at most 4 (PYTAKE_TEST_WORKERS
+    overrides; 0 runs the tests in one process), each test file on one worker so that its
+    module fixtures are set up once. Nothing is added when the caller chose (-n, no:xdist, --pdb)."""
+    if any(
+        a.startswith(("-n", "--numprocesses", "--dist", "--pdb")) or a == "no:xdist" for a in args
+    ):
+        return []
+    workers = os.environ.get("PYTAKE_TEST_WORKERS") or str(min(os.cpu_count() or 1, 4))
+    return [] if workers == "0" else ["-n", workers, "--dist", "loadfile"]
+
+
 def main() -> int:
     commands = {"serve", "test", "pytake", "api-types", "console"}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
@@ -136,7 +149,7 @@ def main() -> int:
         except subprocess.CalledProcessError as exc:
             print(f"The web console failed to build ({exc}); serving the API anyway.", flush=True)
     if command == "test":
-        return subprocess.call([_python(), "-m", "pytest", *rest])
+        return subprocess.call([_python(), "-m", "pytest", *_parallel(rest), *rest])
     if command == "serve":
         return subprocess.call([str(BIN / "pytake"), "serve", *rest])
     return subprocess.call([str(BIN / "pytake"), *rest])

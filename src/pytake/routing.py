@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials
+from starlette.routing import BaseRoute
 
 from pytake.auth import endpoints as auth
 from pytake.auth.dependencies import bearer_scheme
@@ -103,7 +104,26 @@ async def count_before_route(request: Request) -> None:
         await enforce(request, settings.rate_limit_legacy_general, "legacy-general", bucket)
 
 
+# The API's routes, built once per process and shared by every app created in it. Building
+# them is pydantic schema work for every parameter and model (about 0.3 s of CPU); `serve`
+# makes one app, but the test suite makes hundreds. Routes keep no reference to their app.
+_api_routes: list[BaseRoute] | None = None
+
+
 def include_routers(app: FastAPI) -> None:
+    global _api_routes
+    if _api_routes is None:
+        built = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+        _build_routers(built)
+        _api_routes = list(built.router.routes)
+    app.router.routes.extend(_api_routes)
+    # FastAPI 0.16x includes routers lazily and caches what it resolved per routes version.
+    mark_changed = getattr(app.router, "_mark_routes_changed", None)
+    if mark_changed is not None:
+        mark_changed()
+
+
+def _build_routers(app: FastAPI) -> None:
     v1 = APIRouter(prefix="/v1", responses=v1_error_responses())
     v1.include_router(auth.v1_router, dependencies=[Depends(v1_anonymous_limit)])
     v1.include_router(media.signed_router, dependencies=[Depends(v1_anonymous_limit)])
