@@ -116,7 +116,7 @@ class ChatbotSession(IdMixin, TenantMixin, TimestampMixin, Base):
 class ChatbotInbox(Base):
     """An inbound message the bots still have to consider, written by ingest in the message's
     own transaction and deleted in the transaction that saves the bot's answer: exactly once,
-    in `id` order per conversation (see pytake.chatbot.consumer)."""
+    in `id` order per conversation (see pytake.chatbot.runtime)."""
 
     __tablename__ = "chatbot_inbox"
     __table_args__ = (
