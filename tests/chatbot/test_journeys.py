@@ -448,6 +448,45 @@ async def test_outside_the_window_the_bot_sends_its_template_or_hands_off(shop: 
             assert len(shop.received(customer)) == 1
 
 
+async def test_a_flow_naming_a_template_that_is_not_approved_is_not_published(
+    shop: Shop,
+) -> None:
+    """Issue 13: a bot node using a template that is not APPROVED is a 422 naming its status."""
+    sim_template = shop.w.sim.register_template(
+        shop.number.waba, "paused_offer", "en_US", body="Our offer", status="PAUSED"
+    )
+    synced = await shop.api.post("/v1/templates/sync", headers=shop.headers)
+    assert synced.status_code == 200, synced.text
+    flow = {
+        "name": "Offer", "trigger": {"type": "keyword", "keywords": ["offer"]}, "entry": "send",
+        "nodes": [{"id": "send", "type": "template",
+                   "template": {"name": "paused_offer", "language": {"code": "en_US"}}}],
+    }  # fmt: skip
+    bot = await shop.api.post("/v1/chatbots", json={"name": "Offers"}, headers=shop.headers)
+    base = f"/v1/chatbots/{bot.json()['id']}/flows"
+    created = await shop.api.post(base, json=flow, headers=shop.headers)
+    assert created.status_code == 201, created.text  # a draft may name any template
+    publish = f"{base}/{created.json()['id']}/publish"
+    refused = await shop.api.post(publish, headers=shop.headers)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "template_not_approved", error
+    [detail] = error["details"]
+    assert detail["field"] == "nodes.send.template" and "is PAUSED" in detail["message"], error
+    # Once Meta approves it again, the same flow is published.
+    await shop.w.sim.set_template_status(sim_template.id, "APPROVED")
+    published = await eventually_published(shop, publish)
+    assert published["version"] == 1
+
+
+async def eventually_published(shop: Shop, url: str) -> dict[str, Any]:
+    async def publish() -> dict[str, Any] | None:
+        resp = await shop.api.post(url, headers=shop.headers)
+        return resp.json() if resp.status_code == 201 else None
+
+    return await eventually(publish)
+
+
 async def _close_window(shop: Shop, customer: str) -> None:
     """As if the customer's last message were more than 24 hours old."""
     from datetime import timedelta

@@ -41,6 +41,7 @@ from pytake.models import (
     Conversation,
 )
 from pytake.models.base import utcnow
+from pytake.template.service import TemplateNotApproved, find_template
 from pytake.tenancy import get_scoped, scoped
 
 DEFAULT_TIMEOUT_MINUTES = 24 * 60
@@ -259,6 +260,37 @@ def _raise_problems(report: Report, prefix: str = "") -> None:
         )
 
 
+async def _refuse_unsendable_templates(
+    session: AsyncSession, organization_id: uuid.UUID, definition: dict[str, Any]
+) -> None:
+    """A flow is not published with a node naming a template PyTake knows is not APPROVED
+    (pending, rejected, paused, disabled): 422 `template_not_approved` naming each node and the
+    template's status. A template PyTake does not know, or one named through variables, is
+    left to run time, where a template that cannot be sent hands the conversation to people."""
+    refused: list[FieldError] = []
+    for node in definition.get("nodes") or []:
+        ref = node.get("template") if isinstance(node, dict) else None
+        if not isinstance(ref, dict):
+            continue
+        language = ref.get("language")
+        code = language.get("code") if isinstance(language, dict) else language
+        name = ref.get("name")
+        if not isinstance(name, str) or not isinstance(code, str) or "{{" in name + code:
+            continue
+        known = await find_template(session, organization_id, name, code)
+        if known is not None and known.status != "APPROVED":
+            reason = f" ({known.status_reason})" if known.status_reason else ""
+            refused.append(
+                FieldError(
+                    f"nodes.{node.get('id')}.template",
+                    f"Node '{node.get('id')}': template '{name}' ({code}) is "
+                    f"{known.status}{reason}; only APPROVED templates can be sent",
+                )
+            )
+    if refused:
+        raise TemplateNotApproved("The flow sends templates that are not APPROVED", details=refused)
+
+
 def _warnings(report: Report) -> list[FlowWarning]:
     return [FlowWarning(node=p.node, field=p.field, message=p.message) for p in report.warnings]
 
@@ -388,6 +420,7 @@ async def publish_flow(
         raise NotFound("Flow not found")
     report = validate_flow(flow.definition, await _flow_ids(session, bot_id))
     _raise_problems(report)
+    await _refuse_unsendable_templates(session, flow.organization_id, flow.definition)
     latest = await session.scalar(
         select(func.max(ChatbotFlowVersion.version)).where(ChatbotFlowVersion.flow_id == flow.id)
     )
