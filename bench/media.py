@@ -314,6 +314,14 @@ async def main() -> None:
     parser.add_argument("--big-size", type=int, default=4_000_000)
     parser.add_argument("--port", type=int, default=18431)
     parser.add_argument("--profile-worker", help="write the worker's cProfile stats here")
+    parser.add_argument(
+        "--ab", type=int, default=0, help="pairs of fetch-off/fetch-on text windows (0: none)"
+    )
+    parser.add_argument("--ab-seconds", type=float, default=3.0)
+    parser.add_argument("--only-ab", action="store_true", help="the interleaved pairs only")
+    parser.add_argument(
+        "--worker-nice", type=int, default=0, help="run the worker at this nice value"
+    )
     args = parser.parse_args()
 
     await recreate_database(args.db)
@@ -399,6 +407,11 @@ async def run(
     meter: CpuMeter,
 ) -> None:
     await text_load(sim, pnid, args.text_clients, 1.0)  # warm-up
+    if args.worker_nice:
+        os.setpriority(os.PRIO_PROCESS, worker_pid, args.worker_nice)
+    if args.only_ab:
+        await interleaved(args, sim, http, media_sim, pnid, worker_pid)
+        return
     await meter.begin()
     done, lat = await text_load(sim, pnid, args.text_clients, args.seconds)
     await meter.report("text alone", done, 0)
@@ -473,6 +486,9 @@ async def run(
     )
     beside("the backlog's fetch only", tdone, spent, tlat)
 
+    if args.ab:
+        await interleaved(args, sim, http, media_sim, pnid, worker_pid)
+
     if args.big:
         sampler.start()
         answered = await media_load(http, media_sim, pnid, args.big, 10.0, args.big_size)
@@ -483,6 +499,45 @@ async def run(
             f"big images: {len(ok_big)}/{args.big} × {args.big_size / 1e6:.0f} MB stored; worker "
             f"RSS {first:.0f} MB at start, peak {peak:.0f} MB, {last:.0f} MB at end"
         )
+
+
+async def interleaved(
+    args: Any, sim: Simulator, http: Any, media_sim: str, pnid: str, worker_pid: int
+) -> None:
+    """Text ingest with the fetch off and on in alternating windows over one standing backlog:
+    pairs a few seconds apart see the same machine, where phases a minute apart do not (the
+    other engineers' load moves the text rate ±40 % between runs)."""
+    os.kill(worker_pid, signal.SIGSTOP)
+    try:
+        answered = await media_load(http, media_sim, pnid, args.images, args.rate, args.size)
+    finally:
+        os.kill(worker_pid, signal.SIGCONT)
+    os.kill(worker_pid, signal.SIGSTOP)
+    wamids = set(answered)
+    ratios: list[float] = []
+    off_rates: list[float] = []
+    on_rates: list[float] = []
+    try:
+        for _ in range(args.ab):
+            if len(await stored_times(args.db, wamids, 0.0)) == len(wamids):
+                break  # the backlog is drained: no fetch to measure any more
+            off, _ = await text_load(sim, pnid, args.text_clients, args.ab_seconds)
+            os.kill(worker_pid, signal.SIGCONT)
+            on, _ = await text_load(sim, pnid, args.text_clients, args.ab_seconds)
+            os.kill(worker_pid, signal.SIGSTOP)
+            off_rates.append(off / args.ab_seconds)
+            on_rates.append(on / args.ab_seconds)
+            ratios.append(on / max(1, off))
+    finally:
+        os.kill(worker_pid, signal.SIGCONT)
+    await stored_times(args.db, wamids, 300.0)
+    pairs = ", ".join(f"{a:.0f}→{b:.0f}" for a, b in zip(off_rates, on_rates, strict=True))
+    print(
+        f"interleaved, {len(ratios)} pairs of {args.ab_seconds:.0f} s (text/s fetch off→on): "
+        f"{pairs}; median ratio {pct(ratios, 0.5):.2f} "
+        f"(min {min(ratios, default=0):.2f}, max {max(ratios, default=0):.2f}); "
+        f"load {os.getloadavg()[0]:.1f}"
+    )
 
 
 if __name__ == "__main__":
