@@ -304,10 +304,16 @@ async def sample_statements(dsn: str, every: float, seen: Counter[str]) -> None:
     try:
         while True:
             rows = await conn.fetch(
-                "SELECT query FROM pg_stat_activity WHERE datname = current_database()"
-                " AND state = 'active' AND pid <> pg_backend_pid()"
+                "SELECT query, wait_event_type FROM pg_stat_activity"
+                " WHERE datname = current_database() AND state = 'active'"
+                " AND pid <> pg_backend_pid()"
             )
-            seen.update(" ".join(str(row["query"]).split())[:400] for row in rows)
+            # What it waits on (Lock, IO, LWLock…) or CPU: a statement waiting on a row lock
+            # is active too.
+            seen.update(
+                f"[{row['wait_event_type'] or 'CPU'}] " + " ".join(str(row["query"]).split())[:400]
+                for row in rows
+            )
             await asyncio.sleep(every)
     finally:
         await conn.close()
