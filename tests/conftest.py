@@ -26,7 +26,7 @@ from pytake.config import Settings
 
 # A test past its deadline prints every thread's and task's stack and is cancelled; the run
 # fails if it leaves connections to PostgreSQL or Redis behind (see there).
-pytest_plugins = ["tests.timeouts", "tests.leftovers"]
+pytest_plugins = ["tests.timeouts", "tests.leftovers", "tests.completeness"]
 
 TEST_DATABASE_URL = os.environ.get("PYTAKE_TEST_DATABASE_URL")
 # Every fixture lives in the repository (tests/fixtures): a plain clone runs the whole suite.
