@@ -41,7 +41,7 @@ from pytake.models import (
     Conversation,
 )
 from pytake.models.base import utcnow
-from pytake.template.service import TemplateNotApproved, find_template
+from pytake.template.service import TemplateNotApproved, find_template, not_approved
 from pytake.tenancy import get_scoped, scoped
 
 DEFAULT_TIMEOUT_MINUTES = 24 * 60
@@ -278,15 +278,10 @@ async def _refuse_unsendable_templates(
         if not isinstance(name, str) or not isinstance(code, str) or "{{" in name + code:
             continue
         known = await find_template(session, organization_id, name, code)
-        if known is not None and known.status != "APPROVED":
-            reason = f" ({known.status_reason})" if known.status_reason else ""
-            refused.append(
-                FieldError(
-                    f"nodes.{node.get('id')}.template",
-                    f"Node '{node.get('id')}': template '{name}' ({code}) is "
-                    f"{known.status}{reason}; only APPROVED templates can be sent",
-                )
-            )
+        why = not_approved(known) if known is not None else None
+        if why is not None:
+            node_id = node.get("id")
+            refused.append(FieldError(f"nodes.{node_id}.template", f"Node '{node_id}': {why}"))
     if refused:
         raise TemplateNotApproved("The flow sends templates that are not APPROVED", details=refused)
 

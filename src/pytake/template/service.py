@@ -145,14 +145,24 @@ async def find_template(
     return preferred[0] if preferred else None
 
 
+def not_approved(template: MessageTemplate) -> str | None:
+    """Why Meta would not send `template` (its status and reason), or None when APPROVED."""
+    if template.status == "APPROVED":
+        return None
+    reason = f" ({template.status_reason})" if template.status_reason else ""
+    return (
+        f"Template '{template.name}' ({template.language}) is {template.status}{reason}; "
+        "only APPROVED templates can be sent"
+    )
+
+
 def ensure_approved(template: MessageTemplate) -> None:
     """Refuse (422 `template_not_approved`, naming the status) a template Meta would not send."""
-    if template.status == "APPROVED":
+    why = not_approved(template)
+    if why is None:
         return
-    reason = f" ({template.status_reason})" if template.status_reason else ""
     raise TemplateNotApproved(
-        f"Template '{template.name}' ({template.language}) is {template.status}{reason}; "
-        "only APPROVED templates can be sent",
+        why,
         details=[FieldError("template", f"status is {template.status}")],
         extra={
             "template": {
