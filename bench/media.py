@@ -320,7 +320,10 @@ async def main() -> None:
     parser.add_argument("--ab-seconds", type=float, default=3.0)
     parser.add_argument("--only-ab", action="store_true", help="the interleaved pairs only")
     parser.add_argument(
-        "--worker-nice", type=int, default=0, help="run the worker at this nice value"
+        "--worker-nice",
+        type=int,
+        default=None,
+        help="PYTAKE_WORKER_NICE for the worker (default: the setting's default, 10)",
     )
     args = parser.parse_args()
 
@@ -341,6 +344,8 @@ async def main() -> None:
             "PYTAKE_TEMPLATE_SYNC_INTERVAL_SECONDS": "0",
             "PYTHONPATH": str(ROOT / "src"),
         }
+        if args.worker_nice is not None:
+            env["PYTAKE_WORKER_NICE"] = str(args.worker_nice)
         sim_process = subprocess.Popen(  # noqa: ASYNC220 - start-up, before measuring
             [sys.executable, "-c", MEDIA_SIM.replace("{port}", str(args.port + 1))],
             env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
@@ -407,8 +412,10 @@ async def run(
     meter: CpuMeter,
 ) -> None:
     await text_load(sim, pnid, args.text_clients, 1.0)  # warm-up
-    if args.worker_nice:
-        os.setpriority(os.PRIO_PROCESS, worker_pid, args.worker_nice)
+    print(
+        f"niceness: worker {os.getpriority(os.PRIO_PROCESS, worker_pid)}, "
+        f"bench {os.getpriority(os.PRIO_PROCESS, 0)}; load {os.getloadavg()[0]:.1f}"
+    )
     if args.only_ab:
         await interleaved(args, sim, http, media_sim, pnid, worker_pid)
         return
@@ -518,12 +525,20 @@ async def interleaved(
     off_rates: list[float] = []
     on_rates: list[float] = []
     try:
-        for _ in range(args.ab):
+        for n in range(args.ab):
             if len(await stored_times(args.db, wamids, 0.0)) == len(wamids):
                 break  # the backlog is drained: no fetch to measure any more
-            off, _ = await text_load(sim, pnid, args.text_clients, args.ab_seconds)
-            os.kill(worker_pid, signal.SIGCONT)
-            on, _ = await text_load(sim, pnid, args.text_clients, args.ab_seconds)
+            # Off first in even pairs, on first in odd ones: a drift within a pair then
+            # biases half the pairs one way and half the other.
+            if n % 2 == 0:
+                off, _ = await text_load(sim, pnid, args.text_clients, args.ab_seconds)
+                os.kill(worker_pid, signal.SIGCONT)
+                on, _ = await text_load(sim, pnid, args.text_clients, args.ab_seconds)
+            else:
+                os.kill(worker_pid, signal.SIGCONT)
+                on, _ = await text_load(sim, pnid, args.text_clients, args.ab_seconds)
+                os.kill(worker_pid, signal.SIGSTOP)
+                off, _ = await text_load(sim, pnid, args.text_clients, args.ab_seconds)
             os.kill(worker_pid, signal.SIGSTOP)
             off_rates.append(off / args.ab_seconds)
             on_rates.append(on / args.ab_seconds)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from dataclasses import dataclass
 
@@ -162,6 +163,7 @@ def run_worker_process(settings: Settings) -> None:
     polling, which uvloop does in C (bench/dispatch.py measures both); plain asyncio where
     uvloop is not installed (it comes with uvicorn[standard], except on Windows).
     """
+    lower_priority(settings.worker_nice)
     if settings.worker_event_loop == "uvloop":
         try:
             import uvloop
@@ -173,6 +175,22 @@ def run_worker_process(settings: Settings) -> None:
     asyncio.run(run_worker(settings))
 
 
+def lower_priority(nice: int) -> None:
+    """Run this process at niceness `nice` at least (settings' `worker_nice`).
+
+    Before the event loop and any thread start: on Linux niceness belongs to each thread and a
+    new thread inherits its creator's, so setting it here covers every thread the worker runs
+    (executor, DNS, database drivers). Never raised back: an unprivileged process cannot lower
+    its niceness, and one started under `nice -n 15` keeps what its operator chose.
+    """
+    if nice <= 0 or not hasattr(os, "setpriority"):
+        return
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if current < nice:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    log.info("running at niceness %d", os.getpriority(os.PRIO_PROCESS, 0))
+
+
 async def run_worker(settings: Settings) -> None:
     """`pytake worker`: the background loops only, until SIGINT/SIGTERM."""
     from pytake.db import create_engine, create_session_factory
@@ -181,6 +199,7 @@ async def run_worker(settings: Settings) -> None:
     engine = create_engine(settings.database_url)
     runtime = await start_runtime(settings, engine, create_session_factory(engine), run_loops=True)
     tune_for_serving(settings.gc_tuning)  # after start-up: see kit/gc_tuning.py
+    log.info("background loops started")
     stop = asyncio.Event()
 
     def on_signal(name: str) -> None:
