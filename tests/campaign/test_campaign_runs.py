@@ -263,6 +263,33 @@ async def test_metrics_match_delivered_read_failed_webhooks_and_replies(
     assert [r["phone"].lstrip("+") for r in failed] == [numbers[4]]
 
 
+async def test_statuses_coalesced_in_shared_webhooks_are_each_applied(camps: Campaigns) -> None:
+    # Meta's payload allows several `statuses` in one webhook; the simulator sends them so when
+    # asked (`status_coalesce_seconds`), as a load test's stand-in does.
+    await _crowd(camps, "coalesced", 6)
+    created = await _campaign(camps, "coalesced")
+
+    async def all_read() -> dict[str, Any] | None:
+        got = await camps.get(created["id"])
+        return got if got["read_count"] == 6 else None
+
+    with sim_settings(camps, status_coalesce_seconds=0.5):
+        await camps.act(created["id"], "start")
+        got = await eventually(all_read, timeout=30)
+        await camps.shop.sim.idle()
+    assert (got["sent_count"], got["delivered_count"], got["failed_count"]) == (6, 6, 0)
+    rows = await camps.recipients(created["id"])
+    assert {r["status"] for r in rows} == {"read"}
+    wamids = {r["whatsapp_message_id"] for r in rows}
+    carried = [
+        sum(1 for item in change["value"].get("statuses", []) if item["id"] in wamids)
+        for hook in camps.shop.sim.state.webhook_log
+        for entry in hook["body"].get("entry", [])
+        for change in entry["changes"]
+    ]
+    assert sum(carried) == 18 and max(carried) > 1
+
+
 async def test_campaign_events_reach_the_websocket(camps: Campaigns, send_url: str) -> None:
     await _crowd(camps, "live", 2)
     created = await _campaign(camps, "live")

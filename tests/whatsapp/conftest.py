@@ -77,8 +77,10 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[Simulator]:
-    """A started simulator with no delays."""
+async def sim(receiver: Receiver) -> AsyncIterator[Simulator]:
+    """A started simulator with no delays. It stops before the receiver does: webhooks still in
+    flight are cancelled rather than left to a server shutting down, which answers none and
+    waits for them (aiohttp waits until the client gives up)."""
     async with Simulator(SimulatorSettings.for_tests()) as simulator:
         yield simulator
 

@@ -3,6 +3,9 @@ misbehaving on request (duplicates, reordering, drops, async failures, retries).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+
 import pytest
 
 from pytake.whatsapp import InboundMessage, OutboundMessage, StatusUpdate
@@ -139,6 +142,35 @@ async def test_duplicate_and_reordered_statuses(
         "sent",
         "sent",
     ]
+
+
+@pytest.mark.usefixtures("open_window")
+async def test_coalesced_statuses_share_webhooks_each_message_in_order(
+    sim: Simulator, cloud: CloudProvider, receiver: Receiver
+) -> None:
+    sim.state.settings = dataclasses.replace(sim.state.settings, status_coalesce_seconds=0.2)
+    before = len(receiver.requests)
+
+    sent = await asyncio.gather(
+        *(cloud.send(dataclasses.replace(TEXT, callback_data=f"row-{n}")) for n in range(4))
+    )
+    await sim.idle()
+
+    requests = receiver.requests[before:]
+    for request in requests:
+        assert verify_signature(APP_SECRET, request.raw, request.headers.get(SIGNATURE_HEADER))
+    # Three rounds (sent, delivered, read), each in one webhook for the four messages.
+    assert len(requests) == 3
+    assert [len(r.json["entry"][0]["changes"][0]["value"]["statuses"]) for r in requests] == [
+        4,
+        4,
+        4,
+    ]
+    statuses = [e for r in requests for e in parse_webhook(r.json) if isinstance(e, StatusUpdate)]
+    for result in sent:
+        mine = [s for s in statuses if s.provider_message_id == result.provider_message_id]
+        assert [s.status for s in mine] == ["sent", "delivered", "read"]
+    assert sorted({s.callback_data for s in statuses}) == [f"row-{n}" for n in range(4)]
 
 
 @pytest.mark.usefixtures("open_window")

@@ -201,10 +201,10 @@ class GraphApi:
         for index, status in enumerate(plan):
             await asyncio.sleep(settings.status_delays[min(index, 2)])
             message.statuses.append(status)
-            body = self._status_body(number, message, status, error)
+            item = self._status_item(number, message, status, error)
             copies = 2 if faults.duplicate_webhooks else 1
             for _ in range(copies):
-                await self.emitter.post_meta(number.webhook_url, number.app_secret, body)
+                await self.emitter.post_status(number, item)
 
     async def report_status(self, message_id: str, status: str) -> None:
         """Send one status webhook for a message the business sent (KeyError if unknown)."""
@@ -213,10 +213,9 @@ class GraphApi:
             raise KeyError(f"no sent message {message_id}")
         number = self.state.numbers[message.channel]
         message.statuses.append(status)
-        body = self._status_body(number, message, status, None)
-        await self.emitter.post_meta(number.webhook_url, number.app_secret, body)
+        await self.emitter.post_status(number, self._status_item(number, message, status, None))
 
-    def _status_body(
+    def _status_item(
         self, number: BusinessNumber, message: SentMessage, status: str, error: ErrorFault | None
     ) -> dict[str, Any]:
         errors = None
@@ -232,7 +231,7 @@ class GraphApi:
             )
             template = self.state.templates.get(key)
             category = template.category.lower() if template else "utility"
-        item = status_item(
+        return status_item(
             message.id,
             status,
             message.to,
@@ -241,7 +240,6 @@ class GraphApi:
             category=category,
             errors=errors,
         )
-        return envelope(number, {"statuses": [item]})
 
     async def customer_sends(self, phone_number_id: str, spec: dict[str, Any]) -> CustomerMessage:
         """A customer writes to a business number: open the window, post the signed webhook."""

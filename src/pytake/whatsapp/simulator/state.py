@@ -46,6 +46,12 @@ class SimulatorSettings:
     # 0.5 s on a loaded machine), a number sending 1,000/s with three statuses each queued
     # its webhooks in the pool until they timed out, were retried, and were dropped.
     webhook_connections: int = 1000
+    # 0: one webhook per status, as Meta sends them. Above 0: a number's statuses are gathered
+    # for up to this many seconds (at most `status_coalesce_max`) and posted in one webhook's
+    # `statuses` array — a shape Meta's payloads allow — so a load test's stand-in spends its
+    # CPU per webhook, not per status. A message's statuses still go out one after the other.
+    status_coalesce_seconds: float = 0.0
+    status_coalesce_max: int = 100
     window_mode: Literal["sync", "async"] = "sync"  # how 131047 surfaces
     default_mps: int = 80
     mps_period: float = 1.0
