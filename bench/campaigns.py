@@ -21,7 +21,10 @@ workers' and serve's CPU per message (with PostgreSQL's and the simulator's for 
 backlog over time, and duplicates (the simulator's copy of each recipient's messages: 0).
 
     .venv/bin/python bench/campaigns.py --recipients 100000
-    .venv/bin/python bench/campaigns.py --recipients 100000 --workers 2 --numbers 2
+    .venv/bin/python bench/campaigns.py --recipients 100000 --workers 2 --numbers 2 --simulators 2
+
+`--simulators N` runs N simulator processes on one Graph port (SO_REUSEPORT), so the stand-in
+can use more than one core; `--coalesce-ms` has it put a number's statuses in shared webhooks.
 """
 
 from __future__ import annotations
@@ -61,23 +64,30 @@ APP_SECRET = "bench-app-secret"
 SIMULATOR = """
 import asyncio, json, sys
 import uvloop
+from aiohttp import web
 from pytake.whatsapp.simulator import Simulator, SimulatorSettings
 
 spec = json.loads(sys.stdin.readline())
 
 async def main():
-    settings = SimulatorSettings(status_delays=(0.0, 0.0, 0.0), default_mps=spec["rate"],
-                                 webhook_retries=5, retry_backoff=0.5)
+    extra = {"status_coalesce_seconds": spec["coalesce_ms"] / 1000} if spec["coalesce_ms"] else {}
+    settings = SimulatorSettings(status_delays=(0.0, 0.0, 0.0), default_mps=spec["mps"],
+                                 webhook_retries=5, retry_backoff=0.5, **extra)
     sim = Simulator(settings, faults={"latency_ms": spec["latency_ms"]})
-    url = await sim.start("127.0.0.1", 0)
+    url = await sim.start("127.0.0.1", 0)  # its own port: the control API of this process
+    if spec["shared_port"]:
+        # The Graph port every simulator process listens on (SO_REUSEPORT: the kernel spreads
+        # the workers' connections between them).
+        await web.TCPSite(sim._runner, "127.0.0.1", spec["shared_port"], reuse_port=True).start()
+    graph = f"http://127.0.0.1:{spec['shared_port']}/v23.0" if spec["shared_port"] else sim.graph_url
     for number in spec["numbers"]:
         sim.register_number(number["pnid"], number["token"], spec["app_secret"],
                             waba_id=number["waba"], webhook_url=spec["webhook_url"],
-                            mps=spec["rate"])
+                            mps=spec["mps"])
         sim.register_template(number["waba"], spec["template"], "pt_BR",
                               components=[{"type": "BODY", "text": "Olá {{1}}, 20% hoje"}],
                               category="MARKETING")
-    print(json.dumps({"url": url, "graph_url": sim.graph_url}), flush=True)
+    print(json.dumps({"url": url, "graph_url": graph}), flush=True)
     await asyncio.Event().wait()
 
 uvloop.run(main())
@@ -408,18 +418,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for _ in range(args.numbers)
         ],
     }
-    sim = subprocess.Popen(
-        [sys.executable, "-c", SIMULATOR],
-        env=child_env(),
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sim.stdin is not None and sim.stdout is not None
-    sim.stdin.write(json.dumps(spec) + "\n")
-    sim.stdin.close()
-    sim_info = json.loads(sim.stdout.readline())
+    # `--simulators N`: N processes on one Graph port (SO_REUSEPORT), each knowing every number
+    # and limiting each to rate / N (each sees about 1/N of a number's sends).
+    spec["shared_port"] = free_port() if args.simulators > 1 else 0
+    spec["mps"] = max(1, args.rate // args.simulators)
+    spec["coalesce_ms"] = args.coalesce_ms
+    sims, sim_infos = [], []
+    for _ in range(args.simulators):
+        sim = subprocess.Popen(
+            [sys.executable, "-c", SIMULATOR],
+            env=child_env(),
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert sim.stdin is not None and sim.stdout is not None
+        sim.stdin.write(json.dumps(spec) + "\n")
+        sim.stdin.close()
+        sim_infos.append(json.loads(sim.stdout.readline()))
+        sims.append(sim)
+    sim_info = sim_infos[0]
     children: list[subprocess.Popen[bytes]] = []
     try:
         asyncio.run(recreate_database(db))
@@ -442,10 +461,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ]
         children += workers
         time.sleep(4)  # imports and start-up, before CPU is counted
-        pids = {"workers": [w.pid for w in workers], "serve": [serve.pid], "sim": [sim.pid]}
+        pids = {
+            "workers": [w.pid for w in workers],
+            "serve": [serve.pid],
+            "sim": [sim.pid for sim in sims],
+        }
         cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
         pg0 = postgres_cpu_seconds()
         mine0 = backend_cpu(db)
+        load0 = os.getloadavg()[0]
         start_s = asyncio.run(start_campaigns(db, spec, seeded["org_id"], args.rate))
         total = args.recipients
         statements: Counter[str] | None = Counter() if args.statements else None
@@ -458,12 +482,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sustained = 0.8 * total / (marks["p90"] - marks["p10"])
         overall = total / marks["done"]
         per = {k: (cpu1[k] - cpu0[k]) / total * 1e6 for k in pids}
-        counts = sim_sent(sim_info["url"])
+        counts: Counter[str] = Counter()
+        for info in sim_infos:
+            counts += sim_sent(info["url"])
         duplicates = sum(n - 1 for n in counts.values() if n > 1)
         return {
             "recipients": total,
             "workers": args.workers,
             "numbers": args.numbers,
+            "simulators": args.simulators,
+            "coalesce_ms": args.coalesce_ms,
             "rate_limit_per_number": args.rate,
             "latency_ms": args.latency_ms,
             "seed_s": round(seed_s, 1),
@@ -484,7 +512,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "sim_received": sum(counts.values()),
             "duplicates": duplicates,
             "backlog": [(round(s[0]), s[2]) for s in series],
-            "load_avg_1m": os.getloadavg()[0],
+            "load_avg_1m": [load0, os.getloadavg()[0]],  # at the start and at the end
             "statements": statements.most_common(args.statements) if statements else None,
         }
     finally:
@@ -495,8 +523,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 child.wait(60 if args.profile else 15)
             except subprocess.TimeoutExpired:
                 child.kill()
-        sim.terminate()
-        sim.wait(10)
+        for sim in sims:
+            sim.terminate()
+        for sim in sims:
+            sim.wait(10)
         if not args.keep:
             asyncio.run(recreate_database(db, drop_only=True))
 
@@ -509,6 +539,15 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=100)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--numbers", type=int, default=1)
+    parser.add_argument(
+        "--simulators", type=int, default=1, help="simulator processes sharing the Graph port"
+    )
+    parser.add_argument(
+        "--coalesce-ms",
+        type=float,
+        default=0.0,
+        help="the simulator's status_coalesce_seconds (several statuses per webhook), in ms",
+    )
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--profile", help="directory for cProfile output of worker and serve")
