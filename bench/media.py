@@ -525,8 +525,10 @@ async def interleaved(
     off_rates: list[float] = []
     on_rates: list[float] = []
     try:
+        fetched_at_start = len(await stored_times(args.db, wamids, 0.0))
         for n in range(args.ab):
-            if len(await stored_times(args.db, wamids, 0.0)) == len(wamids):
+            fetched = len(await stored_times(args.db, wamids, 0.0))
+            if fetched == len(wamids):
                 break  # the backlog is drained: no fetch to measure any more
             # Off first in even pairs, on first in odd ones: a drift within a pair then
             # biases half the pairs one way and half the other.
@@ -543,9 +545,16 @@ async def interleaved(
             off_rates.append(off / args.ab_seconds)
             on_rates.append(on / args.ab_seconds)
             ratios.append(on / max(1, off))
+        # The worker only runs in the fetch-on windows: what it fetched, per second of them.
+        fetched = len(await stored_times(args.db, wamids, 0.0)) - fetched_at_start
     finally:
         os.kill(worker_pid, signal.SIGCONT)
     await stored_times(args.db, wamids, 300.0)
+    on_seconds = len(ratios) * args.ab_seconds
+    print(
+        f"fetched in the fetch-on windows: {fetched} images in {on_seconds:.0f} s "
+        f"({fetched / max(1.0, on_seconds):.0f} images/s)"
+    )
     pairs = ", ".join(f"{a:.0f}→{b:.0f}" for a, b in zip(off_rates, on_rates, strict=True))
     print(
         f"interleaved, {len(ratios)} pairs of {args.ab_seconds:.0f} s (text/s fetch off→on): "

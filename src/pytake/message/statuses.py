@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from pytake.events import DomainEvent, record_many
 from pytake.events.payloads import message_status
 from pytake.kit.sql import BatchSource, among, insert_for, is_postgresql, statement
+from pytake.message.sending.reupload import requeue_vanished_media
 from pytake.message.tables import messages, pending_statuses
 from pytake.models.base import UTCDateTime, utcnow
 from pytake.whatsapp.events import StatusUpdate
@@ -162,6 +163,13 @@ async def _apply_known(
     if before is None:
         found = await _current_states(session, channel_id, {c.provider_message_id for c in changes})
         before = {pid: row for pid, row in found.items() if row.direction == "outbound"}
+    resent = await requeue_vanished_media(session, channel_id, by_status.get("failed", ()), before)
+    if resent:
+        # Queued again under no wamid: what else this batch says of the old one is moot.
+        by_status = {
+            status: [c for c in group if c.provider_message_id not in resent]
+            for status, group in by_status.items()
+        }
     await _advance(session, channel_id, by_status)
     await record_many(session, _status_events(before, by_status))
 

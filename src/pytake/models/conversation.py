@@ -115,6 +115,11 @@ class Message(IdMixin, TenantMixin, Base):
     next_attempt_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claimed_at: Mapped[datetime | None]
+    # Set once: Meta accepted this media message, then failed it with 131053 (the media id
+    # vanished); the file was uploaded again and the message re-sent (message/sending/reupload).
+    media_resent_from: Mapped[str | None] = mapped_column(
+        String(200), comment="the wamid a 131053 failed; re-sent once since"
+    )
 
 
 class PendingStatus(IdMixin, TenantMixin, Base):

@@ -430,7 +430,7 @@ async def reconcile_stale(
     now = utcnow()
     m = messages.c
     stale_q = (
-        select(m.id, m.channel_id, m.attempts, m.callback_data)
+        select(m.id, m.channel_id, m.attempts, m.callback_data, m.media_resent_from)
         .where(m.status == "sending", m.claimed_at < now - timedelta(seconds=policy.lease_seconds))
         .limit(limit)
     )
@@ -464,17 +464,20 @@ async def reconcile_stale(
 
 
 async def _evidence(session: AsyncSession, stale: list[Any]) -> dict[str, str]:
-    """callback data → wamid, from statuses that arrived for a wamid we never recorded."""
+    """callback data → wamid, from statuses that arrived for a wamid we never recorded (not
+    the wamid a message was re-sent from after a 131053: its late statuses carry the same
+    callback data, see reupload.py)."""
     p = pending_statuses.c
     tokens = [row.callback_data for row in stale if row.callback_data]
     channels = {row.channel_id for row in stale if row.channel_id}
     if not tokens or not channels:
         return {}
-    rows = await session.execute(
-        select(p.callback_data, p.provider_message_id).where(
-            p.channel_id.in_(channels), p.callback_data.in_(tokens)
-        )
+    query = select(p.callback_data, p.provider_message_id).where(
+        p.channel_id.in_(channels), p.callback_data.in_(tokens)
     )
+    if old := [row.media_resent_from for row in stale if row.media_resent_from]:
+        query = query.where(p.provider_message_id.not_in(old))
+    rows = await session.execute(query)
     return {token: pid for token, pid in rows.all()}
 
 

@@ -184,7 +184,8 @@ class ControlApi:
 
     async def set_faults(self, request: web.Request) -> web.Response:
         """Merge faults: {error, async_error, latency_ms, duplicate_webhooks, reorder_statuses,
-        drop_statuses, window_mode, tamper_media, expire_media_urls, fail_media_downloads}."""
+        drop_statuses, window_mode, tamper_media, expire_media_urls, fail_media_downloads,
+        vanish_sent_media}."""
         body = await _body(request)
         try:
             self.sim.set_faults(**body)

@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from pytake.whatsapp.provider import normalize_recipient
+from pytake.whatsapp.provider import MEDIA_TYPES, normalize_recipient
 from pytake.whatsapp.simulator.emitter import WebhookEmitter
 from pytake.whatsapp.simulator.graph_validation import GraphFault, validate_send
 from pytake.whatsapp.simulator.meta_payloads import (
@@ -37,6 +37,7 @@ _TITLES = {
     131026: "Message undeliverable",
     130429: "Rate limit hit",
     131056: "(Business Account, Consumer Account) pair rate limit hit",
+    131053: "Media upload error",
 }
 
 
@@ -100,7 +101,7 @@ class GraphApi:
         self._check_throughput(number)
         kind = validate_send(body, self.state, number.waba_id)
         to = normalize_recipient(str(body.get("to") or body.get("recipient")))
-        async_error = self._pre_send_checks(number, to, kind)
+        async_error = self._pre_send_checks(number, to, kind) or self._vanishing_media(kind, body)
         message = SentMessage(
             new_wamid(), "cloud", number.phone_number_id, to, kind, body, self.state.clock()
         )
@@ -168,6 +169,22 @@ class GraphApi:
                 131026, message="Message undeliverable: the recipient is not a WhatsApp user."
             )
         return self.state.faults.take(self.state.faults.async_errors, "cloud", pnid)
+
+    def _vanishing_media(self, kind: str, body: dict[str, Any]) -> ErrorFault | None:
+        """The `vanish_sent_media` fault: a send by media id is accepted, then the id is
+        forgotten (a later send naming it is refused) and the send reported `failed` 131053."""
+        faults = self.state.faults
+        media = body.get(kind)
+        if faults.vanish_sent_media <= 0 or kind not in MEDIA_TYPES or not isinstance(media, dict):
+            return None
+        media_id = media.get("id")
+        if not media_id:
+            return None
+        faults.vanish_sent_media -= 1
+        self.state.media.pop(str(media_id), None)
+        return ErrorFault(
+            131053, message=f"Media upload error: the media id {media_id} is not available"
+        )
 
     def _mark_read(self, number: BusinessNumber, body: dict[str, Any]) -> web.Response:
         message_id = body.get("message_id")

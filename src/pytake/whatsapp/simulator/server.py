@@ -273,10 +273,12 @@ class Simulator:
         tamper_media: bool | None = None,
         expire_media_urls: int | None = None,
         fail_media_downloads: dict[str, Any] | None = None,
+        vanish_sent_media: int | None = None,
     ) -> None:
         """Merge faults; `error` fails the next `count` sends synchronously, `async_error`
         accepts them and reports `failed` by webhook, `fail_media_downloads` answers the next
-        `count` media downloads with `status`."""
+        `count` media downloads with `status`, `vanish_sent_media` accepts the next N sends by
+        media id and then loses the id (`failed` 131053 by webhook)."""
         faults = self.state.faults
         if error is not None:
             faults.errors.append(error_fault(error))
@@ -298,6 +300,8 @@ class Simulator:
             # {"count": N, "status": 503}: the next N downloads answer that status.
             faults.failing_media_downloads = int(fail_media_downloads.get("count", 1))
             faults.media_download_status = int(fail_media_downloads.get("status", 503))
+        if vanish_sent_media is not None:
+            faults.vanish_sent_media = int(vanish_sent_media)
         if window_mode is not None:
             if window_mode not in ("sync", "async"):
                 raise ValueError("window_mode must be sync or async")

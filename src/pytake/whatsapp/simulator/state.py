@@ -236,6 +236,8 @@ class Faults:
     # Answer the next N downloads with this HTTP status (a CDN's 5xx, or a permanent 4xx).
     failing_media_downloads: int = 0
     media_download_status: int = 503
+    # Accept the next N sends by media id, then forget the id and report `failed` 131053.
+    vanish_sent_media: int = 0
 
     def take(self, pool: list[ErrorFault], provider: str, channel: str) -> ErrorFault | None:
         """Consume one matching fault from `pool`."""
