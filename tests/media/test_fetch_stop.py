@@ -47,14 +47,18 @@ async def _shop_with_pending_media(app: FastAPI, app_url: str, sim: Simulator) -
     return shop
 
 
-async def _until_claimed(app: FastAPI, shop: Shop, worker: Worker) -> None:
-    async def claimed() -> bool:
-        await worker.alive()
-        rows = await _rows(app, shop.org.id)
-        # It claims ahead (twice its concurrency) and starts `CONCURRENCY` of them.
-        return sum(1 for r in rows if r.claimed_until is not None) >= CONCURRENCY
+async def _until_downloading(app: FastAPI, shop: Shop, worker: Worker) -> None:
+    """Until `CONCURRENCY` fetches are past their URL lookup (their download in flight). A
+    claim alone is not enough: rows claimed but not yet started are rightly given back on a
+    stop, and a worker at its niceness on a busy machine can be slow to start them."""
 
-    await eventually(claimed, timeout=60, every=0.05)
+    async def downloading() -> bool:
+        await worker.alive()
+        ids = {r.provider_media_id for r in await _rows(app, shop.org.id)}
+        lookups = shop.sim.state.media_lookups
+        return sum(1 for media_id in ids if lookups.get(str(media_id))) >= CONCURRENCY
+
+    await eventually(downloading, timeout=60, every=0.05)
 
 
 def _worker_env(settings: Settings, grace: float) -> dict[str, str]:
@@ -80,7 +84,7 @@ async def test_sigterm_lets_downloads_in_flight_finish_and_claims_no_more(
             async with pytake_worker(
                 settings, tmp_path / "worker.log", **_worker_env(settings, grace)
             ) as worker:
-                await _until_claimed(app, shop, worker)
+                await _until_downloading(app, shop, worker)
                 code, seconds = await worker.terminate(within=grace + 30)
         finally:
             sim.set_faults(latency_ms=0)
@@ -109,7 +113,7 @@ async def test_past_the_grace_downloads_cut_short_are_given_back(
             async with pytake_worker(
                 settings, tmp_path / "worker.log", **_worker_env(settings, grace)
             ) as worker:
-                await _until_claimed(app, shop, worker)
+                await _until_downloading(app, shop, worker)
                 code, seconds = await worker.terminate(within=grace + 30)
         finally:
             sim.set_faults(latency_ms=0)

@@ -311,6 +311,7 @@ class GraphApi:
         media = self.state.media.get(node)
         if media is not None and any(n.phone_number_id == media[2] for n in numbers):
             data, mime, _ = media
+            self.state.media_lookups[node] = self.state.media_lookups.get(node, 0) + 1
             base = f"{request.scheme}://{request.host}"
             return web.json_response(
                 {

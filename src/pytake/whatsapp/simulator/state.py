@@ -331,6 +331,7 @@ class SimState:
         self.read_marks: list[dict[str, Any]] = []
         self.media: dict[str, tuple[bytes, str, str]] = {}  # id → (data, mime, owner channel)
         self.media_downloads: dict[str, int] = {}  # id → downloads served
+        self.media_lookups: dict[str, int] = {}  # id → `GET /{media_id}` URL lookups answered
         self.instances: dict[str, EvolutionInstance] = {}
         self.faults = Faults(latency_ms=self.settings.latency_ms)
         self.webhook_log: list[dict[str, Any]] = []
