@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytake.config import Settings
+from tests.events.helpers import running_app
 from tests.message.sending.support import eventually
 from tests.worker.test_graceful_stop import pytake_worker
 
@@ -40,11 +41,14 @@ async def test_the_worker_runs_at_the_configured_niceness(
     settings = make_settings(database_url=fresh_database_url)
     ours = os.getpriority(os.PRIO_PROCESS, 0)
     want = max(ours, expected)  # a niceness it was started with is never undone
-    async with pytake_worker(settings, tmp_path / "worker.log", **env) as worker:
+    async with (
+        running_app(settings),  # migrates the database the worker's loops poll
+        pytake_worker(settings, tmp_path / "worker.log", **env) as worker,
+    ):
 
         async def started() -> bool:
             await worker.alive()
-            return "background loops started" in worker.output()
+            return "background loops started" in worker.log.read_text(errors="replace")
 
         await eventually(started, timeout=60, every=0.1)
         pid = worker.proc.pid
