@@ -93,3 +93,41 @@ async def test_evolution_media_is_fetched_through_its_base64_endpoint(
     [body] = [m.body for m in sim.state.sent if m.channel == name and m.body.get("mediatype")]
     assert base64.b64decode(body["media"]) == b"\x89PNG" + data
     assert body["caption"] == "de volta"
+
+
+async def test_an_image_the_evolution_phone_itself_sent_is_stored(
+    http: httpx.AsyncClient, shop: Shop, sim: Simulator, fetcher: MediaFetchLoop
+) -> None:
+    name = "evo-" + uuid.uuid4().hex[:8]
+    await create_evolution(http, shop.org, sim, instance=name)
+    created = await http.post(
+        "/api/v1/whatsapp/instance/create", json={"instance_name": name}, headers=shop.headers
+    )
+    assert created.status_code == 201, created.text
+    sim.scan(name, "5511900002222", "Loja")
+    await sim.idle()
+    customer = new_customer()
+    asked = await sim.evolution_customer_sends(name, customer, type="text", text="tem foto?")
+    data = os.urandom(9000)
+    # Someone at the shop answers from the phone: Evolution echoes it with key.fromMe.
+    echo = await sim.evolution_business_sends(
+        name,
+        customer,
+        type="image",
+        mime_type="image/jpeg",
+        data_base64=base64.b64encode(data).decode(),
+        caption="aqui",
+    )
+    assert echo.webhook_status == 200
+    assert echo.item["key"]["fromMe"] is True
+    message = await message_for(http, shop, echo.id)
+    assert message["direction"] == "outbound", message
+    # In the customer's thread, not a thread of the shop's own number.
+    question = await message_for(http, shop, asked.id)
+    assert message["conversation_id"] == question["conversation_id"]
+    media = message["media"]
+    assert media["caption"] == "aqui"
+    info = await settled_media(http, shop, media["id"])
+    assert (info["status"], info["size"], info["mime_type"]) == ("stored", len(data), "image/jpeg")
+    served = await http.get(media["url"], headers=shop.headers)
+    assert served.status_code == 200 and served.content == data

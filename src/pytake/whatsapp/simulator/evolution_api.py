@@ -22,6 +22,7 @@ from pytake.whatsapp.simulator.evolution_payloads import (
 from pytake.whatsapp.simulator.state import (
     CustomerMessage,
     EvolutionInstance,
+    PhoneEcho,
     SentMessage,
     SimState,
     new_evolution_id,
@@ -428,6 +429,27 @@ class EvolutionApi:
         self.state.received.append(record)
         record.webhook_status = await self.deliver(instance, "messages.upsert", data)
         return record
+
+    async def business_phone_sends(self, name: str, to: str, spec: dict[str, Any]) -> PhoneEcho:
+        """Someone at the business sends from the instance's own phone: Evolution posts
+        `messages.upsert` with `key.fromMe` (no `send.message`: not sent through its API), the
+        media fetched by key id through getBase64FromMediaMessage like a customer's."""
+        instance = self.state.instances[name]
+        message_id = "3EB0" + secrets.token_hex(8).upper()
+        with_base64 = bool((instance.webhook or {}).get("base64"))
+        data, media = customer_upsert(
+            {**spec, "from": to}, message_id, instance.instance_id, int(self.state.clock()),
+            with_base64,
+        )  # fmt: skip
+        data["key"]["fromMe"] = True
+        data.update(pushName=instance.profile_name or "", status="SERVER_ACK")
+        kind = str(spec.get("type") or "text")
+        if media is not None:
+            mime = data["message"][data["messageType"]]["mimetype"]
+            self.state.media[message_id] = (media, mime, name)
+        echo = PhoneEcho(message_id, name, to, kind, data)
+        echo.webhook_status = await self.deliver(instance, "messages.upsert", data)
+        return echo
 
     def emit(self, instance: EvolutionInstance, event: str, data: Any) -> None:
         """Post an event in the background (if the instance's webhook wants it)."""

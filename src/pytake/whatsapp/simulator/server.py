@@ -258,6 +258,11 @@ class Simulator:
             spec["from"] = sender
         return await self.evolution.customer_sends(instance, spec)
 
+    async def evolution_business_sends(self, instance: str, to: str, **spec: Any) -> PhoneEcho:
+        """The business's own phone (the instance's WhatsApp) sends to `to`: echoed to the
+        webhook as `messages.upsert` with `key.fromMe` (spec as `customer_sends`)."""
+        return await self.evolution.business_phone_sends(instance, to, spec)
+
     # -- faults and inspection ------------------------------------------------------------
 
     def set_faults(
