@@ -22,8 +22,15 @@ measured by bench/ingest.py.
 
 Checks: every customer got exactly its 4 answers, in order; the inbox is empty.
 
+`--consumer-alone`: only the chatbot consumer's own cost, in this process. `serve` ingests (no
+worker, so replies stay queued); all customers send each of their 4 messages, then the
+consumer's rounds run until the inbox is empty, timed by `time.process_time` (and profiled
+with `--profile`): CPU and statements per step of the consumer itself, where the run above
+mixes in ingest, the dispatcher and every other loop on a machine shared with PostgreSQL.
+
     flock /tmp/pytake-bench.lock .venv/bin/python bench/chatbots.py
     flock /tmp/pytake-bench.lock .venv/bin/python bench/chatbots.py --customers 200 --rate 100
+    flock /tmp/pytake-bench.lock .venv/bin/python bench/chatbots.py --consumer-alone --customers 200
 """
 
 from __future__ import annotations
@@ -108,11 +115,47 @@ def child_env(args: argparse.Namespace, graph_url: str) -> dict[str, str]:
     }
 
 
+# `--cpu-by-task`: the CPU time of every callback the event loop runs, by the task it steps
+# (a background loop's task is named `loop-<name>`; other tasks by their coroutine), written
+# as JSON when the process stops. Plain asyncio only (uvloop's handles are C), so the worker
+# runs on it for such a run; cProfile instead misattributes time across SQLAlchemy's greenlet
+# switches and costs several times the CPU it measures.
+_CPU_BY_TASK = """
+import asyncio, asyncio.events, collections, json, time
+_cpu = collections.Counter()
+_run = asyncio.events.Handle._run
+def _timed(handle):
+    t = time.process_time()
+    try:
+        _run(handle)
+    finally:
+        task = getattr(handle._callback, "__self__", None)
+        if isinstance(task, asyncio.Task):
+            name = task.get_name()
+            if not name.startswith("loop-"):
+                name = getattr(task.get_coro(), "__qualname__", name)
+        else:
+            name = getattr(handle._callback, "__qualname__", repr(handle._callback))
+        _cpu[name] += time.process_time() - t
+asyncio.events.Handle._run = _timed
+"""
+
+
 def start(
-    command: list[str], env: dict[str, str], profile: str | None = None
+    command: list[str],
+    env: dict[str, str],
+    profile: str | None = None,
+    cpu_by_task: str | None = None,
 ) -> subprocess.Popen[bytes]:
     code = f"from pytake.cli import app; app({command!r})"
-    if profile:  # CPU-time cProfile of the process, written when it stops (SIGTERM: clean)
+    if cpu_by_task:
+        out = f"{cpu_by_task}/{command[0]}.cpu.json"
+        env = {**env, "PYTAKE_WORKER_EVENT_LOOP": "asyncio"}
+        code = (
+            f"{_CPU_BY_TASK}\ntry:\n    {code}\nfinally:\n"
+            f"    open({out!r}, 'w').write(json.dumps(_cpu))\n"
+        )
+    elif profile:  # CPU-time cProfile of the process, written when it stops (SIGTERM: clean)
         out = f"{profile}/{command[0]}.prof"
         code = (
             "import cProfile, time\n"
@@ -308,7 +351,19 @@ async def main() -> None:
     parser.add_argument("--port", type=int, default=8731)
     parser.add_argument("--statuses", action="store_true", help="send status webhooks too")
     parser.add_argument("--profile", metavar="DIR", help="cProfile serve and worker into DIR")
+    parser.add_argument("--cpu-by-task", metavar="DIR",
+                        help="the worker's CPU by task into DIR (on plain asyncio)")  # fmt: skip
+    parser.add_argument(
+        "--consumer-alone",
+        action="store_true",
+        help="time the chatbot consumer alone, in this process",
+    )
+    parser.add_argument("--per-transaction", type=int, default=50,
+                        help="--consumer-alone: conversations per consumer transaction")  # fmt: skip
     args = parser.parse_args()
+    if args.consumer_alone:
+        await consumer_alone(args)
+        return
 
     await recreate_database(args.db)
     async with Simulator(SimulatorSettings.for_tests()) as sim:
@@ -317,7 +372,7 @@ async def main() -> None:
         env = child_env(args, sim.graph_url)
         base = f"http://127.0.0.1:{args.port}"
         serve = start(["serve", "--port", str(args.port)], env, args.profile)
-        worker = start(["worker"], env, args.profile)
+        worker = start(["worker"], env, args.profile, args.cpu_by_task)
         try:
             await wait_up(base)
             pnid = await setup(base, sim)
@@ -364,6 +419,96 @@ async def main() -> None:
     print(f"webhook post -> 200: p50 {percentile(wait, 50):.0f} ms, p99 {percentile(wait, 99):.0f} ms; "
           f"this process (simulator + customers) {own / steps * 1000:.2f} ms CPU per step")  # fmt: skip
     print(outcome)
+    if args.cpu_by_task:
+        print_cpu_by_task(f"{args.cpu_by_task}/worker.cpu.json", steps)
+
+
+def print_cpu_by_task(path: str, steps: int) -> None:
+    import json
+
+    with open(path) as f:
+        cpu: dict[str, float] = json.load(f)
+    total = sum(cpu.values())
+    print(f"worker CPU by task, ms per step (of {total / steps * 1000:.2f}):")
+    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1])[:15]:
+        print(f"  {seconds / steps * 1000:6.3f}  {name}")
+
+
+async def consumer_alone(args: argparse.Namespace) -> None:
+    """Each of the customers' 4 messages ingested by `serve`, then answered by the consumer
+    in this process; only the consumer's rounds are timed."""
+    import cProfile
+
+    import asyncpg
+    from sqlalchemy import event
+
+    from pytake.chatbot.tasks import ChatbotConsumer
+    from pytake.db import create_engine, create_session_factory
+
+    await recreate_database(args.db)
+    engine = create_engine(args.db)
+    statements = [0]
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda *_: statements.__setitem__(0, statements[0] + 1))  # fmt: skip
+    consumer = ChatbotConsumer(create_session_factory(engine), None, allow_private=False,
+                               postgres=True, per_transaction=args.per_transaction)  # fmt: skip
+    profile = cProfile.Profile(time.process_time) if args.profile else None
+    async with Simulator(SimulatorSettings.for_tests()) as sim:
+        sim.state.faults.drop_statuses = {"sent", "delivered", "read"}
+        base = f"http://127.0.0.1:{args.port}"
+        serve = start(["serve", "--port", str(args.port)], child_env(args, sim.graph_url))
+        try:
+            await wait_up(base)
+            pnid = await setup(base, sim)
+            warm = ["55118" + f"{i:08d}" for i in range(20)]
+            customers = ["55119" + f"{i:08d}" for i in range(args.customers)]
+            said = [{"type": "text", "text": "start"}, {"type": "text", "text": "Ana"},
+                    {"type": "text", "text": "ana@example.com"},
+                    {"type": "button_reply", "reply_id": "yes", "title": "Yes"}]  # fmt: skip
+            cpu = wall = 0.0
+            limit = asyncio.Semaphore(32)
+
+            async def send(wa_id: str, spec: dict[str, Any]) -> None:
+                async with limit:
+                    record = await sim.customer_sends(pnid, sender=wa_id, **spec)
+                    assert record.webhook_status == 200
+
+            # A first walk untimed: statements compiled, mappers configured, flows cached.
+            for spec in said:
+                await asyncio.gather(*(send(c, spec) for c in warm))
+                while await consumer.run_once() == 0:
+                    pass
+            consumer.steps = 0
+            for spec in said:
+                await asyncio.gather(*(send(c, spec) for c in customers))
+                t0, w0, s0 = time.process_time(), time.monotonic(), statements[0]
+                if profile:
+                    profile.enable()
+                while await consumer.run_once() == 0:
+                    pass
+                if profile:
+                    profile.disable()
+                cpu, wall = cpu + time.process_time() - t0, wall + time.monotonic() - w0
+                print(f"  {spec.get('text') or spec['reply_id']!r}: "
+                      f"statements {statements[0] - s0}")  # fmt: skip
+            conn = await asyncpg.connect(_pg(args.db))
+            try:
+                left = await conn.fetchval("SELECT count(*) FROM chatbot_inbox")
+                queued = await conn.fetchval(
+                    "SELECT count(*) FROM messages WHERE direction = 'outbound'"
+                ) - 4 * len(warm)
+            finally:
+                await conn.close()
+        finally:
+            serve.terminate()
+            serve.wait(30)
+    await engine.dispose()
+    steps = consumer.steps
+    print(f"consumer alone: {steps} steps, {queued} replies queued, inbox left {left}; "
+          f"CPU {cpu * 1000 / steps:.3f} ms per step ({cpu:.2f} s), wall {wall:.2f} s")  # fmt: skip
+    if profile:
+        os.makedirs(args.profile, exist_ok=True)
+        profile.dump_stats(f"{args.profile}/consumer.prof")
 
 
 if __name__ == "__main__":

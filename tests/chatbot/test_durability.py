@@ -15,7 +15,7 @@ from pytake.chatbot.runtime import Step, StepResult
 from pytake.chatbot.tasks import ChatbotConsumer
 from pytake.config import Settings
 from pytake.db import create_engine, create_session_factory, unit_of_work
-from pytake.models import ChatbotInbox, Contact, Conversation, Message
+from pytake.models import ChatbotInbox, ChatbotSession, Contact, Conversation, Message
 from pytake.models.base import utcnow
 from pytake.whatsapp.simulator import Simulator, SimulatorSettings
 from tests.chatbot.support import new_customer, open_shop, own_database, world, world_settings
@@ -319,3 +319,50 @@ async def test_one_failing_conversation_does_not_hold_up_the_others(
         assert sorted(a.lstrip("+") for a in answered) == sorted(good)
         [due] = waiting  # the bad one's message, retried later (not lost, not answered)
         assert (due - utcnow()).total_seconds() > 20
+
+
+async def test_in_one_batch_a_session_ends_and_the_next_one_starts(
+    the_sim: Simulator, make_settings: Callable[..., Settings], database: str
+) -> None:
+    settings = make_settings(
+        database_url=database, meta_graph_url=the_sim.graph_url, run_background_loops=False
+    )
+    async with world(settings, the_sim) as w:
+        shop = await open_shop(w)
+        await shop.bot(SIGN_UP)
+        customer = new_customer()
+        factory = w.app.state.session_factory
+        consumer = ChatbotConsumer(factory, None, allow_private=True,
+                                   postgres=database.startswith("postgresql"))  # fmt: skip
+        await shop.says(customer, "join")
+        assert await consumer.run_once() == 0  # a session runs, saved
+        # One round: the running session ends (written as ended) and a new one starts
+        # (inserted after it: one active session per conversation).
+        for text in ("Ana", f"{customer}@example.com", "join", "Bia"):
+            await shop.says(customer, text)
+        assert await consumer.run_once() == 0
+        assert consumer.steps == 5
+        async with factory() as s:
+            sessions = (
+                await s.execute(
+                    select(ChatbotSession.status, ChatbotSession.node, ChatbotSession.variables)
+                    .join(Contact, Contact.id == ChatbotSession.contact_id)
+                    .where(Contact.whatsapp_id == f"+{customer}")
+                    .order_by(ChatbotSession.created_at)
+                )
+            ).all()
+            answers = await s.scalars(
+                select(Message.content)
+                .where(Message.direction == "outbound", Message.recipient == f"+{customer}")
+                .order_by(Message.created_at, Message.id)
+            )
+            bodies = [a["body"] for a in answers]
+    assert bodies == [
+        "Your name?", "Your e-mail, Ana?", f"Welcome Ana <{customer}@example.com>",
+        "Your name?", "Your e-mail, Bia?",
+    ]  # fmt: skip
+    assert [(status, node) for status, node, _ in sessions] == [
+        ("ended", "bye"), ("active", "email")
+    ]  # fmt: skip
+    assert sessions[0][2]["email"] == f"{customer}@example.com"
+    assert sessions[1][2]["name"] == "Bia"

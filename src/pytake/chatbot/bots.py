@@ -13,6 +13,7 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.chatbot.engine import Bot, BotSettings, FlowVersion
+from pytake.chatbot.loading import ConversationRow
 from pytake.chatbot.service import DEFAULT_MAX_STEPS, DEFAULT_TIMEOUT_MINUTES
 from pytake.kit.sql import statement
 from pytake.models import (
@@ -20,7 +21,6 @@ from pytake.models import (
     Chatbot,
     ChatbotFlow,
     ChatbotFlowVersion,
-    Conversation,
 )
 
 # Published versions never change: kept per process once read.
@@ -114,7 +114,7 @@ async def named_chatbot(session: AsyncSession, channel_id: uuid.UUID | None) -> 
 
 async def answering_bots(
     session: AsyncSession,
-    conversation: Conversation,
+    conversation: ConversationRow,
     only: uuid.UUID | None = None,
     *,
     named: uuid.UUID | Literal[False] | None = False,

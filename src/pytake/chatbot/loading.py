@@ -1,6 +1,12 @@
 """Taking conversations for a batch of bot steps and reading what their steps need, a few
-statements for the whole batch: the conversations' locks, their running sessions, their
-oldest inbox rows with the messages, and the conversations with their contacts and numbers.
+statements for the whole batch: the conversations' locks, their oldest inbox rows with the
+messages, and the conversations with their contacts, numbers and running sessions.
+
+What a step reads is plain data (`SessionRow`, `ConversationRow`, `ContactRow`), not ORM
+entities: loading an entity, its attribute events and the unit of work's flush cost more CPU
+per step than the step's own work (the consumer's profile on PostgreSQL). Sessions are
+written back by the batch (pytake.chatbot.writes); the rarer changes to a conversation or a
+contact (a handoff, a contact update) go through the ORM on demand (pytake.chatbot.runtime).
 
 The lock is what makes a conversation's work exclusive: a transaction-scoped advisory lock on
 PostgreSQL (tried for a batch: a conversation another worker holds is left to it), the
@@ -11,11 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, bindparam, func, select, text, update
+from sqlalchemy import BigInteger, Table, and_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +34,77 @@ from pytake.models import (
     Conversation,
     Message,
 )
+
+# Statements on the tables, not the ORM entities: an ORM-enabled statement costs more to
+# execute (its compile state is set up again each time) and the consumer runs these per batch.
+SESSIONS = cast(Table, ChatbotSession.__table__)
+INBOX = cast(Table, ChatbotInbox.__table__)
+_MESSAGES = cast(Table, Message.__table__)
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_CONTACTS = cast(Table, Contact.__table__)
+_CHANNELS = cast(Table, Channel.__table__)
+
+
+@dataclass(slots=True)
+class SessionRow:
+    """A chatbot session (a row of chatbot_sessions, every column) as a step changes it."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    chatbot_id: uuid.UUID
+    conversation_id: uuid.UUID
+    contact_id: uuid.UUID
+    flow_id: uuid.UUID
+    version: int
+    node: str
+    status: str
+    variables: dict[str, Any]
+    attempts: int
+    steps: int
+    waiting: str | None
+    wake_at: datetime | None
+    pending_http: dict[str, Any] | None
+    end_reason: str | None
+    ended_at: datetime | None
+    messages_in: int
+    messages_out: int
+    created_at: datetime
+    updated_at: datetime
+
+
+SESSION_COLUMNS = tuple(f.name for f in fields(SessionRow))
+
+
+@dataclass(slots=True)
+class ConversationRow:
+    """What a step reads of a conversation."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    contact_id: uuid.UUID
+    channel_id: uuid.UUID | None
+    is_bot_active: bool
+    window_expires_at: datetime | None
+
+
+@dataclass(slots=True)
+class ContactRow:
+    """What a step reads of a contact (kept current by the step's own contact changes)."""
+
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str | None
+    profile_name: str | None
+    email: str | None
+    whatsapp_id: str
+    attributes: dict[str, Any]
+    opt_in: bool
+    is_blocked: bool
+    deleted_at: datetime | None
+
+
+_CONVERSATION_COLUMNS = tuple(f.name for f in fields(ConversationRow))
+_CONTACT_COLUMNS = tuple(f.name for f in fields(ContactRow))
 
 
 @dataclass(slots=True)
@@ -45,10 +122,10 @@ class InboxItem:
 class Loaded:
     """What one conversation's steps start from; kept current by the steps of a batch."""
 
-    live: ChatbotSession | None = None
+    live: SessionRow | None = None
     inbox: list[InboxItem] = field(default_factory=list)
-    conversation: Conversation | None = None
-    contact: Contact | None = None
+    conversation: ConversationRow | None = None
+    contact: ContactRow | None = None
     provider: str | None = None
     named: uuid.UUID | None = None
 
@@ -96,77 +173,85 @@ async def lock_conversations(
 
 
 def _sqlite_lock_statement() -> Any:
+    c = _CONVERSATIONS.c
     return (
-        update(Conversation)
-        .where(Conversation.id.in_(bindparam("ids", expanding=True)))
-        .values(updated_at=Conversation.updated_at)
-        .execution_options(synchronize_session=False)
+        update(_CONVERSATIONS)
+        .where(c.id.in_(bindparam("ids", expanding=True)))
+        .values(updated_at=c.updated_at)
     )
 
 
 async def load(
     session: AsyncSession, conversation_ids: list[uuid.UUID], *, per_conversation: int
 ) -> dict[uuid.UUID, Loaded]:
-    """The running session, the `per_conversation` oldest inbox rows and the conversation
-    (with contact, provider and named chatbot) of each of these locked conversations."""
+    """The `per_conversation` oldest inbox rows and the conversation (with contact, provider,
+    named chatbot and running session) of each of these locked conversations."""
     loaded = {c: Loaded() for c in conversation_ids}
     if not conversation_ids:
         return loaded
     s, ids = session, {"ids": list(conversation_ids)}
-    for live in await s.scalars(statement(s, "chatbot.sessions", lambda: _sessions(s)), ids):
-        loaded[live.conversation_id].live = live
     inbox = statement(s, "chatbot.inbox", lambda: _inbox(s))
     for conversation_id, *item in await s.execute(inbox, {**ids, "n": per_conversation}):
         loaded[conversation_id].inbox.append(InboxItem(*item))
     found = statement(s, "chatbot.conversations", lambda: _conversations(s))
-    for conversation, contact, provider, named in await s.execute(found, ids):
+    n, m = len(_CONVERSATION_COLUMNS), len(_CONVERSATION_COLUMNS) + len(_CONTACT_COLUMNS)
+    for row in await s.execute(found, ids):
+        conversation = ConversationRow(*row[:n])
         one = loaded[conversation.id]
-        one.conversation, one.contact, one.provider, one.named = (
-            conversation, contact, provider, named
-        )  # fmt: skip
+        one.conversation, one.contact = conversation, ContactRow(*row[n:m])
+        one.provider, one.named = row[m], row[m + 1]
+        if row[m + 2] is not None:  # the running session's id
+            one.live = SessionRow(*row[m + 2 :])
     return loaded
-
-
-def _sessions(session: AsyncSession) -> Any:
-    return select(ChatbotSession).where(
-        among(session, ChatbotSession.conversation_id, "ids"), ChatbotSession.status == "active"
-    )
 
 
 def _inbox(session: AsyncSession) -> Any:
     """Each conversation's oldest inbox rows (at most `n`), oldest first, with the message."""
+    inbox, messages = INBOX, _MESSAGES
     ranked = (
         select(
-            ChatbotInbox.id,
+            inbox.c.id,
             func.row_number()
-            .over(partition_by=ChatbotInbox.conversation_id, order_by=ChatbotInbox.id)
+            .over(partition_by=inbox.c.conversation_id, order_by=inbox.c.id)
             .label("rank"),
         )
-        .where(among(session, ChatbotInbox.conversation_id, "ids"))
+        .where(among(session, inbox.c.conversation_id, "ids"))
         .subquery()
     )
     return (
         select(
-            ChatbotInbox.conversation_id,
-            ChatbotInbox.id,
-            ChatbotInbox.due_at,
-            ChatbotInbox.new_conversation,
-            Message.type,
-            Message.content,
+            inbox.c.conversation_id,
+            inbox.c.id,
+            inbox.c.due_at,
+            inbox.c.new_conversation,
+            messages.c.type,
+            messages.c.content,
         )
-        .join(ranked, ranked.c.id == ChatbotInbox.id)
-        .outerjoin(Message, Message.id == ChatbotInbox.message_id)
+        .join(ranked, ranked.c.id == inbox.c.id)
+        .outerjoin(messages, messages.c.id == inbox.c.message_id)
         .where(ranked.c.rank <= bindparam("n"))
-        .order_by(ChatbotInbox.id)
+        .order_by(inbox.c.id)
     )
 
 
 def _conversations(session: AsyncSession) -> Any:
-    """The conversations, their contacts, and their numbers' providers and named chatbots."""
+    """The conversations, their contacts, their numbers' providers and named chatbots, and
+    their running sessions (at most one each: a unique index)."""
+    conversations, contacts, channels, sessions = _CONVERSATIONS, _CONTACTS, _CHANNELS, SESSIONS
+    running = and_(sessions.c.conversation_id == conversations.c.id, sessions.c.status == "active")
     return (
-        select(Conversation, Contact, Channel.provider, Channel.chatbot_id)
-        .join(Contact, Contact.id == Conversation.contact_id)
-        .outerjoin(Channel, Channel.id == Conversation.channel_id)
-        .where(among(session, Conversation.id, "ids"))
-        .order_by(Conversation.id)
+        select(
+            *(conversations.c[n] for n in _CONVERSATION_COLUMNS),
+            *(contacts.c[n] for n in _CONTACT_COLUMNS),
+            channels.c.provider,
+            channels.c.chatbot_id,
+            *(sessions.c[n] for n in SESSION_COLUMNS),
+        )
+        .select_from(
+            conversations.join(contacts, contacts.c.id == conversations.c.contact_id)
+            .outerjoin(channels, channels.c.id == conversations.c.channel_id)
+            .outerjoin(sessions, running)
+        )
+        .where(among(session, conversations.c.id, "ids"))
+        .order_by(conversations.c.id)
     )

@@ -45,11 +45,21 @@ from pytake.chatbot.engine import (
 )
 from pytake.chatbot.engine.model import Event
 from pytake.chatbot.engine.text import fold
-from pytake.chatbot.loading import InboxItem, Loaded, load, lock_conversation, lock_conversations
+from pytake.chatbot.loading import (
+    INBOX,
+    ContactRow,
+    ConversationRow,
+    InboxItem,
+    Loaded,
+    SessionRow,
+    load,
+    lock_conversation,
+    lock_conversations,
+)
 from pytake.chatbot.writes import Writes
 from pytake.contact.tags import tag_names_of
 from pytake.errors import PyTakeError
-from pytake.models import ChatbotInbox, ChatbotSession, Contact, Conversation
+from pytake.models import Contact, Conversation
 from pytake.models.base import utcnow
 from pytake.template.service import check_send_parameters, sendable_template, template_message
 
@@ -65,7 +75,7 @@ class StepResult:
     session_id: uuid.UUID | None = None
 
 
-def state_of(row: ChatbotSession) -> SessionState:
+def state_of(row: SessionRow) -> SessionState:
     return SessionState(
         flow_id=str(row.flow_id),
         version=row.version,
@@ -81,7 +91,7 @@ def state_of(row: ChatbotSession) -> SessionState:
     )
 
 
-def _save_state(row: ChatbotSession, state: SessionState, now: datetime) -> None:
+def _save_state(row: SessionRow, state: SessionState, now: datetime) -> None:
     row.flow_id, row.version, row.node = uuid.UUID(state.flow_id), state.version, state.node
     row.variables, row.attempts, row.steps = dict(state.variables), state.attempts, state.steps
     row.waiting, row.wake_at, row.pending_http = state.waiting, state.wake_at, state.pending_http
@@ -111,7 +121,7 @@ def _reads_tags(bots: list[tuple[BotRow, Bot]], pinned: FlowVersion | None) -> b
     return any(v.reads_tags for v in [*versions, *([pinned] if pinned else [])])
 
 
-def window_open(conversation: Conversation, provider: str | None, now: datetime) -> bool:
+def window_open(conversation: ConversationRow, provider: str | None, now: datetime) -> bool:
     """Free-form messages are allowed within 24 h of the customer's last message (Cloud API;
     an Evolution gateway has no such window)."""
     if provider == "evolution":
@@ -121,7 +131,7 @@ def window_open(conversation: Conversation, provider: str | None, now: datetime)
 
 
 async def contact_view(
-    session: AsyncSession, contact: Contact, *, with_tags: bool = True
+    session: AsyncSession, contact: ContactRow, *, with_tags: bool = True
 ) -> dict[str, Any]:
     """The contact as flows read it; its tags only when a flow reads them (a query)."""
     tags = (await tag_names_of(session, [contact.id]))[contact.id] if with_tags else []
@@ -204,13 +214,13 @@ class Step:
             conversation, contact, event, loaded.named
         ):
             if live is not None:
-                _end(live, "bot_paused", self.now)
+                self._end(live, "bot_paused")
                 loaded.live = None
             self._consume()
             return StepResult(True)
         return await self._interpret(conversation, contact, live, event)
 
-    def _next_work(self, live: ChatbotSession | None) -> Event | None:
+    def _next_work(self, live: SessionRow | None) -> Event | None:
         if live is not None and live.wake_at is not None and live.wake_at <= self.now:
             return Wake()
         waiting = self.loaded.inbox
@@ -226,7 +236,7 @@ class Step:
             self.inbox = None
 
     async def _bot_may_answer(
-        self, conversation: Conversation, contact: Contact, event: Inbound, named: Any
+        self, conversation: ConversationRow, contact: ContactRow, event: Inbound, named: Any
     ) -> bool:
         """Not while people have the conversation (unless the customer sends the resume
         keyword), nor to a blocked contact."""
@@ -239,15 +249,16 @@ class Step:
         ):
             keyword = (bot.settings or {}).get("resume_keyword")
             if keyword and event.text and fold(event.text) == fold(keyword):
+                (await self._conversation_entity()).is_bot_active = True
                 conversation.is_bot_active = True
                 return True
         return False
 
     async def _interpret(
         self,
-        conversation: Conversation,
-        contact: Contact,
-        live: ChatbotSession | None,
+        conversation: ConversationRow,
+        contact: ContactRow,
+        live: SessionRow | None,
         event: Event,
     ) -> StepResult:
         s, loaded = self.session, self.loaded
@@ -256,7 +267,7 @@ class Step:
         )
         by_id = {bot.id: (bot, view) for bot, view in bots}
         if live is not None and live.chatbot_id not in by_id:
-            _end(live, "chatbot_inactive", self.now)
+            self._end(live, "chatbot_inactive")
             live = loaded.live = None
         pinned = await flow_version(s, live.flow_id, live.version) if live is not None else None
         timezone = str(((bots[0][0].settings or {}).get("timezone")) or "UTC") if bots else "UTC"
@@ -278,17 +289,15 @@ class Step:
     async def _put_off(self, item: InboxItem, until: datetime) -> None:
         """The message waits for the session's timer or HTTP call (the ones behind it wait
         behind it: the conversation's next work is this row again)."""
-        await self.session.execute(
-            update(ChatbotInbox).where(ChatbotInbox.id == item.id).values(due_at=until)
-        )
+        await self.session.execute(update(INBOX).where(INBOX.c.id == item.id).values(due_at=until))
         item.due_at, self.inbox = until, None
 
     async def _release_put_off(self, conversation_id: uuid.UUID) -> None:
         """Messages put off during the delay or the call are due now, in their order."""
         now = self.now
         await self.session.execute(
-            update(ChatbotInbox)
-            .where(ChatbotInbox.conversation_id == conversation_id, ChatbotInbox.due_at > now)
+            update(INBOX)
+            .where(INBOX.c.conversation_id == conversation_id, INBOX.c.due_at > now)
             .values(due_at=now)
         )
         for item in self.loaded.inbox:
@@ -298,7 +307,7 @@ class Step:
         self,
         bots: list[tuple[BotRow, Bot]],
         by_id: dict[uuid.UUID, tuple[BotRow, Bot]],
-        live: ChatbotSession | None,
+        live: SessionRow | None,
         pinned: FlowVersion | None,
         event: Event,
         ctx: Context,
@@ -316,10 +325,10 @@ class Step:
 
     async def _apply(
         self,
-        conversation: Conversation,
-        contact: Contact,
+        conversation: ConversationRow,
+        contact: ContactRow,
         bot: BotRow,
-        live: ChatbotSession | None,
+        live: SessionRow | None,
         event: Event,
         outcome: Outcome,
     ) -> StepResult:
@@ -335,15 +344,16 @@ class Step:
         self.writes.queue_replies(conversation, contact, replies, now)
         for action in outcome.actions:
             if isinstance(action, UpdateContact):
-                await change_contact(s, contact, action)
+                await self._change_contact(contact, action)
         handoffs = [a for a in outcome.actions if isinstance(a, Handoff)]
         if refused is not None:
             handoffs.append(refused)
             if row is not None and row.status == "active":
-                _end(row, refused.reason[:200], now)
+                self._end(row, refused.reason[:200])
                 row.status = "handed_off"
         if handoffs:
-            await hand_off(s, conversation, handoffs[-1], now)
+            await hand_off(s, await self._conversation_entity(), handoffs[-1], now)
+            conversation.is_bot_active = False
         self._consume()
         self.writes.count(
             conversation.organization_id, [a for a in outcome.actions if isinstance(a, Count)]
@@ -356,9 +366,9 @@ class Step:
 
     async def _resolve_templates(
         self,
-        conversation: Conversation,
-        contact: Contact,
-        row: ChatbotSession | None,
+        conversation: ConversationRow,
+        contact: ContactRow,
+        row: SessionRow | None,
         outcome: Outcome,
     ) -> tuple[list[Reply | SendTemplate], Handoff | None]:
         """Template sends through the template service: the organisation's APPROVED template,
@@ -383,45 +393,62 @@ class Step:
 
     async def _session_row(
         self,
-        conversation: Conversation,
-        contact: Contact,
+        conversation: ConversationRow,
+        contact: ContactRow,
         bot: BotRow,
-        live: ChatbotSession | None,
+        live: SessionRow | None,
         outcome: Outcome,
-    ) -> ChatbotSession | None:
-        """Save the session: the running one updated, or a new one (closing a replaced one)."""
+    ) -> SessionRow | None:
+        """Save the session: the running one updated, or a new one (closing a replaced one;
+        the batch writes the closed one first)."""
         state = outcome.state
         if live is not None:
             if state is not None and outcome.note != RESTARTED:
                 _save_state(live, state, self.now)  # its flow may differ: a jump
+                self.writes.save_session(live)
                 return live
             if live.status == "active":
-                _end(live, "replaced", self.now)
-                await self.session.flush()
+                self._end(live, "replaced")
         if state is None:
             return None
-        row = ChatbotSession(
-            id=uuid.uuid4(),
-            organization_id=conversation.organization_id,
-            chatbot_id=bot.id,
-            conversation_id=conversation.id,
-            contact_id=contact.id,
-            flow_id=uuid.UUID(state.flow_id),
-            version=state.version,
-            node=state.node,
-            messages_in=0,
-            messages_out=0,
-            created_at=self.now,
-        )
-        _save_state(row, state, self.now)
-        self.session.add(row)  # written with the next statement, or the batch's flush
+        now = self.now
+        row = SessionRow(
+            id=uuid.uuid4(), organization_id=conversation.organization_id, chatbot_id=bot.id,
+            conversation_id=conversation.id, contact_id=contact.id,
+            flow_id=uuid.UUID(state.flow_id), version=state.version, node=state.node,
+            status="active", variables={}, attempts=0, steps=0, waiting=None, wake_at=None,
+            pending_http=None, end_reason=None, ended_at=None, messages_in=0, messages_out=0,
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        _save_state(row, state, now)
+        self.writes.save_session(row, started=True)
         return row
+
+    def _end(self, row: SessionRow, reason: str) -> None:
+        _end(row, reason, self.now)
+        self.writes.save_session(row)
+
+    async def _conversation_entity(self) -> Conversation:
+        """The conversation as an ORM entity, for the rarer changes made through other
+        domains' code (a handoff records its event from it); once per transaction."""
+        found = await self.session.get(Conversation, self.conversation_id)
+        assert found is not None  # locked and read in this transaction
+        return found
+
+    async def _change_contact(self, contact: ContactRow, change: UpdateContact) -> None:
+        """A contact change through the contact domain's code, on its ORM entity; the
+        batch's plain row follows it (the conversation's later steps read it)."""
+        entity = await self.session.get(Contact, contact.id)
+        assert entity is not None
+        await change_contact(self.session, entity, change)
+        contact.name, contact.email, contact.opt_in = entity.name, entity.email, entity.opt_in
+        contact.attributes = dict(entity.attributes or {})
 
 
 async def template_send(
     session: AsyncSession,
-    conversation: Conversation,
-    contact: Contact,
+    conversation: ConversationRow,
+    contact: ContactRow,
     node_template: dict[str, Any],
     variables: dict[str, Any],
 ) -> dict[str, Any]:
@@ -447,7 +474,7 @@ async def template_send(
     return template_message(template, {k: str(v) for k, v in values.items()})
 
 
-def _end(row: ChatbotSession, reason: str, now: datetime) -> None:
+def _end(row: SessionRow, reason: str, now: datetime) -> None:
     row.status, row.end_reason, row.ended_at = "ended", reason, now
     row.waiting, row.wake_at, row.pending_http = None, None, None
     row.updated_at = now

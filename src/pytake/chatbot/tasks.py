@@ -21,15 +21,16 @@ from typing import Any
 
 import aiohttp
 import orjson
-from sqlalchemy import exists, func, select, update
+from sqlalchemy import bindparam, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
 from pytake.chatbot.bots import BotsCache
 from pytake.chatbot.engine import HttpResponse
+from pytake.chatbot.loading import INBOX, SESSIONS
 from pytake.chatbot.runtime import Step, StepResult, run_batch
 from pytake.db import unit_of_work
 from pytake.kit.net_guard import BlockedAddress, check_target
+from pytake.kit.sql import statement
 from pytake.kit.ssrf import UnsafeUrl
 from pytake.models import ChatbotInbox, ChatbotSession
 from pytake.models.base import utcnow
@@ -172,39 +173,55 @@ def oldest_rows() -> Any:
     """Each conversation's oldest inbox row: the only one a step may take. A younger row is
     never work on its own (it waits behind the oldest, which a deferred step put off until
     the session's timer), so it must not make its conversation due."""
-    older = aliased(ChatbotInbox)
+    older = INBOX.alias("older")
     return ~exists().where(
-        older.conversation_id == ChatbotInbox.conversation_id, older.id < ChatbotInbox.id
+        older.c.conversation_id == INBOX.c.conversation_id, older.c.id < INBOX.c.id
     )
+
+
+# Built once per process, on the tables: a consumer round runs them (see loading's note).
+def _due_inbox() -> Any:
+    return (
+        select(INBOX.c.conversation_id)
+        .where(INBOX.c.due_at <= bindparam("now"), oldest_rows())
+        .order_by(INBOX.c.id)
+        .limit(bindparam("limit"))
+    )
+
+
+def _due_timers() -> Any:
+    c = SESSIONS.c
+    return (
+        select(c.conversation_id)
+        .where(c.status == "active", c.wake_at <= bindparam("now"))
+        .order_by(c.wake_at)
+        .limit(bindparam("limit"))
+    )
+
+
+def _next_inbox() -> Any:
+    return select(func.min(INBOX.c.due_at)).where(oldest_rows())
+
+
+def _next_timer() -> Any:
+    c = SESSIONS.c
+    return select(func.min(c.wake_at)).where(c.status == "active", c.wake_at.is_not(None))
 
 
 async def due_conversations(session: AsyncSession, now: Any, limit: int) -> list[uuid.UUID]:
     """Conversations whose oldest inbox row is due (oldest first), or whose session timer is."""
-    inbox = await session.scalars(
-        select(ChatbotInbox.conversation_id)
-        .where(ChatbotInbox.due_at <= now, oldest_rows())
-        .order_by(ChatbotInbox.id)
-        .limit(limit)
-    )
-    timers = await session.scalars(
-        select(ChatbotSession.conversation_id)
-        .where(ChatbotSession.status == "active", ChatbotSession.wake_at <= now)
-        .order_by(ChatbotSession.wake_at)
-        .limit(limit)
-    )
+    params = {"now": now, "limit": limit}
+    inbox = await session.scalars(statement(session, "chatbot.due.inbox", _due_inbox), params)
+    timers = await session.scalars(statement(session, "chatbot.due.timers", _due_timers), params)
     return list(dict.fromkeys([*timers, *inbox]))
 
 
 async def next_due(session: AsyncSession, now: datetime) -> float | None:
     """Seconds until the next conversation's oldest inbox row or a session timer is due
     (None: nothing waits)."""
-    inbox = await session.scalar(select(func.min(ChatbotInbox.due_at)).where(oldest_rows()))
-    timer = await session.scalar(
-        select(func.min(ChatbotSession.wake_at)).where(
-            ChatbotSession.status == "active", ChatbotSession.wake_at.is_not(None)
-        )
-    )
-    times = [t for t in (inbox, timer) if t is not None]
+    inbox = await session.scalar(statement(session, "chatbot.next.inbox", _next_inbox))
+    timer = await session.scalar(statement(session, "chatbot.next.timer", _next_timer))
+    times: list[datetime] = [t for t in (inbox, timer) if t is not None]
     if not times:
         return None
     return max(0.0, (min(times) - now).total_seconds())

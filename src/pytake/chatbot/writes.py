@@ -1,10 +1,12 @@
 """What a batch of bot steps writes in common, gathered while the steps run and written at the
-end of the batch's transaction with one statement per table: the queued replies (the send
-pipeline's rows), the conversations' counters, the inbox rows answered, the node counters.
+end of the batch's transaction with one statement per table and kind: the sessions changed
+and started, the queued replies (the send pipeline's rows), the conversations' counters, the
+inbox rows answered, the node counters.
 
-The sessions themselves are ORM rows the steps change; they are flushed first. The node
-counters go last: every conversation of a flow writes those rows, so their lock is held only
-until the commit that follows.
+Sessions changed are written before those started: a conversation's session that ended in
+the batch must be written as ended before its successor is inserted (one active session per
+conversation, a unique index). The node counters go last: every conversation of a flow
+writes those rows, so their lock is held only until the commit that follows.
 """
 
 from __future__ import annotations
@@ -14,17 +16,26 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Integer, Table, delete, insert, update
+from sqlalchemy import Integer, Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.chatbot.engine import Count, Reply, SendTemplate
+from pytake.chatbot.loading import (
+    SESSION_COLUMNS,
+    SESSIONS,
+    ContactRow,
+    ConversationRow,
+    SessionRow,
+)
 from pytake.events import wake_after_commit
+from pytake.kit.rows import RowBuilder
 from pytake.kit.sql import BatchSource, among, is_postgresql, statement
-from pytake.models import ChatbotInbox, ChatbotNodeStat, Contact, Conversation, Message
+from pytake.models import ChatbotInbox, ChatbotNodeStat, Conversation, Message
 from pytake.models.base import UTCDateTime
 
 _MESSAGES = cast(Table, Message.__table__)
+_REPLY_ROWS = RowBuilder(_MESSAGES)  # every column, as one multi-row INSERT needs
 _CONVERSATIONS = cast(Table, Conversation.__table__)
 _INBOX = cast(Table, ChatbotInbox.__table__)
 _STATS = cast(Table, ChatbotNodeStat.__table__)
@@ -45,11 +56,19 @@ class Writes:
         self.counts: list[tuple[uuid.UUID, Count]] = []
         # conversation → (the last reply's send time, its created_at)
         self._last: dict[uuid.UUID, tuple[datetime, datetime]] = {}
+        self.sessions: dict[uuid.UUID, SessionRow] = {}  # changed or started, by id
+        self.started: set[uuid.UUID] = set()
+
+    def save_session(self, row: SessionRow, *, started: bool = False) -> None:
+        """Write this session with the batch (its state when the batch ends)."""
+        self.sessions[row.id] = row
+        if started:
+            self.started.add(row.id)
 
     def queue_replies(
         self,
-        conversation: Conversation,
-        contact: Contact,
+        conversation: ConversationRow,
+        contact: ContactRow,
         replies: list[Reply | SendTemplate],
         now: datetime,
     ) -> int:
@@ -84,12 +103,11 @@ class Writes:
 
     async def flush(self, session: AsyncSession) -> None:
         """Write it all (in the caller's transaction; once: a batch has its own Writes)."""
-        await session.flush()
+        await session.flush()  # what went through the ORM (a handoff, a contact's change)
         s = session
+        await self._write_sessions(s)
         if self.replies:
-            await s.execute(
-                statement(s, "chatbot.replies", lambda: insert(_MESSAGES)), self.replies
-            )
+            await insert_rows(s, "replies", _MESSAGES, _REPLY_ROWS.columns, self.replies)
             source = _replied_source(s)
             rows = [{"id": c, "n": n, "at": at} for c, (n, at) in sorted(self.replied.items())]
             stmt = statement(s, "chatbot.replied", lambda: _replied_statement(source.c))
@@ -100,10 +118,68 @@ class Writes:
             await s.execute(stmt, {"ids": self.consumed})
         await count_nodes(s, self.counts)
 
+    async def _write_sessions(self, session: AsyncSession) -> None:
+        changed = [r for r in self.sessions.values() if r.id not in self.started]
+        started = [r for r in self.sessions.values() if r.id in self.started]
+        if changed:
+            source = _changed_source(session)
+            stmt = statement(session, "chatbot.sessions.changed",
+                             lambda: _changed_statement(source.c))  # fmt: skip
+            await session.execute(stmt, source.params([_as_dict(r) for r in changed]))
+        if started:
+            rows = [_as_dict(r) for r in started]
+            await insert_rows(session, "sessions", SESSIONS, SESSION_COLUMNS, rows)
+
+
+async def insert_rows(
+    session: AsyncSession,
+    name: str,
+    table: Table,
+    columns: tuple[str, ...],
+    rows: list[dict[str, Any]],
+) -> None:
+    """Complete rows (every one of `columns`) in one INSERT: from one array per column on
+    PostgreSQL (`INSERT … SELECT … FROM unnest`), an executemany elsewhere. asyncpg's
+    executemany was a visible share of the consumer's CPU, per row and column."""
+    source = BatchSource(session, name, **{n: table.c[n].type for n in columns})
+
+    def build() -> Any:
+        if not source.unnest:
+            return insert(table)
+        return insert(table).from_select(columns, select(*(source.c[n] for n in columns)))
+
+    stmt = statement(session, f"chatbot.insert.{name}", build)
+    await session.execute(stmt, source.params(rows) if source.unnest else rows)
+
+
+# What a step may change of a running session (its ids, chatbot and start never change).
+_CHANGING = ("flow_id", "version", "node", "status", "variables", "attempts", "steps",
+             "waiting", "wake_at", "pending_http", "end_reason", "ended_at", "messages_in",
+             "messages_out", "updated_at")  # fmt: skip
+
+
+def _as_dict(row: SessionRow) -> dict[str, Any]:
+    return {n: getattr(row, n) for n in SESSION_COLUMNS}
+
+
+def _changed_source(session: AsyncSession) -> BatchSource:
+    types = {n: SESSIONS.c[n].type for n in ("id", "organization_id", *_CHANGING)}
+    return BatchSource(session, "changed", **types)
+
+
+def _changed_statement(changed: Any) -> Any:
+    """The batch's changed sessions in one UPDATE (each by its id, in its organisation)."""
+    c = SESSIONS.c
+    return (
+        update(SESSIONS)
+        .where(c.id == changed.id, c.organization_id == changed.organization_id)
+        .values({n: changed[n] for n in _CHANGING})
+    )
+
 
 def _reply_row(
-    conversation: Conversation,
-    contact: Contact,
+    conversation: ConversationRow,
+    contact: ContactRow,
     message_id: uuid.UUID,
     kind: str,
     content: dict[str, Any],
@@ -111,23 +187,23 @@ def _reply_row(
     created: datetime,
     now: datetime,
 ) -> dict[str, Any]:
-    return {
-        "id": message_id,
-        "organization_id": conversation.organization_id,
-        "conversation_id": conversation.id,
-        "contact_id": contact.id,
-        "channel_id": conversation.channel_id,
-        "direction": "outbound",
-        "type": kind,
-        "content": content,
-        "status": "queued",
-        "callback_data": str(message_id),
-        "recipient": contact.whatsapp_id,
-        "attempts": 0,
-        "next_attempt_at": send_at,
-        "created_at": created,
-        "updated_at": now,
-    }
+    return _REPLY_ROWS.row(
+        id=message_id,
+        organization_id=conversation.organization_id,
+        conversation_id=conversation.id,
+        contact_id=contact.id,
+        channel_id=conversation.channel_id,
+        direction="outbound",
+        type=kind,
+        content=content,
+        status="queued",
+        callback_data=str(message_id),
+        recipient=contact.whatsapp_id,
+        attempts=0,
+        next_attempt_at=send_at,
+        created_at=created,
+        updated_at=now,
+    )
 
 
 def _template_content(template: dict[str, Any]) -> dict[str, Any]:
