@@ -58,6 +58,11 @@ def meta_fixture_files() -> list[Path]:
 
 
 TEST_REDIS_URL = os.environ.get("PYTAKE_TEST_REDIS_URL")
+CHEAP_PASSWORD_HASHING = {
+    "password_hash_time_cost": 1,
+    "password_hash_memory_kib": 8,
+    "password_hash_parallelism": 1,
+}
 RUN_ID = uuid.uuid4().hex[:10]
 # The run's names in Redis (events channel, client names): pub/sub channels are global across
 # database numbers, so without it every run on the machine would wake every other run's loops.
@@ -153,6 +158,10 @@ def make_settings(
             # An app stopping with requests in flight (a test's slow receiver) waits for them
             # at most this long, not the production 15 s.
             "worker_shutdown_grace_seconds": 5.0,
+            # Argon2 at its minimum: at the production cost (~0.25 s of CPU a hash) the
+            # suite's sign-ups and sign-ins were a third of its CPU. Nothing here depends on
+            # the cost, and tests/auth/test_password_cost.py checks the setting itself.
+            **CHEAP_PASSWORD_HASHING,
             # The shared app keeps limits on (so headers are exercised) but high enough that
             # the suite's many sign-ups from one address never trip them.
             "rate_limit_legacy_auth": "100000/minute",

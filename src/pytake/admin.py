@@ -22,7 +22,7 @@ async def create_admin(
         async with unit_of_work(create_session_factory(engine)) as session:
             org = await create_organization(session, org_name)
             role = Role.SUPER_ADMIN if super_admin else Role.ORG_ADMIN
-            user = await create_user(session, org.id, email, password, name, role)
+            user = await create_user(session, settings, org.id, email, password, name, role)
             return user.id
     finally:
         await engine.dispose()

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 300
     password_min_length: int = 8
+    # Argon2id's cost (pytake.auth.passwords). The defaults are RFC 9106's second recommended
+    # option (3 passes over 64 MiB, 4 lanes: ~0.25 s of CPU per sign-in on one core of ours).
+    # Production refuses less than OWASP's floor (19 MiB with 2 passes); the test suite runs
+    # at the minimum, where most sign-ups and sign-ins would otherwise be most of its CPU.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=64 * 1024, ge=8)
+    password_hash_parallelism: int = Field(default=4, ge=1, le=64)
 
     rate_limit_enabled: bool = True
     rate_limit_v1_per_org: str = "1000/minute;100/second"
@@ -148,6 +155,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "PYTAKE_SECRET_KEY must be set in production (PYTAKE_ENV=production); "
                 "refusing to start with the development default"
+            )
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError(
+                "PYTAKE_PASSWORD_HASH_MEMORY_KIB must be at least 8 KiB per lane "
+                f"(PYTAKE_PASSWORD_HASH_PARALLELISM={self.password_hash_parallelism})"
+            )
+        weak = self.password_hash_memory_kib < 19 * 1024 or (
+            self.password_hash_time_cost < 2 and self.password_hash_memory_kib < 46 * 1024
+        )
+        if self.env == "production" and weak:
+            raise ValueError(
+                "PYTAKE_PASSWORD_HASH_* is below OWASP's minimum for Argon2id (19 MiB with 2 "
+                "passes, or 46 MiB with 1); refusing to store passwords so weakly in production"
             )
         return self
 

@@ -40,7 +40,7 @@ async def seed(settings: Settings) -> None:
                 return
             org = await create_organization(session, "PyTake Demo")
             await create_user(
-                session, org.id, DEMO_EMAIL, DEMO_PASSWORD, "Demo Admin", Role.ORG_ADMIN
+                session, settings, org.id, DEMO_EMAIL, DEMO_PASSWORD, "Demo Admin", Role.ORG_ADMIN
             )
             box = secret_box(settings)
             session.add(

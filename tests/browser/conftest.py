@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import CHEAP_PASSWORD_HASHING
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CHROMIUM = os.environ.get("PYTAKE_CHROMIUM", "/usr/bin/chromium")
@@ -136,6 +138,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "PYTAKE_ACCESS_TOKEN_TTL_SECONDS": str(ACCESS_TOKEN_TTL),
             "PYTAKE_ALLOW_PRIVATE_URLS": "true",
             "PYTAKE_GC_TUNING": "false",
+            **{f"PYTAKE_{k.upper()}": str(v) for k, v in CHEAP_PASSWORD_HASHING.items()},
         }
         env.pop("PYTAKE_REDIS_URL", None)
         with log.open("w") as out:

@@ -31,6 +31,15 @@ Session = Depends(request_session, scope="function")
 DbSession = Annotated[AsyncSession, Session]
 
 
+def app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+# The app's settings, as an annotation: `settings: AppSettings`.
+AppSettings = Annotated[Settings, Depends(app_settings)]
+
+
 async def _principal_from_api_key(
     session: AsyncSession, token: str, usage: KeyUsage | None
 ) -> Principal:

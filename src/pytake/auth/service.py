@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.passwords import hash_password, verify_password
+from pytake.auth.passwords import passwords_for
 from pytake.auth.scopes import Role
 from pytake.auth.tokens import digest, issue_access_token, new_refresh_token
 from pytake.config import Settings
@@ -45,7 +45,13 @@ async def email_taken(session: AsyncSession, email: str) -> bool:
 
 
 async def create_user(
-    session: AsyncSession, org_id: uuid.UUID, email: str, password: str, full_name: str, role: Role
+    session: AsyncSession,
+    settings: Settings,
+    org_id: uuid.UUID,
+    email: str,
+    password: str,
+    full_name: str,
+    role: Role,
 ) -> User:
     """Add a user to an organisation; an e-mail already in use anywhere is a 409."""
     email = normalise_email(email)
@@ -57,7 +63,7 @@ async def create_user(
     user = User(
         organization_id=org_id,
         email=email,
-        password_hash=await hash_password(password),
+        password_hash=await passwords_for(settings).hash(password),
         full_name=full_name.strip(),
         role=role.value,
     )
@@ -86,7 +92,7 @@ async def register(
             details=[FieldError("email", "already registered")],
         )
     org = await create_organization(session, org_name or f"{name}'s organisation")
-    user = await create_user(session, org.id, email, password, name, Role.ORG_ADMIN)
+    user = await create_user(session, settings, org.id, email, password, name, Role.ORG_ADMIN)
     user.last_login_at = utcnow()
     return user
 
@@ -103,7 +109,9 @@ async def authenticate_password(
         err.message = f"Too many failed logins for this account. Try again in {locked_for} seconds."
         raise err
     user = await session.scalar(select(User).where(User.email == email))
-    ok = await verify_password(password, user.password_hash if user else None)
+    ok, rehashed = await passwords_for(settings).verify(
+        password, user.password_hash if user else None
+    )
     if not ok or user is None:
         await limiter.record(policy, _LOGIN_FAILURES, email)
         raise AuthenticationFailed("Invalid email or password")
@@ -115,6 +123,8 @@ async def authenticate_password(
     if not org_active:
         raise AuthenticationFailed("This organisation is disabled")
     await limiter.clear(policy, _LOGIN_FAILURES, email)
+    if rehashed is not None:  # stored at another cost: the settings' cost from now on
+        user.password_hash = rehashed
     user.last_login_at = utcnow()
     return user
 

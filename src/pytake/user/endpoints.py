@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from pytake.auth.dependencies import DbSession, OrgAdmin, require_scope
+from pytake.auth.dependencies import AppSettings, DbSession, OrgAdmin, require_scope
 from pytake.auth.principal import Principal
 from pytake.auth.scopes import Scope
 from pytake.kit.pagination import Page, Paging, page_meta
@@ -40,9 +40,10 @@ async def create_user(
     body: UserCreateIn,
     principal: OrgAdmin,
     session: DbSession,
+    settings: AppSettings,
 ) -> UserOut:
     """Add an agent, viewer or admin to your organisation."""
-    user = await service.add_user(session, principal, body)
+    user = await service.add_user(session, settings, principal, body)
     return UserOut.model_validate(user, from_attributes=True)
 
 
@@ -62,9 +63,10 @@ async def update_user(
     body: UserUpdateIn,
     principal: OrgAdmin,
     session: DbSession,
+    settings: AppSettings,
 ) -> UserOut:
     """Change a user's name, role, password or active state."""
-    user = await service.update_user(session, principal, user_id, body)
+    user = await service.update_user(session, settings, principal, user_id, body)
     return UserOut.model_validate(user, from_attributes=True)
 
 

@@ -7,10 +7,11 @@ import uuid
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from pytake.auth.passwords import hash_password
+from pytake.auth.passwords import passwords_for
 from pytake.auth.principal import Principal
 from pytake.auth.scopes import Role
 from pytake.auth.service import create_user, revoke_all_for_user
+from pytake.config import Settings
 from pytake.errors import PermissionDenied, ValidationFailed
 from pytake.kit.pagination import PageParams
 from pytake.models import User
@@ -45,11 +46,19 @@ async def list_users(
     return list(rows), total
 
 
-async def add_user(session: AsyncSession, principal: Principal, data: UserCreateIn) -> User:
+async def add_user(
+    session: AsyncSession, settings: Settings, principal: Principal, data: UserCreateIn
+) -> User:
     """Create a user in the admin's own organisation."""
     role = _check_grantable(principal, data.role)
     return await create_user(
-        session, principal.organization_id, data.email, data.password, data.full_name, role
+        session,
+        settings,
+        principal.organization_id,
+        data.email,
+        data.password,
+        data.full_name,
+        role,
     )
 
 
@@ -58,7 +67,11 @@ async def get_user(session: AsyncSession, principal: Principal, user_id: uuid.UU
 
 
 async def update_user(
-    session: AsyncSession, principal: Principal, user_id: uuid.UUID, data: UserUpdateIn
+    session: AsyncSession,
+    settings: Settings,
+    principal: Principal,
+    user_id: uuid.UUID,
+    data: UserUpdateIn,
 ) -> User:
     """Rename, change role, reactivate/deactivate or reset the password of a team member."""
     user = await get_user(session, principal, user_id)
@@ -69,7 +82,7 @@ async def update_user(
             raise ValidationFailed.on("role", "You cannot change your own role")
         user.role = _check_grantable(principal, data.role).value
     if data.password is not None:
-        user.password_hash = await hash_password(data.password)
+        user.password_hash = await passwords_for(settings).hash(data.password)
         await revoke_all_for_user(session, user.id)
     if data.is_active is not None and data.is_active != user.is_active:
         await _set_active(session, principal, user, data.is_active)
