@@ -46,7 +46,7 @@ from pytake.kit.sql import is_postgresql
 from pytake.models import MessageTemplate
 from pytake.models.base import utcnow
 from pytake.models.campaign import Campaign, campaigns_table, recipients_table
-from pytake.template.parameters import template_message
+from pytake.template.parameters import slots, template_message
 
 log = logging.getLogger(__name__)
 
@@ -269,13 +269,14 @@ class CampaignLoop:
             return 0
         batch = handoff.Batch(campaign, now)
         variables = dict((campaign.message_content or {}).get("variables") or {})
+        plan = slots(template)  # once per hand-off, not per recipient
         for row in rows:
             reason = handoff.unreachable(row)
             if reason is not None:
                 batch.skip(row.contact_id, reason, None)
                 continue
             try:
-                content = template_message(template, handoff.rendered(variables, row))
+                content = template_message(template, handoff.rendered(variables, row), plan=plan)
             except PyTakeError as exc:
                 batch.skip(row.contact_id, "missing_variable", exc.message)
                 continue

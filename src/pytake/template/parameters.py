@@ -150,14 +150,19 @@ def _parameter(slot: Slot, value: Any, named: bool, errors: list[FieldError]) ->
     return _media_parameter(slot.kind, value, slot.key, errors)
 
 
-def send_components(template: Any, variables: Variables | None) -> list[dict[str, Any]]:
+def send_components(
+    template: Any, variables: Variables | None, *, plan: list[Slot] | None = None
+) -> list[dict[str, Any]]:
     """The Graph `template.components` for these values (422 naming each missing variable).
 
     Keys the template does not use are ignored (a campaign's variables may serve other
-    messages too); NAMED templates' text values carry `parameter_name`.
+    messages too); NAMED templates' text values carry `parameter_name`. `plan` is
+    `slots(template)` worked out once by a caller sending the template many times.
     """
     given = _as_mapping(variables)
-    missing = missing_variables(template, given)
+    plan = slots(template) if plan is None else plan
+    keys = dict.fromkeys(slot.key for slot in plan)
+    missing = [key for key in keys if _blank(given.get(key))]
     if missing:
         raise ValidationFailed(
             "Missing template variables: " + ", ".join(missing),
@@ -168,7 +173,7 @@ def send_components(template: Any, variables: Variables | None) -> list[dict[str
     header: list[dict[str, Any]] = []
     body: list[dict[str, Any]] = []
     buttons: list[dict[str, Any]] = []
-    for slot in slots(template):
+    for slot in plan:
         parameter = _parameter(slot, given[slot.key], named, errors)
         if slot.component == "header":
             header.append(parameter)
@@ -194,13 +199,16 @@ def send_components(template: Any, variables: Variables | None) -> list[dict[str
     return components + buttons
 
 
-def template_message(template: Any, variables: Variables | None = None) -> dict[str, Any]:
-    """The Graph `template` object of a send: `{name, language: {code}, components?}`."""
+def template_message(
+    template: Any, variables: Variables | None = None, *, plan: list[Slot] | None = None
+) -> dict[str, Any]:
+    """The Graph `template` object of a send: `{name, language: {code}, components?}`
+    (`plan`: as for `send_components`)."""
     message: dict[str, Any] = {
         "name": template.name,
         "language": {"code": template.language},
     }
-    components = send_components(template, variables)
+    components = send_components(template, variables, plan=plan)
     if components:
         message["components"] = components
     return message

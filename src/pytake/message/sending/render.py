@@ -6,6 +6,7 @@ error the caller sees (422 naming it), never a silently empty string.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -54,10 +55,38 @@ def _compile(source: str) -> tuple[Any, frozenset[str]]:
     return _ENV.from_string(parsed), frozenset(meta.find_undeclared_variables(parsed))
 
 
+_LONE_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
+
+
+@lru_cache(maxsize=512)
+def _lone_path(source: str) -> tuple[str, ...] | None:
+    match = _LONE_PLACEHOLDER.fullmatch(source)
+    return tuple(match.group(1).split(".")) if match else None
+
+
+def _lone_value(source: str, context: dict[str, Any]) -> str | None:
+    """The text of a source that is one `{{a.b.c}}` naming a string (a campaign's
+    `{{contact.name}}`, rendered per recipient), as Jinja renders it; None for anything else
+    (which Jinja renders, or refuses)."""
+    path = _lone_path(source)
+    if path is None:
+        return None
+    value: Any = context
+    for key in path:
+        # Jinja tries an attribute before an item: a dict's own (`items`, `keys`…) wins there.
+        if not isinstance(value, dict) or key not in value or hasattr(dict, key):
+            return None
+        value = value[key]
+    return value if isinstance(value, str) else None
+
+
 def render_text(source: str, context: dict[str, Any], field: str) -> str:
     """Render one text; a missing variable or a template error is a 422 on `field`."""
     if not any(marker in source for marker in _MARKERS):
         return source
+    lone = _lone_value(source, context)
+    if lone is not None:
+        return lone
     try:
         template, names = _compile(source)
     except TemplateSyntaxError as exc:
