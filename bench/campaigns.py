@@ -71,7 +71,7 @@ spec = json.loads(sys.stdin.readline())
 
 async def main():
     extra = {"status_coalesce_seconds": spec["coalesce_ms"] / 1000} if spec["coalesce_ms"] else {}
-    settings = SimulatorSettings(status_delays=(0.0, 0.0, 0.0), default_mps=spec["mps"],
+    settings = SimulatorSettings(status_delays=tuple(spec["status_delays"]), default_mps=spec["mps"],
                                  webhook_retries=5, retry_backoff=0.5, **extra)
     sim = Simulator(settings, faults={"latency_ms": spec["latency_ms"]})
     url = await sim.start("127.0.0.1", 0)  # its own port: the control API of this process
@@ -426,6 +426,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     spec["shared_port"] = free_port() if args.simulators > 1 else 0
     spec["mps"] = max(1, args.rate // args.simulators)
     spec["coalesce_ms"] = args.coalesce_ms
+    spec["status_delays"] = [float(x) for x in args.status_delays.split(",")]
     sims, sim_infos = [], []
     for _ in range(args.simulators):
         sim = subprocess.Popen(
@@ -495,6 +496,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "numbers": args.numbers,
             "simulators": args.simulators,
             "coalesce_ms": args.coalesce_ms,
+            "status_delays": args.status_delays,
             "rate_limit_per_number": args.rate,
             "latency_ms": args.latency_ms,
             "seed_s": round(seed_s, 1),
@@ -550,6 +552,13 @@ def main() -> None:
         type=float,
         default=0.0,
         help="the simulator's status_coalesce_seconds (several statuses per webhook), in ms",
+    )
+    parser.add_argument(
+        "--status-delays",
+        default="0,0,0",
+        help="seconds before the sent, delivered and read webhooks (the simulator's default is "
+        "0.3,0.8,1.5; 0 sends `sent` the moment the send is answered, before PyTake has "
+        "recorded the wamid, so every status takes the early path through pending_statuses)",
     )
     parser.add_argument("--worker-nice", type=int, default=0, help="PYTAKE_WORKER_NICE")
     parser.add_argument("--timeout", type=float, default=900)
