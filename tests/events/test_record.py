@@ -216,7 +216,7 @@ async def test_the_relay_publishes_missed_batches_in_bounded_rounds(
     published: list[list[tuple[int, int]]] = []
 
     class Bus:
-        async def publish(self, events: list[CommittedEvent]) -> None:
+        async def publish(self, events: list[CommittedEvent], wake: object = ()) -> None:
             mine = [e for e in events if e.organization_id == org.id]
             published.append([(e.data["n"], e.data["i"]) for e in mine])
 

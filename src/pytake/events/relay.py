@@ -59,7 +59,9 @@ class EventsRelay:
                 CommittedEvent(e.id, str(e.organization_id), e.type, e.payload, iso(e.created_at))
                 for e in rows
             ]
-            await self._bus.publish(events)
+            # Their transaction's wake-ups went with the process that missed publishing them:
+            # the webhook loop looks for deliveries they may have created.
+            await self._bus.publish(events, wake={"webhooks"})
             await session.execute(
                 delete(UnpublishedEvents).where(UnpublishedEvents.id.in_([m.id for m in missed]))
             )
