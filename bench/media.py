@@ -320,6 +320,12 @@ async def main() -> None:
     parser.add_argument("--ab-seconds", type=float, default=3.0)
     parser.add_argument("--only-ab", action="store_true", help="the interleaved pairs only")
     parser.add_argument(
+        "--cdn-nice",
+        type=int,
+        default=0,
+        help="niceness of the media simulator (Meta's CDN stand-in: not on a real host)",
+    )
+    parser.add_argument(
         "--worker-nice",
         type=int,
         default=None,
@@ -351,6 +357,8 @@ async def main() -> None:
             env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
             stdout=subprocess.DEVNULL,
         )
+        if args.cdn_nice:
+            os.setpriority(os.PRIO_PROCESS, sim_process.pid, args.cdn_nice)
         serve = subprocess.Popen(  # noqa: ASYNC220 - start-up, before anything is measured
             [sys.executable, "-c", SERVE.replace("{port}", str(args.port))],
             env={**env, "PYTAKE_RUN_BACKGROUND_LOOPS": "false"},
@@ -555,6 +563,8 @@ async def interleaved(
         f"fetched in the fetch-on windows: {fetched} images in {on_seconds:.0f} s "
         f"({fetched / max(1.0, on_seconds):.0f} images/s)"
     )
+    # Read at the end too: at the start the worker may still be importing (not yet niced).
+    print(f"niceness at the end: worker {os.getpriority(os.PRIO_PROCESS, worker_pid)}")
     pairs = ", ".join(f"{a:.0f}→{b:.0f}" for a, b in zip(off_rates, on_rates, strict=True))
     print(
         f"interleaved, {len(ratios)} pairs of {args.ab_seconds:.0f} s (text/s fetch off→on): "
