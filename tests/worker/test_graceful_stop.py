@@ -138,6 +138,9 @@ async def pytake_worker(settings: Settings, log: Path, **env: str) -> AsyncItera
         "PYTAKE_TEMPLATE_SYNC_INTERVAL_SECONDS": "0",
         "PYTAKE_WORKER_POLL_SECONDS": "0.5",
         "PYTAKE_LOG_LEVEL": "INFO",
+        # Not its default 10: beside the suite's own processes (at 0) a niced worker only
+        # waits its turn, and these tests bound how long it takes to stop.
+        "PYTAKE_WORKER_NICE": "0",
         **env,
     }
     if TEST_REDIS_URL:

@@ -30,9 +30,12 @@ def _thread_nices(pid: int) -> set[int]:
     return nices
 
 
-@pytest.mark.parametrize(("env", "expected"), [({}, 10), ({"PYTAKE_WORKER_NICE": "0"}, 0)])
+def test_the_worker_is_niced_by_default() -> None:
+    assert Settings.model_fields["worker_nice"].default == 10
+
+
+@pytest.mark.parametrize("expected", [10, 0])
 async def test_the_worker_runs_at_the_configured_niceness(
-    env: dict[str, str],
     expected: int,
     make_settings: Callable[..., Settings],
     fresh_database_url: str,
@@ -43,7 +46,9 @@ async def test_the_worker_runs_at_the_configured_niceness(
     want = max(ours, expected)  # a niceness it was started with is never undone
     async with (
         running_app(settings),  # migrates the database the worker's loops poll
-        pytake_worker(settings, tmp_path / "worker.log", **env) as worker,
+        pytake_worker(
+            settings, tmp_path / "worker.log", PYTAKE_WORKER_NICE=str(expected)
+        ) as worker,
     ):
 
         async def started() -> bool:
