@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select, text, update
 
 from pytake.db import unit_of_work
+from pytake.message.sending import queue
 from pytake.message.sending.dispatcher import build_dispatcher
 from pytake.message.sending.queue import apply_pending_each, claim_due
 from pytake.message.statuses import apply_statuses
@@ -304,3 +306,35 @@ async def test_a_status_racing_the_recording_of_its_wamid_is_applied_at_once(
             .where(PendingStatus.provider_message_id == wamid)
         )
         assert left == 0
+
+
+async def test_a_failed_write_of_outcomes_is_written_again(
+    send_app: FastAPI, http: httpx.AsyncClient, shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wa_id = new_customer()
+    await shop.customer_writes(wa_id)
+    shop.number.sim_number.webhook_url = None  # no status webhooks: nothing to adopt from
+    await pause_dispatcher(send_app)
+    real = queue.record_outcomes
+    attempts: list[int] = []
+
+    async def fails_once(*args: Any, **kwargs: Any) -> None:
+        attempts.append(len(args[2]))
+        if len(attempts) == 1:
+            raise ConnectionResetError("the database went away mid-write")
+        await real(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "record_outcomes", fails_once)
+    state = send_app.state
+    try:
+        ids = await queue_texts(send_app, shop, wa_id, 20)
+        worker = build_dispatcher(state.session_factory, state.settings, state.http, TEST_TUNING)
+        while await worker.run_once() == 0.0:
+            pass
+    finally:
+        resume_dispatcher(send_app)
+    # Written the second time: every message is `sent` now, not `sending` until its lease
+    # runs out (and then queued again, with no status webhook to show it was taken).
+    assert len(attempts) >= 2 and attempts[0] == attempts[1]
+    assert await message_statuses(send_app, ids) == {"sent": 20}
+    assert set(sim_counts(shop, ids).values()) == {1}

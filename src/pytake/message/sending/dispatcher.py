@@ -44,6 +44,9 @@ from pytake.models.base import utcnow
 from pytake.whatsapp.provider import ProviderError, WhatsAppProvider
 
 log = logging.getLogger(__name__)
+# A batch of outcomes whose write failed is written again, up to this many attempts in all.
+WRITE_ATTEMPTS = 4
+WRITE_RETRY_SECONDS = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,9 +397,23 @@ class _Drain:
     def _write(self, batch: list[SendOutcome]) -> None:
         # Its own task, not cancelled with the drain: a cancel must not roll back answers
         # already received.
-        write = asyncio.ensure_future(self.d.record(batch))
+        write = asyncio.ensure_future(self._record(batch))
         self.writing.add(write)
         write.add_done_callback(self._written)
+
+    async def _record(self, batch: list[SendOutcome]) -> None:
+        """Write the outcomes, again after a failed attempt (a deadlock, a dropped connection:
+        the transaction rolled back whole). Given up, the rows would stay `sending` until
+        their lease ran out, and those whose status webhooks never came be sent again."""
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                await self.d.record(batch)
+                return
+            except Exception:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                log.warning("writing %d send outcomes failed; again", len(batch), exc_info=True)
+                await asyncio.sleep(WRITE_RETRY_SECONDS * 2**attempt)
 
     def _written(self, write: asyncio.Future[None]) -> None:
         self.writing.discard(write)
