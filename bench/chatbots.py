@@ -27,6 +27,8 @@ worker, so replies stay queued); all customers send each of their 4 messages, th
 consumer's rounds run until the inbox is empty, timed by `time.process_time` (and profiled
 with `--profile`): CPU and statements per step of the consumer itself, where the run above
 mixes in ingest, the dispatcher and every other loop on a machine shared with PostgreSQL.
+`--cpu-by-task DIR`: the worker's CPU split by the task each event-loop callback steps (its
+loops by name). `--worker-nice`: the worker's priority (0 by default, as before ed87a8c).
 
     flock /tmp/pytake-bench.lock .venv/bin/python bench/chatbots.py
     flock /tmp/pytake-bench.lock .venv/bin/python bench/chatbots.py --customers 200 --rate 100
@@ -112,6 +114,9 @@ def child_env(args: argparse.Namespace, graph_url: str) -> dict[str, str]:
         "PYTAKE_RATE_LIMIT_ENABLED": "false",
         "PYTAKE_RUN_BACKGROUND_LOOPS": "false",
         "PYTHONPATH": str(ROOT / "src"),
+        # The worker's own priority (niced by default since ed87a8c): 0 compares with the
+        # figures before it; on this shared machine a niced worker waits behind everything.
+        "PYTAKE_WORKER_NICE": str(args.worker_nice),
     }
 
 
@@ -351,6 +356,8 @@ async def main() -> None:
     parser.add_argument("--port", type=int, default=8731)
     parser.add_argument("--statuses", action="store_true", help="send status webhooks too")
     parser.add_argument("--profile", metavar="DIR", help="cProfile serve and worker into DIR")
+    parser.add_argument("--worker-nice", type=int, default=0,
+                        help="the worker's nice value (PYTAKE_WORKER_NICE)")  # fmt: skip
     parser.add_argument("--cpu-by-task", metavar="DIR",
                         help="the worker's CPU by task into DIR (on plain asyncio)")  # fmt: skip
     parser.add_argument(
