@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+LOG = ROOT / "test-artifacts" / "suite.log"  # pytest's whole output (test-artifacts/ is ignored)
 
 # Loaded into pytest (and each xdist worker) with -p: one line per test, to a file per process.
 PLUGIN = """
@@ -49,6 +50,10 @@ def pytest_runtest_protocol(item, nextitem):
             f"{time.process_time() - cpu:.3f}\\t{children:.3f}\\n"
         )
 """
+
+
+def _summary(line: str) -> bool:
+    return line.startswith(("FAILED", "ERROR")) or " passed" in line or " failed" in line
 
 
 def _load() -> float:
@@ -79,13 +84,11 @@ def main() -> int:
         started = time.monotonic()
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         assert proc.stdout is not None
-        said = [
-            line
-            for line in proc.stdout
-            if line.startswith(
-                ("FAILED", "ERROR", "=", "1", "2", "3", "4", "5", "6", "7", "8", "9")
-            )
-        ]
+        LOG.parent.mkdir(parents=True, exist_ok=True)
+        with LOG.open("w") as log:
+            for line in proc.stdout:
+                log.write(line)
+        said = [line for line in LOG.read_text().splitlines(True) if _summary(line)]
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.monotonic() - started
         load_end = _load()
@@ -98,7 +101,8 @@ def main() -> int:
 
     code = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
-    print("".join(line for line in said if not line.startswith("=")).rstrip()[-3000:])
+    print("".join(said).rstrip()[-3000:])
+    print(f"(pytest's whole output: {LOG.relative_to(ROOT)})")
     print(f"\nexit {code}; load {load_start:.1f} -> {load_end:.1f}")
     print(
         f"wall {wall:.0f} s; CPU {cpu:.0f} s (user {usage.ru_utime:.0f}, system {usage.ru_stime:.0f})"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
-import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
@@ -18,7 +17,7 @@ from pytake.events import relay as relay_module
 from pytake.events.bus import decode_bus_message, encode_bus_message
 from pytake.events.relay import EventsRelay
 from pytake.models import OutboxEvent, UnpublishedEvents
-from tests.conftest import Org, register_org
+from tests.conftest import Org, client_for, register_org
 from tests.events.helpers import eventually, inbound_message, produce, running_app, wait_until
 
 
@@ -116,11 +115,19 @@ async def test_unknown_event_type_is_refused(app: FastAPI, org: Org) -> None:
 
 
 async def test_relay_publishes_an_event_committed_without_a_publisher(
-    make_settings: Callable[..., Settings], client: httpx.AsyncClient
+    make_settings: Callable[..., Settings], fresh_database_url: str
 ) -> None:
-    """A process that commits and dies before publishing: the relay carries the row later."""
-    settings = make_settings(run_background_loops=True, events_relay_grace_seconds=0.05)
-    async with running_app(settings) as relaying:
+    """A process that commits and dies before publishing: the relay carries the row later.
+
+    On a database of its own: in the shared one the relay first carries every earlier test's
+    unpublished leftovers (apps stopped or killed before publishing), 20 a round, and that
+    backlog grows with the suite (it outgrew a 60 s wait)."""
+    settings = make_settings(
+        database_url=fresh_database_url,
+        run_background_loops=True,
+        events_relay_grace_seconds=0.05,
+    )
+    async with running_app(settings) as relaying, client_for(relaying) as client:
         await _relay_scenario(relaying, await register_org(client))
 
 
@@ -134,10 +141,7 @@ async def _relay_scenario(relaying: FastAPI, org: Org) -> None:
             await record(session, uuid.UUID(org.id), "contact.created", {"contact": {"id": "1"}})
     finally:
         await orphan.dispose()
-    # The relay carries the shared test database's older leftovers first (apps that stopped
-    # or were killed before publishing, in earlier tests), oldest first, 20 rows a round: on a
-    # loaded machine that backlog takes longer than the usual 10 s.
-    await wait_until(lambda: collector.types() == ["contact.created"], within=60)
+    await wait_until(lambda: collector.types() == ["contact.created"])
 
     (row,) = await _rows(relaying, org.id)
 
