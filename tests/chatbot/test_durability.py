@@ -366,3 +366,50 @@ async def test_in_one_batch_a_session_ends_and_the_next_one_starts(
     ]  # fmt: skip
     assert sessions[0][2]["email"] == f"{customer}@example.com"
     assert sessions[1][2]["name"] == "Bia"
+
+
+HELP = {
+    "name": "Help", "trigger": {"type": "keyword", "keywords": ["help"]}, "entry": "ask",
+    "nodes": [
+        {"id": "ask", "type": "question", "text": "Your order number?", "variable": "order",
+         "input": {"type": "number"}, "next": "agent"},
+        {"id": "agent", "type": "handoff", "text": "An agent will take it from here."},
+    ],
+}  # fmt: skip
+
+
+async def test_in_one_batch_a_handoff_pauses_the_bot_and_the_resume_keyword_wakes_it(
+    the_sim: Simulator, make_settings: Callable[..., Settings], database: str
+) -> None:
+    settings = make_settings(
+        database_url=database, meta_graph_url=the_sim.graph_url, run_background_loops=False
+    )
+    async with world(settings, the_sim) as w:
+        shop = await open_shop(w)
+        await shop.bot(HELP, fallback_message="Say help",
+                       settings={"resume_keyword": "Back to bot"})  # fmt: skip
+        customer = new_customer()
+        for text in ("help", "1234", "hello?", "back to BOT", "help"):
+            await shop.says(customer, text)
+        factory = w.app.state.session_factory
+        consumer = ChatbotConsumer(factory, None, allow_private=True,
+                                   postgres=database.startswith("postgresql"))  # fmt: skip
+        assert await consumer.run_once() == 0
+        assert consumer.steps == 5  # one round
+        async with factory() as s:
+            answers = await s.scalars(
+                select(Message.content)
+                .where(Message.direction == "outbound", Message.recipient == f"+{customer}")
+                .order_by(Message.created_at, Message.id)
+            )
+            bodies = [a["body"] for a in answers]
+            conversation = await s.scalar(
+                select(Conversation)
+                .join(Contact, Contact.id == Conversation.contact_id)
+                .where(Contact.whatsapp_id == f"+{customer}")
+            )
+    # "hello?" came while people had the conversation: no answer.
+    assert bodies == ["Your order number?", "An agent will take it from here.", "Say help",
+                      "Your order number?"]  # fmt: skip
+    assert conversation is not None and conversation.is_bot_active
+    assert conversation.bot_variables is not None and conversation.bot_variables["order"] == 1234
