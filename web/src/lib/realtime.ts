@@ -1,9 +1,20 @@
 // /ws: one socket per tab, authenticated by its first message, resumed after a drop with
 // `last_event_id` (the server replays what was missed). Frames are passed to the listeners.
+// A socket that starts with nothing to resume from (the tab's first, or after sign-in) gets
+// no replay: what changed between a page's fetch and the socket's `auth_ok` would be missed,
+// so the listeners are sent a `resync` frame then, to fetch again what they show.
 import { session } from "../auth/current";
 
 export interface Frame {
-  type: "message" | "status" | "conversation" | "contact" | "campaign" | "template" | string;
+  type:
+    | "message"
+    | "status"
+    | "conversation"
+    | "contact"
+    | "campaign"
+    | "template"
+    | "resync"
+    | string;
   event?: string;
   id?: number;
   data?: Record<string, unknown>;
@@ -28,9 +39,11 @@ function connect(): void {
   if (!token || socket || listeners.size === 0) return;
   const ws = new WebSocket(socketUrl(window.location));
   socket = ws;
+  let resumed = false;
   ws.onopen = () => {
     const auth: Record<string, unknown> = { type: "auth", token };
-    if (lastEventId !== null) auth.last_event_id = lastEventId;
+    resumed = lastEventId !== null;
+    if (resumed) auth.last_event_id = lastEventId;
     ws.send(JSON.stringify(auth));
   };
   ws.onmessage = (event) => {
@@ -42,6 +55,7 @@ function connect(): void {
     }
     if (frame.type === "auth_ok") {
       retryMs = 1000;
+      if (!resumed) listeners.forEach((l) => l({ type: "resync" }));
       return;
     }
     if (frame.type === "pong") return;

@@ -99,14 +99,21 @@ export function useLiveInbox(): void {
     let timer: ReturnType<typeof setTimeout> | null = null;
     const touched = new Set<string>();
     let lists = false;
+    let everything = false;
     const flush = () => {
       timer = null;
       if (lists) void client.invalidateQueries({ queryKey: ["conversations"] });
-      touched.forEach((id) => void client.invalidateQueries({ queryKey: ["conversation", id] }));
+      if (everything) void client.invalidateQueries({ queryKey: ["conversation"] });
+      else touched.forEach((id) => void client.invalidateQueries({ queryKey: ["conversation", id] }));
       touched.clear();
-      lists = false;
+      lists = everything = false;
     };
     return subscribe((frame) => {
+      if (frame.type === "resync") {
+        lists = everything = true; // frames before the socket's start were not replayed
+        timer ??= setTimeout(flush, 0);
+        return;
+      }
       if (!["message", "status", "conversation"].includes(frame.type)) return;
       const id = conversationOf(frame);
       if (id) touched.add(id);
