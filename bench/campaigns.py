@@ -128,7 +128,7 @@ def free_port() -> int:
 def env_for(db: str, graph_url: str, worker_nice: int = 0) -> dict[str, str]:
     return {
         **child_env(),
-        # The workers' priority (PYTAKE_WORKER_NICE, 10 by default in deployment): 0 here, so
+        # The workers' priority (PYTAKE_WORKER_NICE, 0 by default): 0 here, so
         # figures stay comparable with the runs before it existed.
         "PYTAKE_WORKER_NICE": str(worker_nice),
         "PYTAKE_ENV": "test",

@@ -114,7 +114,7 @@ def child_env(args: argparse.Namespace, graph_url: str) -> dict[str, str]:
         "PYTAKE_RATE_LIMIT_ENABLED": "false",
         "PYTAKE_RUN_BACKGROUND_LOOPS": "false",
         "PYTHONPATH": str(ROOT / "src"),
-        # The worker's own priority (niced by default since ed87a8c): 0 compares with the
+        # The worker's own priority (PYTAKE_WORKER_NICE, 0 by default): 0 compares with the
         # figures before it; on this shared machine a niced worker waits behind everything.
         "PYTAKE_WORKER_NICE": str(args.worker_nice),
     }

@@ -329,7 +329,7 @@ async def main() -> None:
         "--worker-nice",
         type=int,
         default=None,
-        help="PYTAKE_WORKER_NICE for the worker (default: the setting's default, 10)",
+        help="PYTAKE_WORKER_NICE for the worker (default: the setting's default, 0)",
     )
     args = parser.parse_args()
 

@@ -88,9 +88,11 @@ class Settings(BaseSettings):
     worker_event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # `pytake worker`'s niceness (0-19, applied at start to the whole process): on a host it
     # shares with `serve` and PostgreSQL, background work (media fetch, sends, deliveries)
-    # yields the CPU to the request path; it changes nothing where the CPU is idle
-    # (docs/benchmarks.md, "Inbound media beside text ingest"). 0 leaves it as started.
-    worker_nice: int = Field(default=10, ge=0, le=19)
+    # yields the CPU to the request path; it changes nothing where the CPU is idle. Off by
+    # default: the worker also runs what customers wait for (the chatbot's replies, sends),
+    # and on a saturated host 10 made text ingest beside media downloads 26 % -> 15 % slower
+    # but the bot's median reply 3-7x later (docs/benchmarks.md, "… yields to `serve`?").
+    worker_nice: int = Field(default=0, ge=0, le=19)
     ws_auth_timeout_seconds: float = 10.0
     ws_send_queue_size: int = 256
     # With Redis, each serve process writes its WebSocket counts this often for /api/v1/ws/stats
