@@ -99,14 +99,31 @@ from pytake.config import get_settings
 from pytake.observability import configure_logging
 settings = get_settings()
 configure_logging(settings.log_level, settings.log_json)
+import os
+profile = os.environ.get("PYTAKE_BENCH_PROFILE")
+if profile:  # --profile: cProfile of the (single) server process, dumped when uvicorn returns
+    import cProfile
+    import signal
+    import sys
+    profiler = cProfile.Profile()
+    def dump(*_):  # uvicorn re-raises the SIGTERM it caught once it has shut down
+        profiler.disable()
+        profiler.dump_stats(profile)
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, dump)
+    profiler.enable()
 # The options of `pytake serve` (src/pytake/cli.py), with the bench's factory.
 uvicorn.run("ingest:bench_app", factory=True, host="127.0.0.1", port={port}, workers={workers},
             access_log=False, log_config=None, proxy_headers=True)
+if profile:
+    dump()
 """
 
 
 class Server:
-    def __init__(self, db: str, redis: str, port: int, workers: int) -> None:
+    def __init__(
+        self, db: str, redis: str, port: int, workers: int, profile: str | None = None
+    ) -> None:
         env = {
             **os.environ,
             "PYTAKE_DATABASE_URL": db,
@@ -116,6 +133,8 @@ class Server:
             "PYTAKE_RATE_LIMIT_ENABLED": "false",
             "PYTHONPATH": f"{ROOT / 'bench'}:{ROOT / 'src'}",
         }
+        if profile:
+            env["PYTAKE_BENCH_PROFILE"] = profile
         self.port = port
         code = SERVE.replace("{port}", str(port)).replace("{workers}", str(workers))
         self.proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT)
@@ -524,7 +543,8 @@ HEADER = [
 async def run_workers(
     args: argparse.Namespace, number: Number, workers: int, status_first: int
 ) -> tuple[list[str], list[str], int]:
-    server = Server(args.db, args.redis, args.port, workers)
+    profile = f"{args.profile}.{workers}.prof" if args.profile and workers == 1 else None
+    server = Server(args.db, args.redis, args.port, workers, profile)
     lines: list[str] = []
     checks: list[str] = []
     try:
@@ -574,6 +594,10 @@ async def main() -> None:
     p.add_argument("--messages", type=int, default=30000, help="1-message webhooks per run")
     p.add_argument("--statuses", type=int, default=8000, help="10-status webhooks per run")
     p.add_argument("--customers", type=int, default=2000, help="distinct senders")
+    p.add_argument(
+        "--profile",
+        help="cProfile the 1-process server into PROFILE.1.prof (slows it; figures not comparable)",
+    )
     args = p.parse_args()
     workers = [int(w) for w in args.workers.split(",")]
     await recreate_database(args.db)
