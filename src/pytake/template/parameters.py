@@ -82,9 +82,10 @@ def slots(template: Any) -> list[Slot]:
     return result
 
 
-def variable_names(template: Any) -> list[str]:
-    """The variable keys a caller must give for this template (each once)."""
-    return list(dict.fromkeys(slot.key for slot in slots(template)))
+def variable_names(template: Any, *, plan: list[Slot] | None = None) -> list[str]:
+    """The variable keys a caller must give for this template (each once; `plan`: as for
+    `send_components`)."""
+    return list(dict.fromkeys(slot.key for slot in (slots(template) if plan is None else plan)))
 
 
 def _as_mapping(variables: Variables | None) -> dict[str, Any]:
@@ -97,10 +98,12 @@ def _as_mapping(variables: Variables | None) -> dict[str, Any]:
     return {str(index): value for index, value in enumerate(variables, start=1)}
 
 
-def missing_variables(template: Any, variables: Variables | None) -> list[str]:
+def missing_variables(
+    template: Any, variables: Variables | None, *, plan: list[Slot] | None = None
+) -> list[str]:
     """Variable keys the template needs that `variables` lacks (or leaves empty)."""
     given = _as_mapping(variables)
-    return [key for key in variable_names(template) if _blank(given.get(key))]
+    return [key for key in variable_names(template, plan=plan) if _blank(given.get(key))]
 
 
 def _blank(value: Any) -> bool:
@@ -161,8 +164,7 @@ def send_components(
     """
     given = _as_mapping(variables)
     plan = slots(template) if plan is None else plan
-    keys = dict.fromkeys(slot.key for slot in plan)
-    missing = [key for key in keys if _blank(given.get(key))]
+    missing = missing_variables(template, given, plan=plan)
     if missing:
         raise ValidationFailed(
             "Missing template variables: " + ", ".join(missing),
