@@ -26,23 +26,17 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.kit.sql import among, is_postgresql, statement
+from pytake.message.tables import contacts, conversations, messages, whatsapp_configs
 from pytake.models import (
-    Channel,
     ChatbotInbox,
     ChatbotSession,
-    Contact,
-    Conversation,
-    Message,
 )
 
 # Statements on the tables, not the ORM entities: an ORM-enabled statement costs more to
 # execute (its compile state is set up again each time) and the consumer runs these per batch.
+# The message domain's tables come from pytake.message.tables.
 SESSIONS = cast(Table, ChatbotSession.__table__)
 INBOX = cast(Table, ChatbotInbox.__table__)
-_MESSAGES = cast(Table, Message.__table__)
-_CONVERSATIONS = cast(Table, Conversation.__table__)
-_CONTACTS = cast(Table, Contact.__table__)
-_CHANNELS = cast(Table, Channel.__table__)
 
 
 @dataclass(slots=True)
@@ -173,9 +167,9 @@ async def lock_conversations(
 
 
 def _sqlite_lock_statement() -> Any:
-    c = _CONVERSATIONS.c
+    c = conversations.c
     return (
-        update(_CONVERSATIONS)
+        update(conversations)
         .where(c.id.in_(bindparam("ids", expanding=True)))
         .values(updated_at=c.updated_at)
     )
@@ -207,7 +201,7 @@ async def load(
 
 def _inbox(session: AsyncSession) -> Any:
     """Each conversation's oldest inbox rows (at most `n`), oldest first, with the message."""
-    inbox, messages = INBOX, _MESSAGES
+    inbox = INBOX
     ranked = (
         select(
             inbox.c.id,
@@ -237,7 +231,7 @@ def _inbox(session: AsyncSession) -> Any:
 def _conversations(session: AsyncSession) -> Any:
     """The conversations, their contacts, their numbers' providers and named chatbots, and
     their running sessions (at most one each: a unique index)."""
-    conversations, contacts, channels, sessions = _CONVERSATIONS, _CONTACTS, _CHANNELS, SESSIONS
+    channels, sessions = whatsapp_configs, SESSIONS
     running = and_(sessions.c.conversation_id == conversations.c.id, sessions.c.status == "active")
     return (
         select(

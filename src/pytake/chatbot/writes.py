@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from pytake.chatbot.engine import Count, Reply, SendTemplate
 from pytake.chatbot.loading import (
+    INBOX,
     SESSION_COLUMNS,
     SESSIONS,
     ContactRow,
@@ -31,13 +32,11 @@ from pytake.chatbot.loading import (
 from pytake.events import wake_after_commit
 from pytake.kit.rows import RowBuilder
 from pytake.kit.sql import BatchSource, among, is_postgresql, statement
-from pytake.models import ChatbotInbox, ChatbotNodeStat, Conversation, Message
+from pytake.message.tables import conversations, messages
+from pytake.models import ChatbotNodeStat
 from pytake.models.base import UTCDateTime
 
-_MESSAGES = cast(Table, Message.__table__)
-_REPLY_ROWS = RowBuilder(_MESSAGES)  # every column, as one multi-row INSERT needs
-_CONVERSATIONS = cast(Table, Conversation.__table__)
-_INBOX = cast(Table, ChatbotInbox.__table__)
+_REPLY_ROWS = RowBuilder(messages)  # every column, as one multi-row INSERT needs
 _STATS = cast(Table, ChatbotNodeStat.__table__)
 # Replies of one conversation leave a moment apart, so that WhatsApp shows them in their order
 # (the dispatcher sends what it claims concurrently) — across the steps of a batch too.
@@ -107,7 +106,7 @@ class Writes:
         s = session
         await self._write_sessions(s)
         if self.replies:
-            await insert_rows(s, "replies", _MESSAGES, _REPLY_ROWS.columns, self.replies)
+            await insert_rows(s, "replies", messages, _REPLY_ROWS.columns, self.replies)
             source = _replied_source(s)
             rows = [{"id": c, "n": n, "at": at} for c, (n, at) in sorted(self.replied.items())]
             stmt = statement(s, "chatbot.replied", lambda: _replied_statement(source.c))
@@ -219,14 +218,14 @@ def _template_content(template: dict[str, Any]) -> dict[str, Any]:
 
 def _replied_source(session: AsyncSession) -> BatchSource:
     return BatchSource(
-        session, "replied", id=_CONVERSATIONS.c.id.type, n=Integer(), at=UTCDateTime()
+        session, "replied", id=conversations.c.id.type, n=Integer(), at=UTCDateTime()
     )
 
 
 def _replied_statement(replied: Any) -> Any:
-    c = _CONVERSATIONS.c
+    c = conversations.c
     return (
-        update(_CONVERSATIONS)
+        update(conversations)
         .where(c.id == replied.id)
         .values(message_count=c.message_count + replied.n, last_message_at=replied.at,
                 updated_at=replied.at)
@@ -234,7 +233,7 @@ def _replied_statement(replied: Any) -> Any:
 
 
 def _consumed_statement(session: AsyncSession) -> Any:
-    return delete(_INBOX).where(among(session, _INBOX.c.id, "ids"))
+    return delete(INBOX).where(among(session, INBOX.c.id, "ids"))
 
 
 async def count_nodes(session: AsyncSession, counts: list[tuple[uuid.UUID, Count]]) -> None:
