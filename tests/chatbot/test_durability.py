@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
@@ -42,6 +43,21 @@ REMINDER = {
         {"id": "ping", "type": "end", "text": "Reminder!"},
     ],
 }  # fmt: skip
+
+
+def _consumer(factory: Any, url: str) -> ChatbotConsumer:
+    """The consumer as a worker runs it, on this test's database (for `run_once` by hand)."""
+    return ChatbotConsumer(factory, None, allow_private=True, postgres=url.startswith("postgresql"))
+
+
+async def _answers(s: AsyncSession, customer: str) -> list[str]:
+    """The texts the bot sent this customer, in order."""
+    answers = await s.scalars(
+        select(Message.content)
+        .where(Message.direction == "outbound", Message.recipient == f"+{customer}")
+        .order_by(Message.created_at, Message.id)
+    )
+    return [a["body"] for a in answers]
 
 
 async def test_a_delay_survives_a_server_restart(
@@ -140,8 +156,7 @@ async def test_a_failing_step_is_retried_later_not_in_a_hot_loop(
         customer = new_customer()
         await shop.says(customer, "ping 1")
         factory = w.app.state.session_factory
-        consumer = ChatbotConsumer(factory, None, allow_private=True,
-                                   postgres=url.startswith("postgresql"))  # fmt: skip
+        consumer = _consumer(factory, url)
 
         async def broken(self: Step, event: object = None) -> StepResult:
             raise RuntimeError("a bug")
@@ -187,8 +202,7 @@ async def test_messages_behind_a_deferred_one_do_not_make_the_worker_spin(
         await shop.bot(LONG_DELAY)
         customer = new_customer()
         factory = w.app.state.session_factory
-        consumer = ChatbotConsumer(factory, None, allow_private=True,
-                                   postgres=database.startswith("postgresql"))  # fmt: skip
+        consumer = _consumer(factory, database)
         await shop.says(customer, "later")
         assert await consumer.run_once() == 0
         # Three messages arrive during the delay: the oldest is put off until the timer, the
@@ -254,8 +268,7 @@ async def test_a_conversations_messages_in_one_batch_are_answered_in_order(
             for text in ("join", "Ana", "nope", f"{c}@example.com"):
                 await shop.says(c, text)
         factory = w.app.state.session_factory
-        consumer = ChatbotConsumer(factory, None, allow_private=True,
-                                   postgres=database.startswith("postgresql"))  # fmt: skip
+        consumer = _consumer(factory, database)
         assert await consumer.run_once() == 0
         assert consumer.steps == 12  # one round: every message, each conversation's in order
         async with factory() as s:
@@ -293,8 +306,7 @@ async def test_one_failing_conversation_does_not_hold_up_the_others(
         for c in [*good[:2], bad, good[2]]:
             await shop.says(c, f"ping {c}")
         factory = w.app.state.session_factory
-        consumer = ChatbotConsumer(factory, None, allow_private=True,
-                                   postgres=database.startswith("postgresql"))  # fmt: skip
+        consumer = _consumer(factory, database)
         real_take = Step.take
 
         async def broken_for_one(self: Step, event: object = None) -> StepResult:
@@ -332,8 +344,7 @@ async def test_in_one_batch_a_session_ends_and_the_next_one_starts(
         await shop.bot(SIGN_UP)
         customer = new_customer()
         factory = w.app.state.session_factory
-        consumer = ChatbotConsumer(factory, None, allow_private=True,
-                                   postgres=database.startswith("postgresql"))  # fmt: skip
+        consumer = _consumer(factory, database)
         await shop.says(customer, "join")
         assert await consumer.run_once() == 0  # a session runs, saved
         # One round: the running session ends (written as ended) and a new one starts
@@ -351,12 +362,7 @@ async def test_in_one_batch_a_session_ends_and_the_next_one_starts(
                     .order_by(ChatbotSession.created_at)
                 )
             ).all()
-            answers = await s.scalars(
-                select(Message.content)
-                .where(Message.direction == "outbound", Message.recipient == f"+{customer}")
-                .order_by(Message.created_at, Message.id)
-            )
-            bodies = [a["body"] for a in answers]
+            bodies = await _answers(s, customer)
     assert bodies == [
         "Your name?", "Your e-mail, Ana?", f"Welcome Ana <{customer}@example.com>",
         "Your name?", "Your e-mail, Bia?",
@@ -392,17 +398,11 @@ async def test_in_one_batch_a_handoff_pauses_the_bot_and_the_resume_keyword_wake
         for text in ("help", "1234", "hello?", "back to BOT", "help"):
             await shop.says(customer, text)
         factory = w.app.state.session_factory
-        consumer = ChatbotConsumer(factory, None, allow_private=True,
-                                   postgres=database.startswith("postgresql"))  # fmt: skip
+        consumer = _consumer(factory, database)
         assert await consumer.run_once() == 0
         assert consumer.steps == 5  # one round
         async with factory() as s:
-            answers = await s.scalars(
-                select(Message.content)
-                .where(Message.direction == "outbound", Message.recipient == f"+{customer}")
-                .order_by(Message.created_at, Message.id)
-            )
-            bodies = [a["body"] for a in answers]
+            bodies = await _answers(s, customer)
             conversation = await s.scalar(
                 select(Conversation)
                 .join(Contact, Contact.id == Conversation.contact_id)
