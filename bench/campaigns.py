@@ -55,6 +55,7 @@ from dispatch import (  # noqa: E402  (bench/dispatch.py: processes, CPU, databa
     migrate,
     postgres_cpu_seconds,
     recreate_database,
+    start_script,
 )
 
 DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/pytake_bench_campaigns"
@@ -429,18 +430,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     spec["status_delays"] = [float(x) for x in args.status_delays.split(",")]
     sims, sim_infos = [], []
     for _ in range(args.simulators):
-        sim = subprocess.Popen(
-            [sys.executable, "-c", SIMULATOR],
-            env=child_env(),
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert sim.stdin is not None and sim.stdout is not None
-        sim.stdin.write(json.dumps(spec) + "\n")
-        sim.stdin.close()
-        sim_infos.append(json.loads(sim.stdout.readline()))
+        sim, info = start_script(SIMULATOR, spec)
+        sim_infos.append(info)
         sims.append(sim)
     sim_info = sim_infos[0]
     children: list[subprocess.Popen[bytes]] = []

@@ -125,20 +125,26 @@ def postgres_cpu_seconds() -> float:
     return total / tick
 
 
+def start_script(script: str, spec: dict[str, Any]) -> tuple[subprocess.Popen[str], Any]:
+    """Run `script` (python -c) in a process of its own, hand it `spec` as one JSON line on
+    stdin, and return it with the JSON line it prints once it is up (its URLs)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        env=child_env(),
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(json.dumps(spec) + "\n")
+    proc.stdin.close()
+    return proc, json.loads(proc.stdout.readline())
+
+
 class SimulatorProcess:
     def __init__(self, spec: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SIMULATOR],
-            env=child_env(),
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(spec) + "\n")
-        self.proc.stdin.close()
-        started = json.loads(self.proc.stdout.readline())
+        self.proc, started = start_script(SIMULATOR, spec)
         self.url: str = started["url"]
         self.graph_url: str = started["graph_url"]
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from dispatch import child_env, cpu_seconds  # noqa: E402
+from dispatch import child_env, cpu_seconds, start_script  # noqa: E402
 
 TOKEN = "EAA-bench-simulator"
 PNID = "100200300400500"
@@ -159,17 +159,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "webhook_url": f"http://127.0.0.1:{port}/webhook",
         "profile": args.profile,
     }
-    sim = subprocess.Popen(
-        [sys.executable, "-c", SIMULATOR],
-        env=child_env(),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert sim.stdin is not None and sim.stdout is not None
-    sim.stdin.write(json.dumps(spec) + "\n")
-    sim.stdin.close()
-    graph_url = json.loads(sim.stdout.readline())["graph_url"]
+    sim, started = start_script(SIMULATOR, spec)
+    graph_url = started["graph_url"]
     try:
         time.sleep(1)
         load0 = os.getloadavg()[0]
